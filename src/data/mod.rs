@@ -1,0 +1,6 @@
+//! Batches and data sources.
+
+pub mod batch;
+pub mod synthetic;
+
+pub use batch::Batch;

@@ -1,0 +1,186 @@
+//! Multi-head scaled dot-product attention: one implementation for the three roles.
+//!
+//! | role                | queries  | keys/values            | mask                          |
+//! |---------------------|----------|------------------------|-------------------------------|
+//! | encoder self        | encoder  | encoder (same layer)   | source padding                |
+//! | decoder self        | decoder  | decoder, cached steps  | causal (+ target padding)     |
+//! | cross               | decoder  | encoder memory         | source padding                |
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::ModelConfig;
+use super::context::Ctx;
+use super::layers::Linear;
+
+/// Additive mask value for positions that must receive zero attention. Finite, so a fully
+/// masked row (a padding query) stays finite instead of turning into NaN.
+pub const MASKED: f64 = -1e9;
+
+/// Which role an attention module plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKind {
+    EncoderSelf,
+    DecoderSelf,
+    Cross,
+}
+
+/// Whether a forward pass returns attention probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Record {
+    #[default]
+    Nothing,
+    Probabilities,
+}
+
+/// Projected keys and values, split into heads: each [b, heads, len, head_dim].
+#[derive(Debug, Clone)]
+pub struct KeyValues {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+impl KeyValues {
+    pub fn len(&self) -> Result<usize> {
+        self.k.dim(2)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Appends `new` along the time axis.
+    pub fn append(&self, new: &KeyValues) -> Result<KeyValues> {
+        Ok(KeyValues { k: Tensor::cat(&[&self.k, &new.k], 2)?, v: Tensor::cat(&[&self.v, &new.v], 2)? })
+    }
+
+    /// Selects batch rows: `indices` [n] u32.
+    pub fn index_rows(&self, indices: &Tensor) -> Result<KeyValues> {
+        Ok(KeyValues { k: self.k.index_select(indices, 0)?, v: self.v.index_select(indices, 0)? })
+    }
+}
+
+/// Output of one attention call.
+#[derive(Debug, Clone)]
+pub struct AttentionOutput {
+    /// [b, tq, d_model]
+    pub output: Tensor,
+    /// [b, heads, tq, tk], when recorded.
+    pub probs: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    pub kind: AttentionKind,
+    heads: usize,
+    head_dim: usize,
+    dropout: f32,
+}
+
+impl MultiHeadAttention {
+    pub fn new(vb: VarBuilder, c: &ModelConfig, kind: AttentionKind) -> Result<Self> {
+        let d = c.d_model;
+        Ok(MultiHeadAttention {
+            q_proj: Linear::new(vb.pp("q_proj"), d, d)?,
+            k_proj: Linear::new(vb.pp("k_proj"), d, d)?,
+            v_proj: Linear::new(vb.pp("v_proj"), d, d)?,
+            out_proj: Linear::new(vb.pp("out_proj"), d, d)?,
+            kind,
+            heads: c.heads,
+            head_dim: c.head_dim(),
+            dropout: c.dropout.attention,
+        })
+    }
+
+    /// [b, t, d] -> [b, heads, t, head_dim]
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// [b, heads, t, head_dim] -> [b, t, d]
+    fn merge_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, t, _) = x.dims4()?;
+        x.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))
+    }
+
+    /// Keys and values of `x` [b, t, d] (source memory for cross-attention, the new decoder
+    /// positions for decoder self-attention).
+    pub fn project_kv(&self, x: &Tensor) -> Result<KeyValues> {
+        Ok(KeyValues { k: self.split_heads(&self.k_proj.forward(x)?)?, v: self.split_heads(&self.v_proj.forward(x)?)? })
+    }
+
+    /// Attends from `x` [b, tq, d] to `kv` ([b / group, heads, tk, head_dim]).
+    ///
+    /// `bias` is additive and broadcasts to [b / group, heads, group * tq, tk].
+    /// `group` > 1 lets `group` consecutive query rows share one key/value row (the beams of one
+    /// sentence against its source memory), so cross-attention K/V are never copied per beam.
+    pub fn attend(
+        &self,
+        x: &Tensor,
+        kv: &KeyValues,
+        bias: Option<&Tensor>,
+        group: usize,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<AttentionOutput> {
+        let (b, tq, _) = x.dims3()?;
+        let q = self.split_heads(&self.q_proj.forward(x)?)?;
+        let q = if group > 1 {
+            // [b, h, tq, dh] -> [b/g, g, h, tq, dh] -> [b/g, h, g*tq, dh]
+            q.reshape((b / group, group, self.heads, tq, self.head_dim))?
+                .transpose(1, 2)?
+                .reshape((b / group, self.heads, group * tq, self.head_dim))?
+        } else {
+            q
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&kv.k.t()?)? * scale)?;
+        let scores = match bias {
+            Some(bias) => scores.broadcast_add(bias)?,
+            None => scores,
+        };
+        let probs = ctx.softmax(&scores)?;
+        let dropped = ctx.dropout(&probs, self.dropout)?;
+        let ctx_vectors = dropped.matmul(&kv.v)?;
+        let (ctx_vectors, probs) = if group > 1 {
+            let tk = kv.len()?;
+            let back = |t: &Tensor, last: usize| -> Result<Tensor> {
+                t.reshape((b / group, self.heads, group, tq, last))?.transpose(1, 2)?.reshape((b, self.heads, tq, last))
+            };
+            let probs = match record {
+                Record::Probabilities => Some(back(&probs, tk)?),
+                Record::Nothing => None,
+            };
+            (back(&ctx_vectors, self.head_dim)?, probs)
+        } else {
+            (ctx_vectors, matches!(record, Record::Probabilities).then_some(probs))
+        };
+        let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?)?;
+        Ok(AttentionOutput { output, probs })
+    }
+}
+
+/// Additive bias [b, 1, 1, s] from a padding mask [b, s] (1 = token, 0 = padding).
+pub fn padding_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    let keep = mask.to_dtype(dtype)?;
+    ((keep - 1.0)? * -MASKED)?.reshape((b, 1, 1, s))
+}
+
+/// Causal additive bias [tq, tk] for queries at positions `tk - tq .. tk`: query i sees keys
+/// `0 ..= i + tk - tq`. `None` when nothing is masked (a single new step).
+pub fn causal_bias(tq: usize, tk: usize, dtype: DType, device: &Device) -> Result<Option<Tensor>> {
+    if tq <= 1 {
+        return Ok(None);
+    }
+    let offset = tk - tq;
+    let values: Vec<f32> = (0..tq)
+        .flat_map(|i| (0..tk).map(move |j| if j <= i + offset { 0.0 } else { MASKED as f32 }))
+        .collect();
+    Ok(Some(Tensor::from_vec(values, (tq, tk), device)?.to_dtype(dtype)?))
+}

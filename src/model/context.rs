@@ -1,0 +1,68 @@
+//! What a forward pass needs besides its inputs: training or inference mode (dropout and its
+//! seeded random stream) and the kernel choice.
+
+use std::cell::RefCell;
+
+use candle_core::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::kernels::Kernels;
+
+/// Training (dropout on, seeded) or inference (dropout off).
+pub enum Mode {
+    Eval,
+    Train(RefCell<Xoshiro256PlusPlus>),
+}
+
+/// Per-call forward context.
+pub struct Ctx {
+    pub mode: Mode,
+    pub kernels: Kernels,
+}
+
+impl Ctx {
+    pub fn eval() -> Self {
+        Ctx { mode: Mode::Eval, kernels: Kernels::default() }
+    }
+
+    pub fn train(seed: u64) -> Self {
+        Ctx { mode: Mode::Train(RefCell::new(Xoshiro256PlusPlus::seed_from_u64(seed))), kernels: Kernels::default() }
+    }
+
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
+    /// `1 / (1 - p)`; the identity in eval mode.
+    pub fn dropout(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
+        let Mode::Train(rng) = &self.mode else { return Ok(x.clone()) };
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - p;
+        let scale = 1.0 / keep;
+        let mut rng = rng.borrow_mut();
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x.mul(&mask)
+    }
+
+    pub fn softmax(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.kernels {
+            Kernels::Reference => crate::kernels::softmax_last_dim(x),
+        }
+    }
+
+    pub fn layer_norm(&self, x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+        match self.kernels {
+            Kernels::Reference => crate::kernels::layer_norm(x, w, b, eps),
+        }
+    }
+
+    pub fn is_training(&self) -> bool {
+        matches!(self.mode, Mode::Train(_))
+    }
+}

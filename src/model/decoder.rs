@@ -1,0 +1,178 @@
+//! The decoder: masked (causal) self-attention over the output written so far, cross-attention
+//! into the encoder memory, feed-forward. The same layer code serves teacher-forced training
+//! (all positions at once) and cached step-by-step decoding (one position per call).
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::attention::{causal_bias, AttentionKind, KeyValues, MultiHeadAttention, Record};
+use super::config::{FinalNorm, ModelConfig, NormPlacement};
+use super::context::Ctx;
+use super::embedding::Embeddings;
+use super::layers::{FeedForward, LayerNorm};
+
+/// Attention probabilities of one decoder layer, when recorded.
+#[derive(Debug, Clone)]
+pub struct DecoderLayerAttention {
+    /// [rows, heads, t, t_total]: zero above the causal diagonal.
+    pub self_attn: Tensor,
+    /// [rows, heads, t, s]
+    pub cross_attn: Tensor,
+}
+
+/// The source side of the decoder's inputs, shared by every step.
+pub struct CrossInputs<'a> {
+    /// Per layer, keys/values of the memory: [rows / group, heads, s, head_dim].
+    pub kv: &'a [KeyValues],
+    /// [rows / group, 1, 1, s]
+    pub bias: &'a Tensor,
+    /// Decoder rows per memory row (beam size; 1 in training).
+    pub group: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    pub self_attn: MultiHeadAttention,
+    pub self_attn_norm: LayerNorm,
+    pub cross_attn: MultiHeadAttention,
+    pub cross_attn_norm: LayerNorm,
+    pub ffn: FeedForward,
+    pub ffn_norm: LayerNorm,
+    placement: NormPlacement,
+    dropout: f32,
+}
+
+impl DecoderLayer {
+    pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
+        let norm = |name: &str| LayerNorm::new(vb.pp(name), c.d_model, c.layer_norm_eps);
+        Ok(DecoderLayer {
+            self_attn: MultiHeadAttention::new(vb.pp("self_attn"), c, AttentionKind::DecoderSelf)?,
+            self_attn_norm: norm("self_attn_norm")?,
+            cross_attn: MultiHeadAttention::new(vb.pp("cross_attn"), c, AttentionKind::Cross)?,
+            cross_attn_norm: norm("cross_attn_norm")?,
+            ffn: FeedForward::new(vb.pp("ffn"), c)?,
+            ffn_norm: norm("ffn_norm")?,
+            placement: c.norm_placement,
+            dropout: c.dropout.residual,
+        })
+    }
+
+    /// x: [rows, t, d], the positions after those already in `cache`.
+    ///
+    /// `cache` holds this layer's self-attention keys/values of earlier positions and is
+    /// extended with the new ones. `self_bias` is an extra additive bias (target padding),
+    /// broadcastable to [rows, heads, t, t_total]; the causal mask is applied here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        cache: &mut Option<KeyValues>,
+        self_bias: Option<&Tensor>,
+        cross: &CrossInputs,
+        cross_kv: &KeyValues,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<DecoderLayerAttention>)> {
+        let mut self_probs = None;
+        let mut cross_probs = None;
+        let self_attention = |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut Option<KeyValues>| -> Result<Tensor> {
+            let new = self.self_attn.project_kv(h)?;
+            let kv = match cache.as_ref() {
+                Some(past) => past.append(&new)?,
+                None => new,
+            };
+            let (tq, tk) = (h.dim(1)?, kv.len()?);
+            let causal = causal_bias(tq, tk, h.dtype(), h.device())?;
+            let bias = match (causal, self_bias) {
+                (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
+                (Some(c), None) => Some(c),
+                (None, b) => b.cloned(),
+            };
+            let out = self.self_attn.attend(h, &kv, bias.as_ref(), 1, record, ctx)?;
+            *cache = Some(kv);
+            *probs = out.probs;
+            ctx.dropout(&out.output, self.dropout)
+        };
+        let cross_attention = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
+            let out = self.cross_attn.attend(h, cross_kv, Some(cross.bias), cross.group, record, ctx)?;
+            *probs = out.probs;
+            ctx.dropout(&out.output, self.dropout)
+        };
+        let ffn = |h: &Tensor| ctx.dropout(&self.ffn.forward(h, ctx)?, self.dropout);
+        let x = match self.placement {
+            NormPlacement::Pre => {
+                let x = (x + self_attention(&self.self_attn_norm.forward(x, ctx)?, &mut self_probs, cache)?)?;
+                let x = (&x + cross_attention(&self.cross_attn_norm.forward(&x, ctx)?, &mut cross_probs)?)?;
+                (&x + ffn(&self.ffn_norm.forward(&x, ctx)?)?)?
+            }
+            NormPlacement::Post => {
+                let x = self.self_attn_norm.forward(&(x + self_attention(x, &mut self_probs, cache)?)?, ctx)?;
+                let x = self.cross_attn_norm.forward(&(&x + cross_attention(&x, &mut cross_probs)?)?, ctx)?;
+                self.ffn_norm.forward(&(&x + ffn(&x)?)?, ctx)?
+            }
+        };
+        let attention = match (self_probs, cross_probs) {
+            (Some(self_attn), Some(cross_attn)) => Some(DecoderLayerAttention { self_attn, cross_attn }),
+            _ => None,
+        };
+        Ok((x, attention))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    pub embeddings: Embeddings,
+    pub layers: Vec<DecoderLayer>,
+    pub final_norm: Option<LayerNorm>,
+}
+
+/// Hidden states of the decoder's last layer, and attention when recorded.
+#[derive(Debug, Clone)]
+pub struct DecoderOutput {
+    /// [rows, t, d]
+    pub hidden: Tensor,
+    pub attention: Vec<DecoderLayerAttention>,
+}
+
+impl Decoder {
+    pub fn new(vb: VarBuilder, tokens: Tensor, c: &ModelConfig) -> Result<Self> {
+        let layers = (0..c.decoder_layers)
+            .map(|i| DecoderLayer::new(vb.pp(format!("layers.{i}")), c))
+            .collect::<Result<Vec<_>>>()?;
+        let final_norm = match c.final_norm {
+            FinalNorm::Both => Some(LayerNorm::new(vb.pp("final_norm"), c.d_model, c.layer_norm_eps)?),
+            FinalNorm::None => None,
+        };
+        Ok(Decoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm })
+    }
+
+    /// Keys/values of the memory [b, s, d] for every layer's cross-attention.
+    pub fn cross_kv(&self, memory_states: &Tensor) -> Result<Vec<KeyValues>> {
+        self.layers.iter().map(|l| l.cross_attn.project_kv(memory_states)).collect()
+    }
+
+    /// ids: [rows, t] u32 at positions `start ..`; `caches` has one entry per layer.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        start: usize,
+        caches: &mut [Option<KeyValues>],
+        self_bias: Option<&Tensor>,
+        cross: &CrossInputs,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
+        debug_assert_eq!(caches.len(), self.layers.len());
+        let mut x = self.embeddings.forward(ids, start, ctx)?;
+        let mut attention = Vec::new();
+        for ((layer, cache), kv) in self.layers.iter().zip(caches.iter_mut()).zip(cross.kv) {
+            let (y, att) = layer.forward(&x, cache, self_bias, cross, kv, record, ctx)?;
+            x = y;
+            attention.extend(att);
+        }
+        if let Some(norm) = &self.final_norm {
+            x = norm.forward(&x, ctx)?;
+        }
+        Ok(DecoderOutput { hidden: x, attention })
+    }
+}

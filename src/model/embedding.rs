@@ -1,0 +1,79 @@
+//! Token embeddings and position encodings.
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::config::{EmbeddingScale, ModelConfig, Positions};
+use super::context::Ctx;
+
+/// A `[vocab, d_model]` table; the output projection may share it (see `Tying`).
+pub fn embedding_table(vb: VarBuilder, vocab: usize, d_model: usize) -> Result<Tensor> {
+    vb.get_with_hints((vocab, d_model), "weight", Init::Randn { mean: 0.0, stdev: (d_model as f64).powf(-0.5) })
+}
+
+/// Sinusoidal table [len, d].
+pub fn sinusoids(len: usize, d: usize, layout: Positions, dtype: DType, device: &Device) -> Result<Tensor> {
+    let half = d / 2;
+    let mut values = vec![0f32; len * d];
+    for p in 0..len {
+        for i in 0..half {
+            let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
+            let (s, c) = (angle.sin() as f32, angle.cos() as f32);
+            match layout {
+                Positions::SinusoidalHalves => {
+                    values[p * d + i] = s;
+                    values[p * d + half + i] = c;
+                }
+                _ => {
+                    values[p * d + 2 * i] = s;
+                    values[p * d + 2 * i + 1] = c;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(values, (len, d), device)?.to_dtype(dtype)
+}
+
+/// Token embedding × scale + positions, then dropout.
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    /// [vocab, d]
+    pub tokens: Tensor,
+    /// [max_positions, d]: fixed or trained.
+    pub positions: Tensor,
+    scale: f64,
+    dropout: f32,
+}
+
+impl Embeddings {
+    /// `tokens` is the (possibly shared) table; `vb` is the stack's prefix, for learned positions.
+    pub fn new(vb: VarBuilder, tokens: Tensor, c: &ModelConfig) -> Result<Self> {
+        let positions = match c.positions {
+            Positions::Learned => vb.pp("embed_positions").get_with_hints(
+                (c.max_positions, c.d_model),
+                "weight",
+                Init::Randn { mean: 0.0, stdev: 0.02 },
+            )?,
+            layout => sinusoids(c.max_positions, c.d_model, layout, vb.dtype(), vb.device())?,
+        };
+        let scale = match c.embedding_scale {
+            EmbeddingScale::None => 1.0,
+            EmbeddingScale::SqrtDModel => (c.d_model as f64).sqrt(),
+        };
+        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual })
+    }
+
+    /// ids: [b, t] u32, first position `start` -> [b, t, d]
+    pub fn forward(&self, ids: &Tensor, start: usize, ctx: &Ctx) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let max = self.positions.dim(0)?;
+        if start + t > max {
+            candle_core::bail!("sequence of {} positions exceeds max_positions {max}", start + t);
+        }
+        let d = self.tokens.dim(1)?;
+        let x = self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let x = if self.scale != 1.0 { (x * self.scale)? } else { x };
+        let x = x.broadcast_add(&self.positions.narrow(0, start, t)?)?;
+        ctx.dropout(&x, self.dropout)
+    }
+}

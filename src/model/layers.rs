@@ -1,0 +1,87 @@
+//! Small building blocks: linear projection, layer norm, feed-forward block.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::config::{Activation, ModelConfig};
+use super::context::Ctx;
+use super::params::xavier_uniform;
+
+/// `y = x W^T + b`. weight: [out, in], bias: [out].
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
+        let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
+        let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
+        Ok(Linear { weight, bias })
+    }
+
+    /// x: [.., in] -> [.., out]
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let d_in = dims[dims.len() - 1];
+        let rows = x.elem_count() / d_in.max(1);
+        let y = x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// Layer normalisation over the last dimension. weight, bias: [d].
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(vb: VarBuilder, d: usize, eps: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(d, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
+        Ok(LayerNorm { weight, bias, eps })
+    }
+
+    /// x: [.., d] -> [.., d]
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        ctx.layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Position-wise feed-forward block: `fc2(dropout(act(fc1(x))))`.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    activation: Activation,
+    dropout: f32,
+}
+
+impl FeedForward {
+    pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
+        Ok(FeedForward {
+            fc1: Linear::new(vb.pp("fc1"), c.d_model, c.ffn_dim)?,
+            fc2: Linear::new(vb.pp("fc2"), c.ffn_dim, c.d_model)?,
+            activation: c.activation,
+            dropout: c.dropout.ffn,
+        })
+    }
+
+    /// x: [b, t, d] -> [b, t, d]
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?;
+        let h = match self.activation {
+            Activation::Relu => h.relu()?,
+            Activation::Gelu => h.gelu_erf()?,
+            Activation::Silu | Activation::Swish => h.silu()?,
+        };
+        let h = ctx.dropout(&h, self.dropout)?;
+        self.fc2.forward(&h)
+    }
+}

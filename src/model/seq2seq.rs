@@ -1,0 +1,151 @@
+//! The encoder-decoder model: `encode` once, then `decode` (teacher-forced) or `decode_step`
+//! (cached, one token per call).
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::attention::{padding_bias, Record};
+use super::config::{ModelConfig, Tying};
+use super::context::Ctx;
+use super::decoder::{CrossInputs, Decoder, DecoderOutput};
+use super::embedding::embedding_table;
+use super::encoder::{Encoder, Memory};
+use super::state::DecoderState;
+
+#[derive(Debug, Clone)]
+pub struct Seq2Seq {
+    pub config: ModelConfig,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    /// Output projection [tgt_vocab, d] (possibly the decoder's embedding table).
+    pub lm_head: Tensor,
+    /// [tgt_vocab]
+    pub lm_bias: Tensor,
+}
+
+impl Seq2Seq {
+    /// Builds the model from a `VarBuilder` whose names mirror the module tree:
+    /// `encoder.layers.0.self_attn.q_proj.weight`, `decoder.layers.1.cross_attn_norm.bias`, ...
+    pub fn new(config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::wrap)?;
+        let (sv, tv, d) = (config.vocab.source(), config.vocab.target(), config.d_model);
+        let (enc_tokens, dec_tokens, lm_head) = match config.tying {
+            Tying::All => {
+                let t = embedding_table(vb.pp("shared"), sv, d)?;
+                (t.clone(), t.clone(), t)
+            }
+            Tying::Inputs => {
+                let t = embedding_table(vb.pp("shared"), sv, d)?;
+                (t.clone(), t, embedding_table(vb.pp("lm_head"), tv, d)?)
+            }
+            Tying::DecoderInputOutput => {
+                let dec = embedding_table(vb.pp("decoder.embed_tokens"), tv, d)?;
+                (embedding_table(vb.pp("encoder.embed_tokens"), sv, d)?, dec.clone(), dec)
+            }
+            Tying::None => (
+                embedding_table(vb.pp("encoder.embed_tokens"), sv, d)?,
+                embedding_table(vb.pp("decoder.embed_tokens"), tv, d)?,
+                embedding_table(vb.pp("lm_head"), tv, d)?,
+            ),
+        };
+        let lm_bias = vb.pp("lm_head").get_with_hints(tv, "bias", Init::Const(0.0))?;
+        Ok(Seq2Seq {
+            config: config.clone(),
+            encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
+            decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
+            lm_head,
+            lm_bias,
+        })
+    }
+
+    /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
+    pub fn encode(&self, src: &Tensor, src_mask: &Tensor) -> Result<Memory> {
+        self.encoder.forward(src, src_mask, Record::Nothing, &Ctx::eval())
+    }
+
+    /// `encode` with an explicit context and, optionally, self-attention recording.
+    pub fn encode_with(&self, src: &Tensor, src_mask: &Tensor, record: Record, ctx: &Ctx) -> Result<Memory> {
+        self.encoder.forward(src, src_mask, record, ctx)
+    }
+
+    /// Teacher-forced decoding. tgt_in: [b, t] u32 -> logits [b, t, tgt_vocab]
+    pub fn decode(&self, tgt_in: &Tensor, memory: &Memory) -> Result<Tensor> {
+        let out = self.decode_with(tgt_in, None, memory, Record::Nothing, &Ctx::eval())?;
+        self.logits(&out.hidden)
+    }
+
+    /// Teacher-forced decoder hidden states with an explicit context.
+    ///
+    /// tgt_mask: optional [b, t] (1 = token) masking padded target keys; right-padded targets
+    /// need none (the causal mask already hides later positions).
+    pub fn decode_with(
+        &self,
+        tgt_in: &Tensor,
+        tgt_mask: Option<&Tensor>,
+        memory: &Memory,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
+        let kv = self.decoder.cross_kv(&memory.states)?;
+        let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1 };
+        let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
+        let mut caches = vec![None; self.decoder.layers.len()];
+        self.decoder.forward(tgt_in, 0, &mut caches, self_bias.as_ref(), &cross, record, ctx)
+    }
+
+    /// hidden: [.., d] -> logits [.., tgt_vocab]
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let dims = hidden.dims();
+        let d = dims[dims.len() - 1];
+        let rows = hidden.elem_count() / d;
+        let logits = hidden.reshape((rows, d))?.matmul(&self.lm_head.t()?)?.broadcast_add(&self.lm_bias)?;
+        let mut out = dims.to_vec();
+        *out.last_mut().expect("hidden has a feature axis") = self.lm_bias.dim(0)?;
+        logits.reshape(out)
+    }
+
+    /// Training forward: logits [b, t, tgt_vocab] for a batch.
+    pub fn forward(&self, src: &Tensor, src_mask: &Tensor, tgt_in: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let memory = self.encode_with(src, src_mask, Record::Nothing, ctx)?;
+        let out = self.decode_with(tgt_in, None, &memory, Record::Nothing, ctx)?;
+        self.logits(&out.hidden)
+    }
+
+    /// A fresh decoder state for `memory`, with `group` decoder rows per source sentence
+    /// (the beam size). Cross-attention keys/values are projected here, once.
+    pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {
+        Ok(DecoderState {
+            self_kv: vec![None; self.decoder.layers.len()],
+            cross_kv: self.decoder.cross_kv(&memory.states)?,
+            cross_bias: memory.bias.clone(),
+            group: group.max(1),
+            step: 0,
+        })
+    }
+
+    /// One decoding step. last: [rows] u32 (the previous output token, or the start token)
+    /// -> logits [rows, tgt_vocab]; extends `state` by one position.
+    pub fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let out = self.decode_step_with(last, state, Record::Nothing, &Ctx::eval())?;
+        self.logits(&out.hidden.squeeze(1)?)
+    }
+
+    /// `decode_step` returning hidden states [rows, 1, d] and, optionally, attention.
+    pub fn decode_step_with(
+        &self,
+        last: &Tensor,
+        state: &mut DecoderState,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
+        let rows = last.dim(0)?;
+        if rows != state.rows()? {
+            candle_core::bail!("decode_step: {rows} tokens for a state of {} rows", state.rows()?);
+        }
+        let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group };
+        let ids = last.reshape((rows, 1))?;
+        let out = self.decoder.forward(&ids, state.step, &mut state.self_kv, None, &cross, record, ctx)?;
+        state.step += 1;
+        Ok(out)
+    }
+}

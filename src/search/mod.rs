@@ -1,0 +1,5 @@
+//! Search strategies over a model's decoding steps.
+
+pub mod greedy;
+
+pub use greedy::greedy;
