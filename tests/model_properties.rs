@@ -1,0 +1,148 @@
+//! Properties the architecture must have: a bidirectional encoder, a causal decoder, cached
+//! steps equal to the full forward, padding and beam-grouping invariance.
+
+mod common;
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use common::*;
+use transduce::data::Batch;
+use transduce::model::config::NormPlacement;
+use transduce::search::greedy;
+
+const PLACEMENTS: [NormPlacement; 2] = [NormPlacement::Pre, NormPlacement::Post];
+
+#[test]
+fn encoder_output_before_and_after_a_changed_token_changes() {
+    for placement in PLACEMENTS {
+        let m = model(&tiny_config(placement), DType::F32).model;
+        let a = ids(&[&[5, 6, 7, 8, 9, 10, 2]]);
+        let b = ids(&[&[5, 6, 7, 15, 9, 10, 2]]);
+        let ma = m.encode(&a, &ones_mask(1, 7)).unwrap().states;
+        let mb = m.encode(&b, &ones_mask(1, 7)).unwrap().states;
+        for pos in [0, 1, 2, 4, 5, 6] {
+            let d = max_diff(&ma.i((0, pos)).unwrap(), &mb.i((0, pos)).unwrap());
+            assert!(d > 1e-4, "{placement:?}: position {pos} did not see token 3 (diff {d})");
+        }
+    }
+}
+
+#[test]
+fn decoder_outputs_up_to_t_ignore_later_target_tokens() {
+    for placement in PLACEMENTS {
+        let m = model(&tiny_config(placement), DType::F32).model;
+        let memory = m.encode(&ids(&[&[5, 6, 7, 2]]), &ones_mask(1, 4)).unwrap();
+        let a = m.decode(&ids(&[&[1, 8, 9, 10, 11, 12, 13]]), &memory).unwrap();
+        let b = m.decode(&ids(&[&[1, 8, 9, 10, 20, 4, 17]]), &memory).unwrap();
+        // tokens after t = 3 differ
+        let same = max_diff(&a.i((.., ..4)).unwrap(), &b.i((.., ..4)).unwrap());
+        assert!(same <= 1e-6, "{placement:?}: positions <= 3 changed by {same}");
+        let later = max_diff(&a.i((.., 4..)).unwrap(), &b.i((.., 4..)).unwrap());
+        assert!(later > 1e-4, "{placement:?}: later positions should change, diff {later}");
+    }
+}
+
+#[test]
+fn cached_steps_equal_the_full_teacher_forced_forward() {
+    for config in PLACEMENTS.iter().flat_map(|&p| [tiny_config(p), tiny_config_untied(p)]) {
+        let m = model(&config, DType::F32).model;
+        // two sources of different lengths: the shorter is padded
+        let src = ids(&[&[5, 6, 7, 8, 2], &[9, 10, 2, 0, 0]]);
+        let mask = Tensor::new(&[[1u8, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &Device::Cpu).unwrap();
+        let memory = m.encode(&src, &mask).unwrap();
+        let tgt = ids(&[&[1, 11, 12, 13, 14, 15], &[1, 16, 17, 4, 5, 6]]);
+        let full = m.decode(&tgt, &memory).unwrap();
+        let mut state = m.start(&memory, 1).unwrap();
+        for t in 0..6 {
+            let step = m.decode_step(&tgt.i((.., t)).unwrap().contiguous().unwrap(), &mut state).unwrap();
+            let d = max_diff(&step, &full.i((.., t)).unwrap());
+            assert!(d <= 1e-5, "{:?} {:?}: step {t} differs by {d}", config.norm_placement, config.positions);
+        }
+        assert_eq!(state.step(), 6);
+    }
+}
+
+#[test]
+fn padded_batch_gives_the_logits_and_greedy_output_of_each_sentence_alone() {
+    for placement in PLACEMENTS {
+        let config = tiny_config(placement);
+        let m = model(&config, DType::F32).model;
+        let sources: [&[u32]; 3] = [&[5, 6, 7, 8, 9, 10], &[11, 12], &[13, 14, 15, 16]];
+        let targets: [&[u32]; 3] = [&[4, 5], &[6, 7, 8, 9, 10], &[11]];
+        let pairs: Vec<(&[u32], &[u32])> = sources.iter().copied().zip(targets.iter().copied()).collect();
+        let batch = Batch::new(&pairs, vec![0, 1, 2], config.special, &Device::Cpu).unwrap();
+        let memory = m.encode(&batch.src, &batch.src_mask).unwrap();
+        let logits = m.decode(&batch.tgt_in, &memory).unwrap();
+        let batched_greedy = greedy(&m, &memory, 12).unwrap();
+        for (i, pair) in pairs.iter().enumerate() {
+            let alone = Batch::new(&[*pair], vec![0], config.special, &Device::Cpu).unwrap();
+            let mem = m.encode(&alone.src, &alone.src_mask).unwrap();
+            let l = m.decode(&alone.tgt_in, &mem).unwrap();
+            let t = pair.1.len() + 1;
+            let d = max_diff(&l.i(0).unwrap(), &logits.i((i, ..t)).unwrap());
+            assert!(d <= 1e-5, "{placement:?}: sentence {i} logits differ by {d} in the batch");
+            let s = max_diff(&mem.states.i(0).unwrap(), &memory.states.i((i, ..pair.0.len() + 1)).unwrap());
+            assert!(s <= 1e-5, "{placement:?}: sentence {i} memory differs by {s}");
+            assert_eq!(greedy(&m, &mem, 12).unwrap()[0], batched_greedy[i], "{placement:?}: sentence {i} greedy");
+        }
+    }
+}
+
+#[test]
+fn beam_grouped_steps_share_cross_attention_and_reorder_correctly() {
+    let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
+    let src = ids(&[&[5, 6, 7, 2], &[8, 9, 10, 2]]);
+    let memory = m.encode(&src, &ones_mask(2, 4)).unwrap();
+    // 3 rows per source: rows 0..3 read source 0, rows 3..6 source 1
+    let mut grouped = m.start(&memory, 3).unwrap();
+    assert_eq!(grouped.cross_kv()[0].k.dim(0).unwrap(), 2, "cross K/V are held once per source");
+    let first = Tensor::new(&[1u32; 6], &Device::Cpu).unwrap();
+    let second = Tensor::new(&[11u32, 12, 13, 14, 15, 16], &Device::Cpu).unwrap();
+    m.decode_step(&first, &mut grouped).unwrap();
+    m.decode_step(&second, &mut grouped).unwrap();
+    // new row i continues old row order[i] (within its source)
+    let order = [2u32, 2, 0, 4, 3, 3];
+    grouped.reorder(&order).unwrap();
+    let third = Tensor::new(&[17u32, 18, 19, 20, 21, 22], &Device::Cpu).unwrap();
+    let got = m.decode_step(&third, &mut grouped).unwrap();
+    assert_eq!(grouped.cross_kv()[0].k.dim(0).unwrap(), 2, "reorder must not copy cross K/V per row");
+
+    // Reference: each row decoded alone with the history it was reordered to.
+    let second_v = second.to_vec1::<u32>().unwrap();
+    let third_v = third.to_vec1::<u32>().unwrap();
+    for row in 0..6 {
+        let source = row / 3;
+        let src_row = ids(&[&src.i(source).unwrap().to_vec1::<u32>().unwrap()]);
+        let mem = m.encode(&src_row, &ones_mask(1, 4)).unwrap();
+        let tgt = ids(&[&[1, second_v[order[row] as usize], third_v[row]]]);
+        let want = m.decode(&tgt, &mem).unwrap();
+        let d = max_diff(&got.i(row).unwrap(), &want.i((0, 2)).unwrap());
+        assert!(d <= 1e-5, "row {row} differs by {d}");
+    }
+    assert!(grouped.reorder(&[3, 0, 0, 3, 3, 3]).is_err(), "a row may not take another source's history");
+}
+
+#[test]
+fn recorded_attention_is_causal_and_normalised() {
+    use transduce::model::{Ctx, Record};
+    let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
+    let src = ids(&[&[5, 6, 7, 2, 0]]);
+    let mask = Tensor::new(&[[1u8, 1, 1, 1, 0]], &Device::Cpu).unwrap();
+    let memory = m.encode_with(&src, &mask, Record::Probabilities, &Ctx::eval()).unwrap();
+    assert_eq!(memory.attention.len(), 2);
+    let out = m.decode_with(&ids(&[&[1, 8, 9, 10]]), None, &memory, Record::Probabilities, &Ctx::eval()).unwrap();
+    assert_eq!(out.attention.len(), 2);
+    for layer in &out.attention {
+        let sa = layer.self_attn.i(0).unwrap().to_vec3::<f32>().unwrap();
+        for head in &sa {
+            for (i, row) in head.iter().enumerate() {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                assert!(row[i + 1..].iter().all(|&p| p == 0.0), "weight above the diagonal: {row:?}");
+            }
+        }
+        let ca = layer.cross_attn.i(0).unwrap().to_vec3::<f32>().unwrap();
+        for row in ca.iter().flatten() {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert_eq!(row[4], 0.0, "padding must get no attention");
+        }
+    }
+}
