@@ -4,6 +4,7 @@
 //! the "context map". The decoder writes the output one token at a time: masked (causal)
 //! self-attention over what it has written, cross-attention into the memory.
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod kernels;

@@ -11,7 +11,11 @@ fn learns(task: SyntheticTask) {
     let mut last = f64::NAN;
     let model = train_synthetic(&run, |_, s| last = s.loss).unwrap();
     let (acc, samples) = exact_match(&model, &run, 500, 12345).unwrap();
-    eprintln!("{task:?}: exact match {:.1}% after {:.1}s, final loss {last:.4}", acc * 100.0, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "{task:?}: exact match {:.1}% after {:.1}s, final loss {last:.4}",
+        acc * 100.0,
+        t0.elapsed().as_secs_f64()
+    );
     assert!(acc >= 0.99, "{task:?}: exact match {acc}, samples {samples:?}");
 }
 

@@ -58,7 +58,8 @@ fn missing_mismatched_and_unexpected_tensors_are_named() {
     let mut tensors: HashMap<String, Tensor> =
         m.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
     tensors.remove("decoder.layers.1.ffn.fc1.weight");
-    tensors.insert("encoder.layers.0.self_attn.k_proj.bias".into(), Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap());
+    tensors
+        .insert("encoder.layers.0.self_attn.k_proj.bias".into(), Tensor::zeros(7, DType::F32, &Device::Cpu).unwrap());
     tensors.insert("encoder.layers.9.extra".into(), Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap());
     let path = dir.join("model.safetensors");
     candle_core::safetensors::save(&tensors, &path).unwrap();

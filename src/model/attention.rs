@@ -132,9 +132,12 @@ impl MultiHeadAttention {
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let q = if group > 1 {
             // [b, h, tq, dh] -> [b/g, g, h, tq, dh] -> [b/g, h, g*tq, dh]
-            q.reshape((b / group, group, self.heads, tq, self.head_dim))?
-                .transpose(1, 2)?
-                .reshape((b / group, self.heads, group * tq, self.head_dim))?
+            q.reshape((b / group, group, self.heads, tq, self.head_dim))?.transpose(1, 2)?.reshape((
+                b / group,
+                self.heads,
+                group * tq,
+                self.head_dim,
+            ))?
         } else {
             q
         };
@@ -179,8 +182,7 @@ pub fn causal_bias(tq: usize, tk: usize, dtype: DType, device: &Device) -> Resul
         return Ok(None);
     }
     let offset = tk - tq;
-    let values: Vec<f32> = (0..tq)
-        .flat_map(|i| (0..tk).map(move |j| if j <= i + offset { 0.0 } else { MASKED as f32 }))
-        .collect();
+    let values: Vec<f32> =
+        (0..tq).flat_map(|i| (0..tk).map(move |j| if j <= i + offset { 0.0 } else { MASKED as f32 })).collect();
     Ok(Some(Tensor::from_vec(values, (tq, tk), device)?.to_dtype(dtype)?))
 }

@@ -81,8 +81,13 @@ pub enum Tying {
 #[serde(rename_all = "snake_case")]
 pub enum Vocab {
     /// One vocabulary for both sides.
-    Shared { size: usize },
-    Separate { source: usize, target: usize },
+    Shared {
+        size: usize,
+    },
+    Separate {
+        source: usize,
+        target: usize,
+    },
 }
 
 impl Vocab {
@@ -205,10 +210,15 @@ impl ModelConfig {
     /// Checks internal consistency; every problem names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Error::Config { field: field.into(), why });
-        if self.d_model == 0 || self.heads == 0 || self.d_model % self.heads != 0 {
-            return bad("heads", format!("d_model {} must be a positive multiple of heads {}", self.d_model, self.heads));
+        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
+            return bad(
+                "heads",
+                format!("d_model {} must be a positive multiple of heads {}", self.d_model, self.heads),
+            );
         }
-        if self.d_model % 2 != 0 && matches!(self.positions, Positions::Sinusoidal | Positions::SinusoidalHalves) {
+        if !self.d_model.is_multiple_of(2)
+            && matches!(self.positions, Positions::Sinusoidal | Positions::SinusoidalHalves)
+        {
             return bad("d_model", format!("sinusoidal positions need an even d_model, got {}", self.d_model));
         }
         if self.ffn_dim == 0 {

@@ -20,7 +20,8 @@ pub struct DecoderLayerAttention {
     pub cross_attn: Tensor,
 }
 
-/// The source side of the decoder's inputs, shared by every step.
+/// What conditions the decoder besides its own tokens: the source memory (shared by every
+/// step) and an optional target padding bias.
 pub struct CrossInputs<'a> {
     /// Per layer, keys/values of the memory: [rows / group, heads, s, head_dim].
     pub kv: &'a [KeyValues],
@@ -28,6 +29,9 @@ pub struct CrossInputs<'a> {
     pub bias: &'a Tensor,
     /// Decoder rows per memory row (beam size; 1 in training).
     pub group: usize,
+    /// Extra additive self-attention bias (target padding), broadcastable to
+    /// [rows, heads, t, t_total]; the causal mask is added by the layer.
+    pub self_bias: Option<&'a Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,14 +64,11 @@ impl DecoderLayer {
     /// x: [rows, t, d], the positions after those already in `cache`.
     ///
     /// `cache` holds this layer's self-attention keys/values of earlier positions and is
-    /// extended with the new ones. `self_bias` is an extra additive bias (target padding),
-    /// broadcastable to [rows, heads, t, t_total]; the causal mask is applied here.
-    #[allow(clippy::too_many_arguments)]
+    /// extended with the new ones; `cross_kv` is this layer's projection of the memory.
     pub fn forward(
         &self,
         x: &Tensor,
         cache: &mut Option<KeyValues>,
-        self_bias: Option<&Tensor>,
         cross: &CrossInputs,
         cross_kv: &KeyValues,
         record: Record,
@@ -75,24 +76,25 @@ impl DecoderLayer {
     ) -> Result<(Tensor, Option<DecoderLayerAttention>)> {
         let mut self_probs = None;
         let mut cross_probs = None;
-        let self_attention = |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut Option<KeyValues>| -> Result<Tensor> {
-            let new = self.self_attn.project_kv(h)?;
-            let kv = match cache.as_ref() {
-                Some(past) => past.append(&new)?,
-                None => new,
+        let self_attention =
+            |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut Option<KeyValues>| -> Result<Tensor> {
+                let new = self.self_attn.project_kv(h)?;
+                let kv = match cache.as_ref() {
+                    Some(past) => past.append(&new)?,
+                    None => new,
+                };
+                let (tq, tk) = (h.dim(1)?, kv.len()?);
+                let causal = causal_bias(tq, tk, h.dtype(), h.device())?;
+                let bias = match (causal, cross.self_bias) {
+                    (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
+                    (Some(c), None) => Some(c),
+                    (None, b) => b.cloned(),
+                };
+                let out = self.self_attn.attend(h, &kv, bias.as_ref(), 1, record, ctx)?;
+                *cache = Some(kv);
+                *probs = out.probs;
+                ctx.dropout(&out.output, self.dropout)
             };
-            let (tq, tk) = (h.dim(1)?, kv.len()?);
-            let causal = causal_bias(tq, tk, h.dtype(), h.device())?;
-            let bias = match (causal, self_bias) {
-                (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
-                (Some(c), None) => Some(c),
-                (None, b) => b.cloned(),
-            };
-            let out = self.self_attn.attend(h, &kv, bias.as_ref(), 1, record, ctx)?;
-            *cache = Some(kv);
-            *probs = out.probs;
-            ctx.dropout(&out.output, self.dropout)
-        };
         let cross_attention = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
             let out = self.cross_attn.attend(h, cross_kv, Some(cross.bias), cross.group, record, ctx)?;
             *probs = out.probs;
@@ -157,7 +159,6 @@ impl Decoder {
         ids: &Tensor,
         start: usize,
         caches: &mut [Option<KeyValues>],
-        self_bias: Option<&Tensor>,
         cross: &CrossInputs,
         record: Record,
         ctx: &Ctx,
@@ -166,7 +167,7 @@ impl Decoder {
         let mut x = self.embeddings.forward(ids, start, ctx)?;
         let mut attention = Vec::new();
         for ((layer, cache), kv) in self.layers.iter().zip(caches.iter_mut()).zip(cross.kv) {
-            let (y, att) = layer.forward(&x, cache, self_bias, cross, kv, record, ctx)?;
+            let (y, att) = layer.forward(&x, cache, cross, kv, record, ctx)?;
             x = y;
             attention.extend(att);
         }

@@ -87,10 +87,10 @@ impl Seq2Seq {
         ctx: &Ctx,
     ) -> Result<DecoderOutput> {
         let kv = self.decoder.cross_kv(&memory.states)?;
-        let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1 };
         let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
+        let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1, self_bias: self_bias.as_ref() };
         let mut caches = vec![None; self.decoder.layers.len()];
-        self.decoder.forward(tgt_in, 0, &mut caches, self_bias.as_ref(), &cross, record, ctx)
+        self.decoder.forward(tgt_in, 0, &mut caches, &cross, record, ctx)
     }
 
     /// hidden: [.., d] -> logits [.., tgt_vocab]
@@ -142,9 +142,9 @@ impl Seq2Seq {
         if rows != state.rows()? {
             candle_core::bail!("decode_step: {rows} tokens for a state of {} rows", state.rows()?);
         }
-        let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group };
+        let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group, self_bias: None };
         let ids = last.reshape((rows, 1))?;
-        let out = self.decoder.forward(&ids, state.step, &mut state.self_kv, None, &cross, record, ctx)?;
+        let out = self.decoder.forward(&ids, state.step, &mut state.self_kv, &cross, record, ctx)?;
         state.step += 1;
         Ok(out)
     }

@@ -59,11 +59,9 @@ pub fn check_tensors(config: &ModelConfig, tensors: &HashMap<String, Tensor>, pa
     for (name, shape) in &expected {
         match tensors.get(name) {
             None => problems.push(format!("missing tensor `{name}` (expected shape {:?})", shape.dims())),
-            Some(t) if t.shape() != shape => problems.push(format!(
-                "tensor `{name}` has shape {:?}, the config needs {:?}",
-                t.dims(),
-                shape.dims()
-            )),
+            Some(t) if t.shape() != shape => {
+                problems.push(format!("tensor `{name}` has shape {:?}, the config needs {:?}", t.dims(), shape.dims()))
+            }
             Some(_) => {}
         }
     }

@@ -47,7 +47,7 @@ mod tests {
         let dev = Device::Cpu;
         let logits = Tensor::new(&[[[2.0f64, 0.0, 1.0], [0.5, 0.5, 3.0]]], &dev).unwrap();
         let targets = Tensor::new(&[[0u32, 0]], &dev).unwrap(); // second position is padding (pad = 0)
-        // With pad = 0 the first position is ignored too; use pad = 1 instead.
+                                                                // With pad = 0 the first position is ignored too; use pad = 1 instead.
         let out = label_smoothed_cross_entropy(&logits, &targets, 1, 0.1).unwrap();
         let lse = |r: [f64; 3]| r.iter().map(|x| x.exp()).sum::<f64>().ln();
         let r0 = [2.0, 0.0, 1.0];

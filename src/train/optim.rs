@@ -102,10 +102,8 @@ mod tests {
     fn first_step_moves_each_weight_by_lr_against_the_gradient_sign() {
         // With bias correction, Adam's first update is lr * g / (|g| + eps) = lr * sign(g).
         let var = Var::new(&[1.0f64, -2.0, 3.0], &Device::Cpu).unwrap();
-        let loss = (var.as_tensor() * &Tensor::new(&[2.0f64, -0.5, 0.0], &Device::Cpu).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap();
+        let loss =
+            (var.as_tensor() * &Tensor::new(&[2.0f64, -0.5, 0.0], &Device::Cpu).unwrap()).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
         let mut opt = AdamW::new(vec![var.clone()], AdamWConfig { weight_decay: 0.1, ..Default::default() }).unwrap();
         opt.step(&grads, 0.01, 1.0).unwrap();
