@@ -106,7 +106,7 @@ pub fn train_step(preset: Preset, w: Workload) -> Result<TrainFigure> {
     for it in 0..23 {
         let t0 = Instant::now();
         let logits = model.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &ctx)?;
-        let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, config.special.pad, 0.0)?;
+        let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, config.special.pad, 0.0, ctx.kernels)?;
         let loss = out.loss.to_scalar::<f32>()? as f64;
         let tf = t0.elapsed().as_secs_f64();
         let grads = out.loss.backward()?;

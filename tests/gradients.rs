@@ -8,13 +8,16 @@ use candle_core::{DType, Device, Tensor};
 use common::*;
 use rand::{Rng, SeedableRng};
 use transduce::data::Batch;
+use transduce::kernels::Kernels;
 use transduce::model::config::{ModelConfig, NormPlacement};
 use transduce::model::{Ctx, TrainableModel};
 use transduce::train::label_smoothed_cross_entropy;
 
 fn loss(m: &TrainableModel, batch: &Batch) -> Tensor {
     let logits = m.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &Ctx::eval()).unwrap();
-    label_smoothed_cross_entropy(&logits, &batch.tgt_out, m.model.config.special.pad, 0.1).unwrap().loss
+    label_smoothed_cross_entropy(&logits, &batch.tgt_out, m.model.config.special.pad, 0.1, Kernels::Reference)
+        .unwrap()
+        .loss
 }
 
 fn check(config: &ModelConfig, names: &[&str]) {

@@ -4,14 +4,44 @@
 //! runs on every device). Fused CPU kernels, when present, sit beside their reference and are
 //! tested against it.
 
+pub mod cpu;
+pub mod cross_entropy;
+pub mod layer_norm;
+pub mod softmax;
+
 use candle_core::{Tensor, D};
 
 /// Which implementation of the hot-path ops a forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
     /// Compositions of candle primitives: every device, every dtype.
-    #[default]
     Reference,
+    /// Fused CPU kernels for f32 tensors on the CPU; the reference elsewhere.
+    #[default]
+    Fused,
+}
+
+impl Kernels {
+    /// Whether the fused kernel runs for `t`.
+    pub fn fused_for(self, t: &Tensor) -> bool {
+        self == Kernels::Fused && cpu::applies(t)
+    }
+
+    pub fn softmax_last_dim(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.fused_for(x) {
+            softmax::softmax_last_dim(x)
+        } else {
+            softmax_last_dim(x)
+        }
+    }
+
+    pub fn layer_norm(self, x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+        if self.fused_for(x) {
+            layer_norm::layer_norm(x, w, b, eps)
+        } else {
+            layer_norm(x, w, b, eps)
+        }
+    }
 }
 
 /// Softmax over the last dimension, `exp(x - max) / sum`, as a composition of primitives.

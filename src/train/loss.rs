@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
-use crate::kernels::log_softmax_last_dim;
+use crate::kernels::cross_entropy::smoothed_cross_entropy_rows;
+use crate::kernels::{log_softmax_last_dim, Kernels};
 
 /// Loss of one batch.
 #[derive(Debug, Clone)]
@@ -18,9 +19,24 @@ pub struct LossOutput {
 ///
 /// Per token: `(1 - eps) * -log p(y) + eps * mean_v(-log p(v))` (the uniform prior over the
 /// whole vocabulary, as fairseq's `label_smoothed_cross_entropy` with `eps / V` per class).
-pub fn label_smoothed_cross_entropy(logits: &Tensor, targets: &Tensor, pad: u32, eps: f64) -> Result<LossOutput> {
+pub fn label_smoothed_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    pad: u32,
+    eps: f64,
+    kernels: Kernels,
+) -> Result<LossOutput> {
     let v = logits.dim(D::Minus1)?;
     let n = targets.elem_count();
+    if kernels.fused_for(logits) {
+        let targets = targets.flatten_all()?;
+        let ntokens = targets.to_vec1::<u32>()?.iter().filter(|&&t| t != pad).count();
+        let denom = ntokens.max(1) as f64;
+        let rows = smoothed_cross_entropy_rows(&logits.reshape((n, v))?, &targets, pad, eps)?;
+        let loss = (rows.narrow(1, 0, 1)?.sum_all()? / denom)?;
+        let nll = (rows.narrow(1, 1, 1)?.sum_all()? / denom)?.detach();
+        return Ok(LossOutput { loss, nll, ntokens });
+    }
     let logp = log_softmax_last_dim(&logits.reshape((n, v))?)?;
     let targets = targets.flatten_all()?;
     let mask = targets.ne(pad)?.to_dtype(logp.dtype())?;
@@ -48,7 +64,7 @@ mod tests {
         let logits = Tensor::new(&[[[2.0f64, 0.0, 1.0], [0.5, 0.5, 3.0]]], &dev).unwrap();
         let targets = Tensor::new(&[[0u32, 0]], &dev).unwrap(); // second position is padding (pad = 0)
                                                                 // With pad = 0 the first position is ignored too; use pad = 1 instead.
-        let out = label_smoothed_cross_entropy(&logits, &targets, 1, 0.1).unwrap();
+        let out = label_smoothed_cross_entropy(&logits, &targets, 1, 0.1, Kernels::Reference).unwrap();
         let lse = |r: [f64; 3]| r.iter().map(|x| x.exp()).sum::<f64>().ln();
         let r0 = [2.0, 0.0, 1.0];
         let r1 = [0.5, 0.5, 3.0];
@@ -65,7 +81,7 @@ mod tests {
         assert!((out.nll.to_scalar::<f64>().unwrap() - (an + bn) / 2.0).abs() < 1e-12);
 
         let padded = Tensor::new(&[[0u32, 1]], &dev).unwrap();
-        let out = label_smoothed_cross_entropy(&logits, &padded, 1, 0.1).unwrap();
+        let out = label_smoothed_cross_entropy(&logits, &padded, 1, 0.1, Kernels::Reference).unwrap();
         assert_eq!(out.ntokens, 1);
         assert!((out.loss.to_scalar::<f64>().unwrap() - a).abs() < 1e-12);
     }

@@ -47,7 +47,13 @@ impl TrainStep {
     pub fn step(&mut self, model: &TrainableModel, batch: &Batch, ctx: &Ctx) -> Result<StepStats> {
         let m = &model.model;
         let logits = m.forward(&batch.src, &batch.src_mask, &batch.tgt_in, ctx)?;
-        let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, m.config.special.pad, self.label_smoothing)?;
+        let out = label_smoothed_cross_entropy(
+            &logits,
+            &batch.tgt_out,
+            m.config.special.pad,
+            self.label_smoothing,
+            ctx.kernels,
+        )?;
         let grads = out.loss.backward()?;
         let norm = grad_norm(&self.vars, &grads)?;
         let lr = self.schedule.lr(self.optimizer.steps_taken() + 1);

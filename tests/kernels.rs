@@ -1,0 +1,94 @@
+//! Each fused kernel against its plain-candle reference composition: forward values and
+//! gradients of every input.
+
+use candle_core::{DType, Device, Tensor, Var};
+use transduce::kernels::{self, cross_entropy::smoothed_cross_entropy_rows, Kernels};
+use transduce::train::label_smoothed_cross_entropy;
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| Normal::new(0.0, 2.0).unwrap().sample(&mut rng)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+/// Gradients of `sum(f(inputs) * weights)` for each input, with the given kernels.
+fn grads(inputs: &[Tensor], weights: &Tensor, f: impl Fn(&[Tensor]) -> Tensor) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = f(&ts);
+    let g = (out.clone() * weights).unwrap().sum_all().unwrap().backward().unwrap();
+    (out, ts.iter().map(|t| g.get(t).expect("gradient recorded").clone()).collect())
+}
+
+#[test]
+fn fused_softmax_matches_reference_forward_and_backward() {
+    let x = randn(&[3, 4, 5, 37], 1);
+    let w = randn(&[3, 4, 5, 37], 2);
+    let (yf, gf) = grads(std::slice::from_ref(&x), &w, |t| Kernels::Fused.softmax_last_dim(&t[0]).unwrap());
+    let (yr, gr) = grads(&[x], &w, |t| Kernels::Reference.softmax_last_dim(&t[0]).unwrap());
+    assert!(max_diff(&yf, &yr) < 1e-6, "forward {}", max_diff(&yf, &yr));
+    assert!(max_diff(&gf[0], &gr[0]) < 1e-5, "backward {}", max_diff(&gf[0], &gr[0]));
+}
+
+#[test]
+fn fused_layer_norm_matches_reference_forward_and_backward() {
+    let x = randn(&[2, 7, 48], 3);
+    let w = randn(&[48], 4);
+    let b = randn(&[48], 5);
+    let up = randn(&[2, 7, 48], 6);
+    let (yf, gf) = grads(&[x.clone(), w.clone(), b.clone()], &up, |t| {
+        Kernels::Fused.layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap()
+    });
+    let (yr, gr) = grads(&[x, w, b], &up, |t| Kernels::Reference.layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap());
+    assert!(max_diff(&yf, &yr) < 1e-5, "forward {}", max_diff(&yf, &yr));
+    for (name, (f, r)) in ["x", "weight", "bias"].iter().zip(gf.iter().zip(&gr)) {
+        assert!(max_diff(f, r) < 1e-4, "d{name}: {}", max_diff(f, r));
+    }
+}
+
+#[test]
+fn fused_cross_entropy_matches_reference_loss_and_gradient() {
+    let logits = randn(&[2, 9, 53], 7);
+    let targets: Vec<u32> = (0..18).map(|i| if i % 7 == 3 { 0 } else { (i * 5 + 1) % 53 }).collect();
+    let targets = Tensor::from_vec(targets, (2, 9), &Device::Cpu).unwrap();
+    for eps in [0.0, 0.1] {
+        let one = Tensor::ones((), DType::F32, &Device::Cpu).unwrap();
+        let run = |k: Kernels| {
+            let (loss, g) = grads(std::slice::from_ref(&logits), &one, |t| {
+                label_smoothed_cross_entropy(&t[0], &targets, 0, eps, k).unwrap().loss
+            });
+            let nll = label_smoothed_cross_entropy(&logits, &targets, 0, eps, k).unwrap();
+            (loss, nll.nll, nll.ntokens, g)
+        };
+        let (lf, nf, tf, gf) = run(Kernels::Fused);
+        let (lr, nr, tr, gr) = run(Kernels::Reference);
+        assert_eq!(tf, tr);
+        assert_eq!(tf, 15);
+        assert!(max_diff(&lf, &lr) < 1e-5, "eps {eps}: loss {}", max_diff(&lf, &lr));
+        assert!(max_diff(&nf, &nr) < 1e-5, "eps {eps}: nll {}", max_diff(&nf, &nr));
+        assert!(max_diff(&gf[0], &gr[0]) < 1e-6, "eps {eps}: gradient {}", max_diff(&gf[0], &gr[0]));
+    }
+    // padding rows get zero loss and zero gradient
+    let rows = smoothed_cross_entropy_rows(&logits.reshape((18, 53)).unwrap(), &targets.flatten_all().unwrap(), 0, 0.1)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    assert_eq!(rows[3], vec![0.0, 0.0]);
+    assert!(rows[4][1] > 0.0);
+}
+
+#[test]
+fn reference_path_is_used_off_the_fused_dtype() {
+    let x = randn(&[2, 5], 9).to_dtype(DType::F64).unwrap();
+    assert!(!Kernels::Fused.fused_for(&x));
+    let y = Kernels::Fused.softmax_last_dim(&x).unwrap();
+    let r = kernels::softmax_last_dim(&x).unwrap();
+    assert_eq!(y.to_vec2::<f64>().unwrap(), r.to_vec2::<f64>().unwrap());
+}
