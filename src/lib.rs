@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod kernels;
 pub mod model;
+pub mod runtime;
 pub mod search;
 pub mod train;
 

@@ -23,6 +23,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    transduce::runtime::keep_freed_memory();
     let result = match &cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench(args) => cli::bench::run(args),

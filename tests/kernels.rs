@@ -92,3 +92,64 @@ fn reference_path_is_used_off_the_fused_dtype() {
     let r = kernels::softmax_last_dim(&x).unwrap();
     assert_eq!(y.to_vec2::<f64>().unwrap(), r.to_vec2::<f64>().unwrap());
 }
+
+#[test]
+fn fused_bias_add_and_relu_match_reference() {
+    use transduce::kernels::bias::BiasActivation;
+    let x = randn(&[6, 11], 10);
+    let b = randn(&[11], 11);
+    let up = randn(&[6, 11], 12);
+    for act in [BiasActivation::Identity, BiasActivation::Relu] {
+        let (yf, gf) = grads(&[x.clone(), b.clone()], &up, |t| Kernels::Fused.bias_add(&t[0], &t[1], act).unwrap());
+        let (yr, gr) = grads(&[x.clone(), b.clone()], &up, |t| Kernels::Reference.bias_add(&t[0], &t[1], act).unwrap());
+        assert!(max_diff(&yf, &yr) < 1e-6, "{act:?} forward");
+        assert!(max_diff(&gf[0], &gr[0]) < 1e-6, "{act:?} dx");
+        assert!(max_diff(&gf[1], &gr[1]) < 1e-5, "{act:?} db {}", max_diff(&gf[1], &gr[1]));
+    }
+}
+
+#[test]
+fn fused_dropout_keeps_the_expected_fraction_and_backpropagates_its_mask() {
+    let x = (randn(&[200, 500], 13).abs().unwrap() + 0.1).unwrap();
+    let up = randn(&[200, 500], 14);
+    let (y, g) = grads(std::slice::from_ref(&x), &up, |t| kernels::dropout::dropout(&t[0], 0.3, 99).unwrap());
+    let yv = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let kept = yv.iter().filter(|&&v| v != 0.0).count() as f64 / yv.len() as f64;
+    assert!((kept - 0.7).abs() < 0.01, "kept fraction {kept}");
+    for (y, x) in yv.iter().zip(&xv).take(1000) {
+        assert!(*y == 0.0 || (y - x / 0.7).abs() < 1e-5);
+    }
+    // backward: the same mask, the same scale
+    let want = ((&up * y.ne(0.0).unwrap().to_dtype(DType::F32).unwrap()).unwrap() / 0.7).unwrap();
+    assert!(max_diff(&g[0], &want) < 1e-5);
+    // another seed, another mask; the same seed, the same mask
+    let other = kernels::dropout::dropout(&x, 0.3, 100).unwrap();
+    assert!(max_diff(&other, &y) > 0.1);
+    assert_eq!(max_diff(&kernels::dropout::dropout(&x, 0.3, 99).unwrap(), &y), 0.0);
+}
+
+#[test]
+fn training_steps_agree_between_fused_and_reference_kernels() {
+    use transduce::data::Batch;
+    use transduce::model::config::{Dropout, ModelConfig, Preset};
+    use transduce::model::{Ctx, TrainableModel};
+    use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
+    let mut config = ModelConfig::preset(Preset::Tiny, 40);
+    config.dropout = Dropout::uniform(0.0);
+    let pairs: Vec<(&[u32], &[u32])> = vec![(&[5, 6, 7, 8], &[9, 10, 11]), (&[12, 13], &[14, 15, 16, 17, 18])];
+    let batch = Batch::new(&pairs, vec![0, 1], config.special, &Device::Cpu).unwrap();
+    let run = |kernels: Kernels| {
+        let model = TrainableModel::init(&config, 5, DType::F32, &Device::Cpu).unwrap();
+        let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 2 };
+        let mut step = TrainStep::new(&model, AdamWConfig::default(), schedule, 0.1, 1.0).unwrap();
+        let ctx = Ctx::train(0).with_kernels(kernels);
+        (0..4).map(|_| step.step(&model, &batch, &ctx).unwrap()).map(|s| (s.loss, s.grad_norm)).collect::<Vec<_>>()
+    };
+    let fused = run(Kernels::Fused);
+    let reference = run(Kernels::Reference);
+    for (f, r) in fused.iter().zip(&reference) {
+        assert!((f.0 - r.0).abs() < 1e-4 && (f.1 - r.1).abs() < 1e-3, "{fused:?} vs {reference:?}");
+    }
+    assert!(fused[3].0 < fused[0].0, "loss should fall: {fused:?}");
+}

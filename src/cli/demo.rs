@@ -17,6 +17,9 @@ pub struct DemoArgs {
     /// Number of parameter updates.
     #[arg(long)]
     pub updates: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -26,6 +29,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     run.seed = args.seed;
     if let Some(u) = args.updates {
         run.updates = u;
+    }
+    if let Some(lr) = args.lr {
+        run.peak_lr = lr;
     }
     eprintln!(
         "training a {}+{}-layer encoder-decoder (d {}) to {:?} random sequences of {}-{} tokens, {} updates",

@@ -4,8 +4,10 @@
 //! runs on every device). Fused CPU kernels, when present, sit beside their reference and are
 //! tested against it.
 
+pub mod bias;
 pub mod cpu;
 pub mod cross_entropy;
+pub mod dropout;
 pub mod layer_norm;
 pub mod softmax;
 
@@ -32,6 +34,19 @@ impl Kernels {
             softmax::softmax_last_dim(x)
         } else {
             softmax_last_dim(x)
+        }
+    }
+
+    /// `activation(x + b)`, x: [.., n], b: [n].
+    pub fn bias_add(self, x: &Tensor, b: &Tensor, activation: bias::BiasActivation) -> candle_core::Result<Tensor> {
+        if self.fused_for(x) {
+            bias::bias_add(x, b, activation)
+        } else {
+            let y = x.broadcast_add(b)?;
+            match activation {
+                bias::BiasActivation::Identity => Ok(y),
+                bias::BiasActivation::Relu => y.relu(),
+            }
         }
     }
 

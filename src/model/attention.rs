@@ -110,8 +110,11 @@ impl MultiHeadAttention {
 
     /// Keys and values of `x` [b, t, d] (source memory for cross-attention, the new decoder
     /// positions for decoder self-attention).
-    pub fn project_kv(&self, x: &Tensor) -> Result<KeyValues> {
-        Ok(KeyValues { k: self.split_heads(&self.k_proj.forward(x)?)?, v: self.split_heads(&self.v_proj.forward(x)?)? })
+    pub fn project_kv(&self, x: &Tensor, ctx: &Ctx) -> Result<KeyValues> {
+        Ok(KeyValues {
+            k: self.split_heads(&self.k_proj.forward(x, ctx)?)?,
+            v: self.split_heads(&self.v_proj.forward(x, ctx)?)?,
+        })
     }
 
     /// Attends from `x` [b, tq, d] to `kv` ([b / group, heads, tk, head_dim]).
@@ -129,7 +132,7 @@ impl MultiHeadAttention {
         ctx: &Ctx,
     ) -> Result<AttentionOutput> {
         let (b, tq, _) = x.dims3()?;
-        let q = self.split_heads(&self.q_proj.forward(x)?)?;
+        let q = self.split_heads(&self.q_proj.forward(x, ctx)?)?;
         let q = if group > 1 {
             // [b, h, tq, dh] -> [b/g, g, h, tq, dh] -> [b/g, h, g*tq, dh]
             q.reshape((b / group, group, self.heads, tq, self.head_dim))?.transpose(1, 2)?.reshape((
@@ -163,7 +166,7 @@ impl MultiHeadAttention {
         } else {
             (ctx_vectors, matches!(record, Record::Probabilities).then_some(probs))
         };
-        let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?)?;
+        let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?, ctx)?;
         Ok(AttentionOutput { output, probs })
     }
 }

@@ -78,7 +78,7 @@ impl DecoderLayer {
         let mut cross_probs = None;
         let self_attention =
             |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut Option<KeyValues>| -> Result<Tensor> {
-                let new = self.self_attn.project_kv(h)?;
+                let new = self.self_attn.project_kv(h, ctx)?;
                 let kv = match cache.as_ref() {
                     Some(past) => past.append(&new)?,
                     None => new,
@@ -149,8 +149,8 @@ impl Decoder {
     }
 
     /// Keys/values of the memory [b, s, d] for every layer's cross-attention.
-    pub fn cross_kv(&self, memory_states: &Tensor) -> Result<Vec<KeyValues>> {
-        self.layers.iter().map(|l| l.cross_attn.project_kv(memory_states)).collect()
+    pub fn cross_kv(&self, memory_states: &Tensor, ctx: &Ctx) -> Result<Vec<KeyValues>> {
+        self.layers.iter().map(|l| l.cross_attn.project_kv(memory_states, ctx)).collect()
     }
 
     /// ids: [rows, t] u32 at positions `start ..`; `caches` has one entry per layer.

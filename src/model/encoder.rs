@@ -49,7 +49,7 @@ impl EncoderLayer {
     pub fn forward(&self, x: &Tensor, bias: &Tensor, record: Record, ctx: &Ctx) -> Result<(Tensor, Option<Tensor>)> {
         let mut probs = None;
         let attn = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
-            let kv = self.self_attn.project_kv(h)?;
+            let kv = self.self_attn.project_kv(h, ctx)?;
             let out = self.self_attn.attend(h, &kv, Some(bias), 1, record, ctx)?;
             *probs = out.probs;
             ctx.dropout(&out.output, self.dropout)

@@ -6,6 +6,7 @@ use candle_nn::{Init, VarBuilder};
 use super::config::{Activation, ModelConfig};
 use super::context::Ctx;
 use super::params::xavier_uniform;
+use crate::kernels::bias::BiasActivation;
 
 /// `y = x W^T + b`. weight: [out, in], bias: [out].
 #[derive(Debug, Clone)]
@@ -22,11 +23,16 @@ impl Linear {
     }
 
     /// x: [.., in] -> [.., out]
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_act(x, BiasActivation::Identity, ctx)
+    }
+
+    /// `activation(x W^T + b)`, x: [.., in] -> [.., out]
+    pub fn forward_act(&self, x: &Tensor, activation: BiasActivation, ctx: &Ctx) -> Result<Tensor> {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
         let rows = x.elem_count() / d_in.max(1);
-        let y = x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        let y = ctx.kernels.bias_add(&x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?, &self.bias, activation)?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)
@@ -75,13 +81,12 @@ impl FeedForward {
 
     /// x: [b, t, d] -> [b, t, d]
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let h = self.fc1.forward(x)?;
         let h = match self.activation {
-            Activation::Relu => h.relu()?,
-            Activation::Gelu => h.gelu_erf()?,
-            Activation::Silu | Activation::Swish => h.silu()?,
+            Activation::Relu => self.fc1.forward_act(x, BiasActivation::Relu, ctx)?,
+            Activation::Gelu => self.fc1.forward(x, ctx)?.gelu_erf()?,
+            Activation::Silu | Activation::Swish => self.fc1.forward(x, ctx)?.silu()?,
         };
         let h = ctx.dropout(&h, self.dropout)?;
-        self.fc2.forward(&h)
+        self.fc2.forward(&h, ctx)
     }
 }

@@ -11,6 +11,7 @@ use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::embedding_table;
 use super::encoder::{Encoder, Memory};
 use super::state::DecoderState;
+use crate::kernels::bias::BiasActivation;
 
 #[derive(Debug, Clone)]
 pub struct Seq2Seq {
@@ -71,7 +72,7 @@ impl Seq2Seq {
     /// Teacher-forced decoding. tgt_in: [b, t] u32 -> logits [b, t, tgt_vocab]
     pub fn decode(&self, tgt_in: &Tensor, memory: &Memory) -> Result<Tensor> {
         let out = self.decode_with(tgt_in, None, memory, Record::Nothing, &Ctx::eval())?;
-        self.logits(&out.hidden)
+        self.logits(&out.hidden, &Ctx::eval())
     }
 
     /// Teacher-forced decoder hidden states with an explicit context.
@@ -86,7 +87,7 @@ impl Seq2Seq {
         record: Record,
         ctx: &Ctx,
     ) -> Result<DecoderOutput> {
-        let kv = self.decoder.cross_kv(&memory.states)?;
+        let kv = self.decoder.cross_kv(&memory.states, ctx)?;
         let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
         let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1, self_bias: self_bias.as_ref() };
         let mut caches = vec![None; self.decoder.layers.len()];
@@ -94,11 +95,15 @@ impl Seq2Seq {
     }
 
     /// hidden: [.., d] -> logits [.., tgt_vocab]
-    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+    pub fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let dims = hidden.dims();
         let d = dims[dims.len() - 1];
         let rows = hidden.elem_count() / d;
-        let logits = hidden.reshape((rows, d))?.matmul(&self.lm_head.t()?)?.broadcast_add(&self.lm_bias)?;
+        let logits = ctx.kernels.bias_add(
+            &hidden.reshape((rows, d))?.matmul(&self.lm_head.t()?)?,
+            &self.lm_bias,
+            BiasActivation::Identity,
+        )?;
         let mut out = dims.to_vec();
         *out.last_mut().expect("hidden has a feature axis") = self.lm_bias.dim(0)?;
         logits.reshape(out)
@@ -108,7 +113,7 @@ impl Seq2Seq {
     pub fn forward(&self, src: &Tensor, src_mask: &Tensor, tgt_in: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let memory = self.encode_with(src, src_mask, Record::Nothing, ctx)?;
         let out = self.decode_with(tgt_in, None, &memory, Record::Nothing, ctx)?;
-        self.logits(&out.hidden)
+        self.logits(&out.hidden, ctx)
     }
 
     /// A fresh decoder state for `memory`, with `group` decoder rows per source sentence
@@ -116,7 +121,7 @@ impl Seq2Seq {
     pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {
         Ok(DecoderState {
             self_kv: vec![None; self.decoder.layers.len()],
-            cross_kv: self.decoder.cross_kv(&memory.states)?,
+            cross_kv: self.decoder.cross_kv(&memory.states, &Ctx::eval())?,
             cross_bias: memory.bias.clone(),
             group: group.max(1),
             step: 0,
@@ -126,8 +131,9 @@ impl Seq2Seq {
     /// One decoding step. last: [rows] u32 (the previous output token, or the start token)
     /// -> logits [rows, tgt_vocab]; extends `state` by one position.
     pub fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
-        let out = self.decode_step_with(last, state, Record::Nothing, &Ctx::eval())?;
-        self.logits(&out.hidden.squeeze(1)?)
+        let ctx = Ctx::eval();
+        let out = self.decode_step_with(last, state, Record::Nothing, &ctx)?;
+        self.logits(&out.hidden.squeeze(1)?, &ctx)
     }
 
     /// `decode_step` returning hidden states [rows, 1, d] and, optionally, attention.
