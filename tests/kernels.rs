@@ -153,3 +153,65 @@ fn training_steps_agree_between_fused_and_reference_kernels() {
     }
     assert!(fused[3].0 < fused[0].0, "loss should fall: {fused:?}");
 }
+
+/// Reference attention: softmax(q k^T * scale + bias) [* dropout mask] @ v.
+fn reference_attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, mask: Option<&Tensor>) -> Tensor {
+    let scale = 1.0 / (q.dim(3).unwrap() as f64).sqrt();
+    let scores = (q.matmul(&k.t().unwrap()).unwrap() * scale).unwrap().broadcast_add(bias).unwrap();
+    let p = kernels::softmax_last_dim(&scores).unwrap();
+    let p = match mask {
+        Some(m) => (p * m).unwrap(),
+        None => p,
+    };
+    p.matmul(v).unwrap()
+}
+
+#[test]
+fn fused_attention_matches_reference_forward_and_backward() {
+    use transduce::kernels::attention::attention;
+    let (b, h, tq, tk, dh) = (2, 3, 5, 7, 12);
+    let q = randn(&[b, h, tq, dh], 20);
+    let k = randn(&[b, h, tk, dh], 21);
+    let v = randn(&[b, h, tk, dh], 22);
+    let up = randn(&[b, h, tq, dh], 23);
+    // padding (second sentence has 4 keys) plus a causal-style pattern
+    let pad: Vec<f32> = (0..b * tk).map(|i| if i >= tk && i % tk >= 4 { -1e9 } else { 0.0 }).collect();
+    let pad = Tensor::from_vec(pad, (b, 1, 1, tk), &Device::Cpu).unwrap();
+    let causal: Vec<f32> = (0..tq * tk).map(|i| if i % tk > i / tk + 2 { -1e9 } else { 0.0 }).collect();
+    let causal = Tensor::from_vec(causal, (tq, tk), &Device::Cpu).unwrap();
+    let bias = pad.broadcast_add(&causal).unwrap();
+    let scale = 1.0 / (dh as f64).sqrt();
+    let inputs = [q.clone(), k.clone(), v.clone()];
+    let (yf, gf) = grads(&inputs, &up, |t| attention(&t[0], &t[1], &t[2], Some(&bias), scale, None).unwrap());
+    let (yr, gr) = grads(&inputs, &up, |t| reference_attention(&t[0], &t[1], &t[2], &bias, None));
+    assert!(max_diff(&yf, &yr) < 1e-5, "forward {}", max_diff(&yf, &yr));
+    for (name, (f, r)) in ["q", "k", "v"].iter().zip(gf.iter().zip(&gr)) {
+        assert!(max_diff(f, r) < 1e-4, "d{name}: {}", max_diff(f, r));
+    }
+
+    // dropout on the probabilities: the mask is a hash of (seed, index)
+    use transduce::kernels::dropout::{keep_element, DropoutMask};
+    let m = DropoutMask::new(0.25, 77);
+    let mask: Vec<f32> = (0..b * h * tq * tk).map(|i| if keep_element(&m, i as u64) { m.scale } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(mask, (b, h, tq, tk), &Device::Cpu).unwrap();
+    let (yf, gf) =
+        grads(&inputs, &up, |t| attention(&t[0], &t[1], &t[2], Some(&bias), scale, Some((0.25, 77))).unwrap());
+    let (yr, gr) = grads(&inputs, &up, |t| reference_attention(&t[0], &t[1], &t[2], &bias, Some(&mask)));
+    assert!(max_diff(&yf, &yr) < 1e-5, "dropout forward {}", max_diff(&yf, &yr));
+    for (name, (f, r)) in ["q", "k", "v"].iter().zip(gf.iter().zip(&gr)) {
+        assert!(max_diff(f, r) < 1e-4, "dropout d{name}: {}", max_diff(f, r));
+    }
+}
+
+#[test]
+fn inference_linear_matches_matmul_plus_bias() {
+    use transduce::kernels::linear::linear_inference;
+    for (m, k, n) in [(1, 16, 9), (7, 33, 20), (512, 128, 96)] {
+        let x = randn(&[m, k], 30);
+        let w = randn(&[n, k], 31);
+        let b = randn(&[n], 32);
+        let want = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        let got = linear_inference(&x, &w, &b).unwrap();
+        assert!(max_diff(&got, &want) < 1e-3, "{m}x{k}x{n}: {}", max_diff(&got, &want));
+    }
+}

@@ -14,23 +14,45 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[derive(Clone, Copy)]
-struct Dropout {
+/// A dropout mask defined by a seed: element `i` is kept when the hash of (seed, i) falls
+/// below the keep threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct DropoutMask {
     seed: u64,
     /// Keep an element when its 32-bit hash is below this.
     threshold: u32,
-    scale: f32,
+    /// `1 / (1 - p)`
+    pub scale: f32,
 }
+
+impl DropoutMask {
+    pub fn new(p: f32, seed: u64) -> Self {
+        let keep = 1.0 - p as f64;
+        let threshold = (keep * u32::MAX as f64).round() as u32;
+        // Spread consecutive seeds far apart so their index ranges never overlap.
+        let seed = mix(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        DropoutMask { seed, threshold, scale: 1.0 / keep as f32 }
+    }
+}
+
+/// Whether element `index` survives `mask`.
+#[inline]
+pub fn keep_element(mask: &DropoutMask, index: u64) -> bool {
+    ((mix(mask.seed.wrapping_add(index)) >> 32) as u32) < mask.threshold
+}
+
+#[derive(Clone, Copy)]
+struct Dropout(DropoutMask);
 
 impl Dropout {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
         let mut y = vec![0f32; x.len()];
         const CHUNK: usize = 1 << 14;
+        let m = &self.0;
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (y, x))| {
             let base = (c * CHUNK) as u64;
             for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
-                let h = (mix(self.seed.wrapping_add(base + i as u64)) >> 32) as u32;
-                *y = if h < self.threshold { x * self.scale } else { 0.0 };
+                *y = if keep_element(m, base + i as u64) { x * m.scale } else { 0.0 };
             }
         });
         y
@@ -56,9 +78,5 @@ impl CustomOp1 for Dropout {
 /// Zeroes each element of CPU f32 `x` with probability `p` (decided by a hash of `seed` and
 /// the element's index) and scales the rest by `1 / (1 - p)`.
 pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
-    let keep = 1.0 - p as f64;
-    let threshold = (keep * u32::MAX as f64).round() as u32;
-    // Spread consecutive seeds far apart so their index ranges never overlap.
-    let seed = mix(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x.contiguous()?.apply_op1(Dropout { seed, threshold, scale: 1.0 / keep as f32 })
+    x.contiguous()?.apply_op1(Dropout(DropoutMask::new(p, seed)))
 }

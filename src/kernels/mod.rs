@@ -4,11 +4,13 @@
 //! runs on every device). Fused CPU kernels, when present, sit beside their reference and are
 //! tested against it.
 
+pub mod attention;
 pub mod bias;
 pub mod cpu;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod layer_norm;
+pub mod linear;
 pub mod softmax;
 
 use candle_core::{Tensor, D};

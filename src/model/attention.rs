@@ -145,27 +145,29 @@ impl MultiHeadAttention {
             q
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&kv.k.t()?)? * scale)?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let probs = ctx.softmax(&scores)?;
-        let dropped = ctx.dropout(&probs, self.dropout)?;
-        let ctx_vectors = dropped.matmul(&kv.v)?;
-        let (ctx_vectors, probs) = if group > 1 {
-            let tk = kv.len()?;
-            let back = |t: &Tensor, last: usize| -> Result<Tensor> {
-                t.reshape((b / group, self.heads, group, tq, last))?.transpose(1, 2)?.reshape((b, self.heads, tq, last))
-            };
-            let probs = match record {
-                Record::Probabilities => Some(back(&probs, tk)?),
-                Record::Nothing => None,
-            };
-            (back(&ctx_vectors, self.head_dim)?, probs)
+        let (ctx_vectors, probs) = if record == Record::Nothing && ctx.kernels.fused_for(&q) {
+            let dropout = ctx.dropout_seed(self.dropout);
+            (crate::kernels::attention::attention(&q, &kv.k, &kv.v, bias, scale, dropout)?, None)
         } else {
+            let scores = (q.matmul(&kv.k.t()?)? * scale)?;
+            let scores = match bias {
+                Some(bias) => scores.broadcast_add(bias)?,
+                None => scores,
+            };
+            let probs = ctx.softmax(&scores)?;
+            let ctx_vectors = ctx.dropout(&probs, self.dropout)?.matmul(&kv.v)?;
             (ctx_vectors, matches!(record, Record::Probabilities).then_some(probs))
         };
+        // [b/g, h, g*tq, last] -> [b, h, tq, last]
+        let ungroup = |t: Tensor| -> Result<Tensor> {
+            if group == 1 {
+                return Ok(t);
+            }
+            let last = t.dim(3)?;
+            t.reshape((b / group, self.heads, group, tq, last))?.transpose(1, 2)?.reshape((b, self.heads, tq, last))
+        };
+        let ctx_vectors = ungroup(ctx_vectors)?;
+        let probs = probs.map(ungroup).transpose()?;
         let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?, ctx)?;
         Ok(AttentionOutput { output, probs })
     }

@@ -11,6 +11,7 @@ use crate::kernels::Kernels;
 
 /// Training (dropout on, seeded) or inference (dropout off).
 pub enum Mode {
+    /// Inference: no dropout, and no gradients (fused CPU kernels that record none may run).
     Eval,
     Train(RefCell<Xoshiro256PlusPlus>),
 }
@@ -51,6 +52,14 @@ impl Ctx {
         let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x.mul(&mask)
+    }
+
+    /// A fresh seed for a fused dropout of probability `p`; `None` in eval mode or when `p` is 0.
+    pub fn dropout_seed(&self, p: f32) -> Option<(f32, u64)> {
+        match &self.mode {
+            Mode::Train(rng) if p > 0.0 => Some((p, rng.borrow_mut().gen())),
+            _ => None,
+        }
     }
 
     pub fn softmax(&self, x: &Tensor) -> candle_core::Result<Tensor> {

@@ -32,7 +32,16 @@ impl Linear {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
         let rows = x.elem_count() / d_in.max(1);
-        let y = ctx.kernels.bias_add(&x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?, &self.bias, activation)?;
+        let x2 = x.reshape((rows, d_in))?;
+        let y = if !ctx.is_training() && ctx.kernels.fused_for(x) {
+            let y = crate::kernels::linear::linear_inference(&x2, &self.weight, &self.bias)?;
+            match activation {
+                BiasActivation::Identity => y,
+                BiasActivation::Relu => y.relu()?,
+            }
+        } else {
+            ctx.kernels.bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
+        };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)

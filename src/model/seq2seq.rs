@@ -99,11 +99,12 @@ impl Seq2Seq {
         let dims = hidden.dims();
         let d = dims[dims.len() - 1];
         let rows = hidden.elem_count() / d;
-        let logits = ctx.kernels.bias_add(
-            &hidden.reshape((rows, d))?.matmul(&self.lm_head.t()?)?,
-            &self.lm_bias,
-            BiasActivation::Identity,
-        )?;
+        let hidden = hidden.reshape((rows, d))?;
+        let logits = if !ctx.is_training() && ctx.kernels.fused_for(&hidden) {
+            crate::kernels::linear::linear_inference(&hidden, &self.lm_head, &self.lm_bias)?
+        } else {
+            ctx.kernels.bias_add(&hidden.matmul(&self.lm_head.t()?)?, &self.lm_bias, BiasActivation::Identity)?
+        };
         let mut out = dims.to_vec();
         *out.last_mut().expect("hidden has a feature axis") = self.lm_bias.dim(0)?;
         logits.reshape(out)
