@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::data::batch::pad_sequences;
 use crate::data::Batch;
+use crate::kernels::Kernels;
 use crate::model::config::{ModelConfig, Preset, Tying};
 use crate::model::{Ctx, TrainableModel};
 use crate::train::loss::label_smoothed_cross_entropy;
@@ -94,7 +95,8 @@ pub fn train_step(preset: Preset, w: Workload) -> Result<TrainFigure> {
     let config = bench_config(preset, w.vocab);
     let model = TrainableModel::init(&config, 0, DType::F32, &device).map_err(candle_core::Error::wrap)?;
     let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-    let mut opt = AdamW::new(vars.clone(), AdamWConfig { beta2: 0.999, eps: 1e-8, weight_decay: 0.01, beta1: 0.9 })?;
+    let adam = AdamWConfig { beta2: 0.999, eps: 1e-8, weight_decay: 0.01, beta1: 0.9 };
+    let mut opt = AdamW::new(vars.clone(), adam, Kernels::default())?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let src = random_rows(&mut rng, w.batch, w.src_len, w.vocab);
     let tgt = random_rows(&mut rng, w.batch, w.tgt_len, w.vocab);

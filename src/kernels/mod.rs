@@ -4,6 +4,7 @@
 //! runs on every device). Fused CPU kernels, when present, sit beside their reference and are
 //! tested against it.
 
+pub mod adamw;
 pub mod attention;
 pub mod bias;
 pub mod cpu;

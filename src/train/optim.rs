@@ -4,6 +4,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::adamw::{adamw_update, sum_of_squares, AdamWStep, HostMoments};
+use crate::kernels::Kernels;
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamWConfig {
     pub beta1: f64,
@@ -18,30 +21,40 @@ impl Default for AdamWConfig {
     }
 }
 
-struct Moments {
+/// Moment estimates of one parameter: on the host for the fused CPU update, as tensors
+/// for the reference path.
+enum Moments {
+    Host(HostMoments),
+    Tensors { m: Tensor, v: Tensor },
+}
+
+struct Param {
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
 }
 
 /// AdamW over a fixed, ordered list of variables.
 pub struct AdamW {
     pub config: AdamWConfig,
-    moments: Vec<Moments>,
+    params: Vec<Param>,
     step: usize,
 }
 
 impl AdamW {
-    pub fn new(vars: Vec<Var>, config: AdamWConfig) -> Result<Self> {
-        let moments = vars
+    /// `kernels` picks the fused in-place update for CPU f32 parameters.
+    pub fn new(vars: Vec<Var>, config: AdamWConfig, kernels: Kernels) -> Result<Self> {
+        let params = vars
             .into_iter()
             .map(|var| {
-                let m = var.zeros_like()?;
-                let v = var.zeros_like()?;
-                Ok(Moments { var, m, v })
+                let moments = if kernels.fused_for(var.as_tensor()) {
+                    Moments::Host(HostMoments::zeros(var.elem_count()))
+                } else {
+                    Moments::Tensors { m: var.zeros_like()?, v: var.zeros_like()? }
+                };
+                Ok(Param { var, moments })
             })
             .collect::<Result<_>>()?;
-        Ok(AdamW { config, moments, step: 0 })
+        Ok(AdamW { config, params, step: 0 })
     }
 
     pub fn steps_taken(&self) -> usize {
@@ -56,17 +69,35 @@ impl AdamW {
         let t = self.step as i32;
         let bias1 = 1.0 - c.beta1.powi(t);
         let bias2 = 1.0 - c.beta2.powi(t);
-        for mo in &mut self.moments {
-            let Some(g) = grads.get(mo.var.as_tensor()) else { continue };
-            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g.clone() };
-            mo.m = ((&mo.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            mo.v = ((&mo.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let m_hat = (&mo.m / bias1)?;
-            let v_hat = (&mo.v / bias2)?;
-            let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let theta = mo.var.as_tensor();
-            let decayed = if c.weight_decay > 0.0 { (theta * (1.0 - lr * c.weight_decay))? } else { theta.clone() };
-            mo.var.set(&(decayed - (update * lr)?)?)?;
+        for p in &mut self.params {
+            let Some(g) = grads.get(p.var.as_tensor()) else { continue };
+            match &mut p.moments {
+                Moments::Host(moments) => {
+                    let step = AdamWStep {
+                        lr: lr as f32,
+                        beta1: c.beta1 as f32,
+                        beta2: c.beta2 as f32,
+                        eps: c.eps as f32,
+                        weight_decay: c.weight_decay as f32,
+                        bias1: bias1 as f32,
+                        bias2: bias2 as f32,
+                        grad_scale: grad_scale as f32,
+                    };
+                    adamw_update(p.var.as_tensor(), g, moments, step)?;
+                }
+                Moments::Tensors { m, v } => {
+                    let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g.clone() };
+                    *m = ((&*m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+                    *v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+                    let m_hat = (&*m / bias1)?;
+                    let v_hat = (&*v / bias2)?;
+                    let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
+                    let theta = p.var.as_tensor();
+                    let decayed =
+                        if c.weight_decay > 0.0 { (theta * (1.0 - lr * c.weight_decay))? } else { theta.clone() };
+                    p.var.set(&(decayed - (update * lr)?)?)?;
+                }
+            }
         }
         Ok(())
     }
@@ -77,7 +108,11 @@ pub fn grad_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
     let mut sum = 0.0;
     for var in vars {
         if let Some(g) = grads.get(var.as_tensor()) {
-            sum += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            sum += if crate::kernels::cpu::applies(g) {
+                sum_of_squares(g)?
+            } else {
+                g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?
+            };
         }
     }
     Ok(sum.sqrt())
@@ -101,17 +136,42 @@ mod tests {
     #[test]
     fn first_step_moves_each_weight_by_lr_against_the_gradient_sign() {
         // With bias correction, Adam's first update is lr * g / (|g| + eps) = lr * sign(g).
-        let var = Var::new(&[1.0f64, -2.0, 3.0], &Device::Cpu).unwrap();
-        let loss =
-            (var.as_tensor() * &Tensor::new(&[2.0f64, -0.5, 0.0], &Device::Cpu).unwrap()).unwrap().sum_all().unwrap();
-        let grads = loss.backward().unwrap();
-        let mut opt = AdamW::new(vec![var.clone()], AdamWConfig { weight_decay: 0.1, ..Default::default() }).unwrap();
-        opt.step(&grads, 0.01, 1.0).unwrap();
-        let got = var.as_tensor().to_vec1::<f64>().unwrap();
-        let decay = 1.0 - 0.01 * 0.1;
-        let want = [1.0 * decay - 0.01, -2.0 * decay + 0.01, 3.0 * decay];
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
+        for dtype in [DType::F64, DType::F32] {
+            for kernels in [Kernels::Reference, Kernels::Fused] {
+                let init = Tensor::new(&[1.0f64, -2.0, 3.0], &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+                let var = Var::from_tensor(&init).unwrap();
+                let coef = Tensor::new(&[2.0f64, -0.5, 0.0], &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+                let grads = (var.as_tensor() * &coef).unwrap().sum_all().unwrap().backward().unwrap();
+                let config = AdamWConfig { weight_decay: 0.1, ..Default::default() };
+                let mut opt = AdamW::new(vec![var.clone()], config, kernels).unwrap();
+                opt.step(&grads, 0.01, 1.0).unwrap();
+                let got = var.as_tensor().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+                let decay = 1.0 - 0.01 * 0.1;
+                let want = [1.0 * decay - 0.01, -2.0 * decay + 0.01, 3.0 * decay];
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g - w).abs() < 1e-6, "{dtype:?} {kernels:?}: {got:?} vs {want:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_update_tracks_the_reference_over_several_steps() {
+        let run = |kernels: Kernels| {
+            let var = Var::new(&[[0.5f32, -1.0, 2.0], [0.1, 0.0, -0.3]], &Device::Cpu).unwrap();
+            let config = AdamWConfig { weight_decay: 0.01, ..Default::default() };
+            let mut opt = AdamW::new(vec![var.clone()], config, kernels).unwrap();
+            for step in 0..5 {
+                let loss = (var.as_tensor().sqr().unwrap() * (step as f64 + 1.0)).unwrap().sum_all().unwrap();
+                let grads = loss.backward().unwrap();
+                let norm = grad_norm(std::slice::from_ref(&var), &grads).unwrap();
+                opt.step(&grads, 0.05, clip_factor(norm, 1.0)).unwrap();
+            }
+            var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let (fused, reference) = (run(Kernels::Fused), run(Kernels::Reference));
+        for (f, r) in fused.iter().zip(&reference) {
+            assert!((f - r).abs() < 1e-5, "{fused:?} vs {reference:?}");
         }
     }
 

@@ -6,6 +6,7 @@ use super::loss::label_smoothed_cross_entropy;
 use super::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
 use super::schedule::InverseSqrt;
 use crate::data::Batch;
+use crate::kernels::Kernels;
 use crate::model::{Ctx, TrainableModel};
 
 /// What one step did.
@@ -40,7 +41,13 @@ impl TrainStep {
         clip_norm: f64,
     ) -> Result<Self> {
         let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-        Ok(TrainStep { optimizer: AdamW::new(vars.clone(), adam)?, schedule, label_smoothing, clip_norm, vars })
+        Ok(TrainStep {
+            optimizer: AdamW::new(vars.clone(), adam, Kernels::default())?,
+            schedule,
+            label_smoothing,
+            clip_norm,
+            vars,
+        })
     }
 
     /// Forward, loss, backward, clip and update on one batch. `ctx` should be a training context.
