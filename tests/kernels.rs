@@ -204,14 +204,24 @@ fn fused_attention_matches_reference_forward_and_backward() {
 }
 
 #[test]
-fn inference_linear_matches_matmul_plus_bias() {
-    use transduce::kernels::linear::linear_inference;
+fn fused_linear_matches_matmul_plus_bias_forward_and_backward() {
+    use transduce::kernels::bias::BiasActivation;
+    use transduce::kernels::linear::linear;
     for (m, k, n) in [(1, 16, 9), (7, 33, 20), (512, 128, 96)] {
         let x = randn(&[m, k], 30);
         let w = randn(&[n, k], 31);
         let b = randn(&[n], 32);
-        let want = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
-        let got = linear_inference(&x, &w, &b).unwrap();
-        assert!(max_diff(&got, &want) < 1e-3, "{m}x{k}x{n}: {}", max_diff(&got, &want));
+        let up = randn(&[m, n], 33);
+        for act in [BiasActivation::Identity, BiasActivation::Relu] {
+            let inputs = [x.clone(), w.clone(), b.clone()];
+            let (yf, gf) = grads(&inputs, &up, |t| linear(&t[0], &t[1], &t[2], act).unwrap());
+            let (yr, gr) = grads(&inputs, &up, |t| {
+                Kernels::Reference.bias_add(&t[0].matmul(&t[1].t().unwrap()).unwrap(), &t[2], act).unwrap()
+            });
+            assert!(max_diff(&yf, &yr) < 1e-3, "{m}x{k}x{n} {act:?}: {}", max_diff(&yf, &yr));
+            for (name, (f, r)) in ["x", "w", "b"].iter().zip(gf.iter().zip(&gr)) {
+                assert!(max_diff(f, r) < 1e-3, "{m}x{k}x{n} {act:?} d{name}: {}", max_diff(f, r));
+            }
+        }
     }
 }

@@ -1,19 +1,26 @@
-//! Inference-only linear layer `y = x W^T + b` for CPU f32, calling the GEMM directly so the
-//! thread count can follow the problem size: decoding multiplies a few rows by each weight
-//! matrix, where waking a second thread costs more than it saves.
+//! Fused linear layer `y = act(x W^T + b)` for CPU f32, with its backward.
+//!
+//! The forward calls the GEMM directly so the thread count can follow the problem size
+//! (decoding multiplies a few rows by each weight matrix, where waking a second thread costs
+//! more than it saves). The backward computes dx, dW and db in one node, instead of candle's
+//! matmul + transpose + broadcast-add nodes, each with its own zero-filled gradient buffer.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
-use super::cpu::f32_slice;
+use super::bias::{column_sum, BiasActivation};
+use super::cpu::{f32_slice, rows_per_task, with_f32};
 
 /// Below this many multiply-adds the GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
 
-struct LinearInference;
+struct Linear {
+    activation: BiasActivation,
+}
 
-impl CustomOp3 for LinearInference {
+impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
-        "transduce-linear-inference"
+        "transduce-linear"
     }
 
     fn cpu_fwd(
@@ -65,11 +72,47 @@ impl CustomOp3 for LinearInference {
                 parallelism,
             );
         }
+        if self.activation == BiasActivation::Relu {
+            let chunk = rows_per_task(m, n) * n;
+            y.par_chunks_mut(chunk).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+        }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = w.dim(0)?;
+        let g = match self.activation {
+            BiasActivation::Identity => grad.contiguous()?.detach(),
+            BiasActivation::Relu => with_f32(res, |y| {
+                with_f32(grad, |g| {
+                    let mut d = vec![0f32; g.len()];
+                    let chunk = rows_per_task(g.len() / n, n) * n;
+                    d.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(g.par_chunks(chunk))).for_each(
+                        |(d, (y, g))| {
+                            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                                *d = if y > 0.0 { g } else { 0.0 };
+                            }
+                        },
+                    );
+                    Tensor::from_vec(d, res.shape(), res.device())
+                })
+            })???,
+        };
+        let dx = g.matmul(&w.detach())?;
+        let dw = g.t()?.matmul(&x.detach())?;
+        let db = with_f32(&g, |g| column_sum(g, n))?;
+        Ok((Some(dx), Some(dw), Some(Tensor::from_vec(db, n, b.device())?)))
     }
 }
 
-/// `x W^T + b` for CPU f32 x: [m, k], W: [n, k], b: [n] -> [m, n]. Records no gradient.
-pub fn linear_inference(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &LinearInference)
+/// `activation(x W^T + b)` for CPU f32 x: [m, k], W: [n, k], b: [n] -> [m, n].
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation })
 }

@@ -33,12 +33,8 @@ impl Linear {
         let d_in = dims[dims.len() - 1];
         let rows = x.elem_count() / d_in.max(1);
         let x2 = x.reshape((rows, d_in))?;
-        let y = if !ctx.is_training() && ctx.kernels.fused_for(x) {
-            let y = crate::kernels::linear::linear_inference(&x2, &self.weight, &self.bias)?;
-            match activation {
-                BiasActivation::Identity => y,
-                BiasActivation::Relu => y.relu()?,
-            }
+        let y = if ctx.kernels.fused_for(x) {
+            crate::kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?
         } else {
             ctx.kernels.bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
         };

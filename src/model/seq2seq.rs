@@ -100,8 +100,8 @@ impl Seq2Seq {
         let d = dims[dims.len() - 1];
         let rows = hidden.elem_count() / d;
         let hidden = hidden.reshape((rows, d))?;
-        let logits = if !ctx.is_training() && ctx.kernels.fused_for(&hidden) {
-            crate::kernels::linear::linear_inference(&hidden, &self.lm_head, &self.lm_bias)?
+        let logits = if ctx.kernels.fused_for(&hidden) {
+            crate::kernels::linear::linear(&hidden, &self.lm_head, &self.lm_bias, BiasActivation::Identity)?
         } else {
             ctx.kernels.bias_add(&hidden.matmul(&self.lm_head.t()?)?, &self.lm_bias, BiasActivation::Identity)?
         };
