@@ -146,3 +146,23 @@ fn recorded_attention_is_causal_and_normalised() {
         }
     }
 }
+
+#[test]
+fn target_padding_mask_hides_masked_target_keys() {
+    use transduce::model::{Ctx, Record};
+    let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
+    let memory = m.encode(&ids(&[&[5, 6, 7, 2]]), &ones_mask(1, 4)).unwrap();
+    // position 2 is masked as padding: changing its token must not change later outputs
+    let mask = Tensor::new(&[[1u8, 1, 0, 1, 1]], &Device::Cpu).unwrap();
+    let run = |tgt: &[u32]| {
+        let out = m.decode_with(&ids(&[tgt]), Some(&mask), &memory, Record::Nothing, &Ctx::eval()).unwrap();
+        out.hidden
+    };
+    let a = run(&[1, 8, 9, 10, 11]);
+    let b = run(&[1, 8, 20, 10, 11]);
+    let d = max_diff(&a.i((.., 3..)).unwrap(), &b.i((.., 3..)).unwrap());
+    assert!(d <= 1e-6, "masked target key leaked into later positions: {d}");
+    let unmasked = m.decode(&ids(&[&[1, 8, 9, 10, 11]]), &memory).unwrap();
+    let unmasked_b = m.decode(&ids(&[&[1, 8, 20, 10, 11]]), &memory).unwrap();
+    assert!(max_diff(&unmasked.i((.., 3..)).unwrap(), &unmasked_b.i((.., 3..)).unwrap()) > 1e-4);
+}
