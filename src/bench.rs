@@ -144,7 +144,8 @@ pub fn train_step(preset: Preset, w: Workload) -> Result<TrainFigure> {
 pub fn greedy_decode(preset: Preset, w: Workload, batch: usize) -> Result<GreedyFigure> {
     let device = Device::Cpu;
     let config = bench_config(preset, w.vocab);
-    let model = TrainableModel::init(&config, 0, DType::F32, &device).map_err(candle_core::Error::wrap)?.model;
+    let mut model = TrainableModel::init(&config, 0, DType::F32, &device).map_err(candle_core::Error::wrap)?.model;
+    model.prepare_inference()?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     let (src, mask) = pad_sequences(&random_rows(&mut rng, batch, w.src_len, w.vocab), config.special.pad, &device)?;
     let (mut enc, mut step, mut total) = (vec![], vec![], vec![]);

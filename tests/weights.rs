@@ -27,7 +27,8 @@ fn saved_weights_load_back_to_the_same_model() {
     let a = trained.model.decode(&tgt, &trained.model.encode(&src, &ones_mask(1, 4)).unwrap()).unwrap();
     let b = loaded.decode(&tgt, &loaded.encode(&src, &ones_mask(1, 4)).unwrap()).unwrap();
     let c = retrain.model.decode(&tgt, &retrain.model.encode(&src, &ones_mask(1, 4)).unwrap()).unwrap();
-    assert_eq!(max_diff(&a, &b), 0.0);
+    // the loaded model decodes through transposed weights: same values, other summation order
+    assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
     assert_eq!(max_diff(&a, &c), 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -14,8 +14,18 @@ use super::cpu::{f32_slice, rows_per_task, with_f32};
 /// Below this many multiply-adds the GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
 
+/// How the weight is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// W: [n, k], as trained (`y = x W^T`).
+    OutIn,
+    /// W^T: [k, n], contiguous: the GEMM reads it without repacking (decoding).
+    InOut,
+}
+
 struct Linear {
     activation: BiasActivation,
+    layout: WeightLayout,
 }
 
 impl CustomOp3 for Linear {
@@ -34,7 +44,18 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (f32_slice(sx, lx)?, f32_slice(sw, lw)?, f32_slice(sb, lb)?);
         let (m, k) = lx.shape().dims2()?;
-        let (n, kw) = lw.shape().dims2()?;
+        let (n, kw) = match self.layout {
+            WeightLayout::OutIn => lw.shape().dims2()?,
+            WeightLayout::InOut => {
+                let (kw, n) = lw.shape().dims2()?;
+                (n, kw)
+            }
+        };
+        // (column stride, row stride) of W^T [k, n]
+        let (w_cs, w_rs) = match self.layout {
+            WeightLayout::OutIn => (k as isize, 1),
+            WeightLayout::InOut => (1, n as isize),
+        };
         if k != kw || b.len() != n {
             candle_core::bail!("linear: x {:?}, weight {:?}, bias {:?}", lx.dims(), lw.dims(), lb.dims());
         }
@@ -47,8 +68,8 @@ impl CustomOp3 for Linear {
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: y is [m, n] row-major, x is [m, k] row-major, W^T is read through W [n, k]
-        // row-major (row stride 1, column stride k); all slices have exactly these sizes.
+        // SAFETY: y is [m, n] row-major, x is [m, k] row-major, W^T [k, n] is read with the
+        // strides of its stored layout; all slices have exactly these sizes.
         unsafe {
             gemm::gemm(
                 m,
@@ -62,8 +83,8 @@ impl CustomOp3 for Linear {
                 1,
                 k as isize,
                 w.as_ptr(),
-                k as isize,
-                1,
+                w_cs,
+                w_rs,
                 1.0,
                 1.0,
                 false,
@@ -87,6 +108,9 @@ impl CustomOp3 for Linear {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if self.layout != WeightLayout::OutIn {
+            candle_core::bail!("linear: the [in, out] weight layout is for inference only");
+        }
         let n = w.dim(0)?;
         let g = match self.activation {
             BiasActivation::Identity => grad.contiguous()?.detach(),
@@ -114,5 +138,11 @@ impl CustomOp3 for Linear {
 
 /// `activation(x W^T + b)` for CPU f32 x: [m, k], W: [n, k], b: [n] -> [m, n].
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation })
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation, layout: WeightLayout::OutIn })
+}
+
+/// Inference-only `activation(x W^T + b)` from a pre-transposed weight `wt`: [k, n].
+pub fn linear_pretransposed(x: &Tensor, wt: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
+    let op = Linear { activation, layout: WeightLayout::InOut };
+    x.contiguous()?.apply_op3_no_bwd(&wt.contiguous()?, &b.contiguous()?, &op)
 }

@@ -96,6 +96,14 @@ impl MultiHeadAttention {
         })
     }
 
+    /// Applies `f` to each projection.
+    pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
+        for l in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
+            f(l)?;
+        }
+        Ok(())
+    }
+
     /// [b, t, d] -> [b, heads, t, head_dim]
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;

@@ -9,7 +9,7 @@ use super::attention::{causal_bias, AttentionKind, KeyValues, MultiHeadAttention
 use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
 use super::embedding::Embeddings;
-use super::layers::{FeedForward, LayerNorm};
+use super::layers::{FeedForward, LayerNorm, Linear};
 
 /// Attention probabilities of one decoder layer, when recorded.
 #[derive(Debug, Clone)]
@@ -59,6 +59,14 @@ impl DecoderLayer {
             placement: c.norm_placement,
             dropout: c.dropout.residual,
         })
+    }
+
+    /// Applies `f` to every linear projection of the layer.
+    pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
+        self.self_attn.for_each_linear(&mut f)?;
+        self.cross_attn.for_each_linear(&mut f)?;
+        f(&mut self.ffn.fc1)?;
+        f(&mut self.ffn.fc2)
     }
 
     /// x: [rows, t, d], the positions after those already in `cache`.

@@ -8,7 +8,7 @@ use super::attention::{padding_bias, AttentionKind, MultiHeadAttention, Record};
 use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
 use super::embedding::Embeddings;
-use super::layers::{FeedForward, LayerNorm};
+use super::layers::{FeedForward, LayerNorm, Linear};
 
 /// Encoder output: what the decoder attends to.
 #[derive(Debug, Clone)]
@@ -43,6 +43,13 @@ impl EncoderLayer {
             placement: c.norm_placement,
             dropout: c.dropout.residual,
         })
+    }
+
+    /// Applies `f` to every linear projection of the layer.
+    pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
+        self.self_attn.for_each_linear(&mut f)?;
+        f(&mut self.ffn.fc1)?;
+        f(&mut self.ffn.fc2)
     }
 
     /// x: [b, s, d], bias: [b, 1, 1, s] -> ([b, s, d], probs [b, h, s, s] if recorded)

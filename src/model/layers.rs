@@ -13,13 +13,22 @@ use crate::kernels::bias::BiasActivation;
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
+    /// `weight` transposed to [in, out], contiguous, for decoding (see [`Linear::prepare_inference`]).
+    weight_t: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
         let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight, bias, weight_t: None })
+    }
+
+    /// Adds a transposed copy of the weight, which the inference GEMM reads without
+    /// repacking. A snapshot: call it on a model that will not be trained further.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        self.weight_t = Some(self.weight.t()?.contiguous()?);
+        Ok(())
     }
 
     /// x: [.., in] -> [.., out]
@@ -33,14 +42,32 @@ impl Linear {
         let d_in = dims[dims.len() - 1];
         let rows = x.elem_count() / d_in.max(1);
         let x2 = x.reshape((rows, d_in))?;
-        let y = if ctx.kernels.fused_for(x) {
-            crate::kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?
-        } else {
-            ctx.kernels.bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
-        };
+        let y = linear(&x2, &self.weight, self.weight_t.as_ref(), &self.bias, activation, ctx)?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)
+    }
+}
+
+/// `activation(x W^T + b)` for x: [m, k], weight: [n, k], with the optional transposed copy
+/// `weight_t`: [k, n] used for inference where it is faster.
+pub fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    weight_t: Option<&Tensor>,
+    bias: &Tensor,
+    activation: BiasActivation,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if !ctx.kernels.fused_for(x) {
+        return ctx.kernels.bias_add(&x.matmul(&weight.t()?)?, bias, activation);
+    }
+    match weight_t {
+        // A single row against a large matrix is a GEMV, faster on the [n, k] layout.
+        Some(wt) if !ctx.is_training() && (x.dim(0)? > 1 || weight.elem_count() < 1 << 20) => {
+            crate::kernels::linear::linear_pretransposed(x, wt, bias, activation)
+        }
+        _ => crate::kernels::linear::linear(x, weight, bias, activation),
     }
 }
 

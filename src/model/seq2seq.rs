@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::embedding_table;
 use super::encoder::{Encoder, Memory};
+use super::layers::linear;
 use super::state::DecoderState;
 use crate::kernels::bias::BiasActivation;
 
@@ -20,6 +21,8 @@ pub struct Seq2Seq {
     pub decoder: Decoder,
     /// Output projection [tgt_vocab, d] (possibly the decoder's embedding table).
     pub lm_head: Tensor,
+    /// `lm_head` transposed, for decoding (see [`Seq2Seq::prepare_inference`]).
+    lm_head_t: Option<Tensor>,
     /// [tgt_vocab]
     pub lm_bias: Tensor,
 }
@@ -55,8 +58,22 @@ impl Seq2Seq {
             encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
             decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
             lm_head,
+            lm_head_t: None,
             lm_bias,
         })
+    }
+
+    /// Lays out weights for fast decoding (transposed copies the inference GEMM reads without
+    /// repacking). A snapshot: use it on a model that is done training, or on a clone.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(|l| l.prepare_inference())?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(|l| l.prepare_inference())?;
+        }
+        self.lm_head_t = Some(self.lm_head.t()?.contiguous()?);
+        Ok(())
     }
 
     /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
@@ -100,11 +117,8 @@ impl Seq2Seq {
         let d = dims[dims.len() - 1];
         let rows = hidden.elem_count() / d;
         let hidden = hidden.reshape((rows, d))?;
-        let logits = if ctx.kernels.fused_for(&hidden) {
-            crate::kernels::linear::linear(&hidden, &self.lm_head, &self.lm_bias, BiasActivation::Identity)?
-        } else {
-            ctx.kernels.bias_add(&hidden.matmul(&self.lm_head.t()?)?, &self.lm_bias, BiasActivation::Identity)?
-        };
+        let logits =
+            linear(&hidden, &self.lm_head, self.lm_head_t.as_ref(), &self.lm_bias, BiasActivation::Identity, ctx)?;
         let mut out = dims.to_vec();
         *out.last_mut().expect("hidden has a feature axis") = self.lm_bias.dim(0)?;
         logits.reshape(out)

@@ -84,12 +84,14 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
         .map_err(|e| Error::Weights { path: path.to_path_buf(), why: format!("not a readable safetensors file: {e}") })
 }
 
-/// Loads a model for inference from a checked safetensors file.
+/// Loads a model for inference (weights laid out for decoding) from a checked safetensors file.
 pub fn load_model(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Seq2Seq> {
     let tensors = read_safetensors(path, device)?;
     check_tensors(config, &tensors, path)?;
     let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
-    Ok(Seq2Seq::new(config, VarBuilder::from_tensors(tensors, dtype, device))?)
+    let mut model = Seq2Seq::new(config, VarBuilder::from_tensors(tensors, dtype, device))?;
+    model.prepare_inference()?;
+    Ok(model)
 }
 
 /// A trainable model: its parameters live in `varmap`.

@@ -79,13 +79,15 @@ pub fn exact_match(
     let device = Device::Cpu;
     let mut data = SyntheticData::new(run.task, run.vocab, 4, run.lengths, seed);
     let pairs = data.pairs(n);
+    let mut decoder = model.model.clone();
+    decoder.prepare_inference()?;
     let mut correct = 0;
     let mut samples = Vec::new();
     for chunk in pairs.chunks(100) {
         let sources: Vec<&[u32]> = chunk.iter().map(|p| p.0.as_slice()).collect();
         let (src, mask) = Batch::sources(&sources, run.config.special, &device)?;
-        let memory = model.model.encode(&src, &mask)?;
-        let out = greedy(&model.model, &memory, run.lengths.1 * 2 + 2)?;
+        let memory = decoder.encode(&src, &mask)?;
+        let out = greedy(&decoder, &memory, run.lengths.1 * 2 + 2)?;
         for ((s, t), o) in chunk.iter().zip(out) {
             correct += usize::from(*t == o);
             if samples.len() < 5 {
