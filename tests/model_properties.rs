@@ -43,8 +43,12 @@ fn decoder_outputs_up_to_t_ignore_later_target_tokens() {
 
 #[test]
 fn cached_steps_equal_the_full_teacher_forced_forward() {
-    for config in PLACEMENTS.iter().flat_map(|&p| [tiny_config(p), tiny_config_untied(p)]) {
-        let m = model(&config, DType::F32).model;
+    let configs = PLACEMENTS.iter().flat_map(|&p| [tiny_config(p), tiny_config_untied(p)]);
+    for (config, prepared) in configs.flat_map(|c| [(c.clone(), false), (c, true)]) {
+        let mut m = model(&config, DType::F32).model;
+        if prepared {
+            m.prepare_inference().unwrap();
+        }
         // two sources of different lengths: the shorter is padded
         let src = ids(&[&[5, 6, 7, 8, 2], &[9, 10, 2, 0, 0]]);
         let mask = Tensor::new(&[[1u8, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &Device::Cpu).unwrap();
@@ -55,7 +59,8 @@ fn cached_steps_equal_the_full_teacher_forced_forward() {
         for t in 0..6 {
             let step = m.decode_step(&tgt.i((.., t)).unwrap().contiguous().unwrap(), &mut state).unwrap();
             let d = max_diff(&step, &full.i((.., t)).unwrap());
-            assert!(d <= 1e-5, "{:?} {:?}: step {t} differs by {d}", config.norm_placement, config.positions);
+            let what = (config.norm_placement, config.positions, prepared);
+            assert!(d <= 1e-5, "{what:?}: step {t} differs by {d}");
         }
         assert_eq!(state.step(), 6);
     }
@@ -65,7 +70,8 @@ fn cached_steps_equal_the_full_teacher_forced_forward() {
 fn padded_batch_gives_the_logits_and_greedy_output_of_each_sentence_alone() {
     for placement in PLACEMENTS {
         let config = tiny_config(placement);
-        let m = model(&config, DType::F32).model;
+        let mut m = model(&config, DType::F32).model;
+        m.prepare_inference().unwrap();
         let sources: [&[u32]; 3] = [&[5, 6, 7, 8, 9, 10], &[11, 12], &[13, 14, 15, 16]];
         let targets: [&[u32]; 3] = [&[4, 5], &[6, 7, 8, 9, 10], &[11]];
         let pairs: Vec<(&[u32], &[u32])> = sources.iter().copied().zip(targets.iter().copied()).collect();
