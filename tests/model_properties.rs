@@ -172,3 +172,54 @@ fn target_padding_mask_hides_masked_target_keys() {
     let unmasked_b = m.decode(&ids(&[&[1, 8, 20, 10, 11]]), &memory).unwrap();
     assert!(max_diff(&unmasked.i((.., 3..)).unwrap(), &unmasked_b.i((.., 3..)).unwrap()) > 1e-4);
 }
+
+#[test]
+fn dropout_is_active_only_in_training() {
+    use transduce::kernels::Kernels;
+    use transduce::model::Ctx;
+    let mut config = tiny_config(NormPlacement::Pre);
+    config.dropout = transduce::model::config::Dropout::uniform(0.3);
+    let m = model(&config, DType::F32).model;
+    let src = ids(&[&[5, 6, 7, 2]]);
+    let tgt = ids(&[&[1, 8, 9]]);
+    for kernels in [Kernels::Fused, Kernels::Reference] {
+        let run = |ctx: &Ctx| m.forward(&src, &ones_mask(1, 4), &tgt, ctx).unwrap();
+        let eval = run(&Ctx::eval().with_kernels(kernels));
+        assert_eq!(
+            max_diff(&eval, &run(&Ctx::eval().with_kernels(kernels))),
+            0.0,
+            "{kernels:?}: eval is deterministic"
+        );
+        let train = run(&Ctx::train(1).with_kernels(kernels));
+        assert!(max_diff(&eval, &train) > 1e-3, "{kernels:?}: dropout should change training outputs");
+        let again = run(&Ctx::train(1).with_kernels(kernels));
+        assert_eq!(max_diff(&train, &again), 0.0, "{kernels:?}: the same seed gives the same masks");
+    }
+}
+
+#[test]
+fn positions_beyond_max_positions_are_an_error_not_a_panic() {
+    let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
+    let long: Vec<u32> = (0..45).map(|i| 4 + i % 10).collect();
+    let err = m.encode(&ids(&[&long]), &ones_mask(1, 45)).unwrap_err().to_string();
+    assert!(err.contains("max_positions 40"), "{err}");
+    // greedy decoding stops at max_positions instead of failing
+    let memory = m.encode(&ids(&[&[5, 6, 2]]), &ones_mask(1, 3)).unwrap();
+    let out = greedy(&m, &memory, 1000).unwrap();
+    assert!(out[0].len() <= 40);
+}
+
+#[test]
+fn sinusoid_layouts_put_sin_and_cos_where_each_convention_expects() {
+    use transduce::model::config::Positions;
+    use transduce::model::embedding::sinusoids;
+    let inter = sinusoids(3, 8, Positions::Sinusoidal, DType::F32, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+    let halves =
+        sinusoids(3, 8, Positions::SinusoidalHalves, DType::F32, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(inter[0], vec![0., 1., 0., 1., 0., 1., 0., 1.]);
+    assert_eq!(halves[0], vec![0., 0., 0., 0., 1., 1., 1., 1.]);
+    // position 2, frequency index 1: angle 2 / 10000^(2/8)
+    let angle = 2.0f64 / 10000f64.powf(0.25);
+    assert!((inter[2][2] as f64 - angle.sin()).abs() < 1e-6 && (inter[2][3] as f64 - angle.cos()).abs() < 1e-6);
+    assert!((halves[2][1] as f64 - angle.sin()).abs() < 1e-6 && (halves[2][5] as f64 - angle.cos()).abs() < 1e-6);
+}
