@@ -8,11 +8,17 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::bias::{column_sum, BiasActivation};
 use super::cpu::{f32_slice, rows_per_task, with_f32};
 
 /// Below this many multiply-adds the GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// What follows the bias add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiasActivation {
+    Identity,
+    Relu,
+}
 
 /// How the weight is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,4 +151,24 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, activation: BiasActivation) ->
 pub fn linear_pretransposed(x: &Tensor, wt: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
     let op = Linear { activation, layout: WeightLayout::InOut };
     x.contiguous()?.apply_op3_no_bwd(&wt.contiguous()?, &b.contiguous()?, &op)
+}
+
+/// Sum of the rows of `g` (row length `n`), in parallel over row blocks.
+pub fn column_sum(g: &[f32], n: usize) -> Vec<f32> {
+    let chunk = rows_per_task(g.len() / n, n) * n;
+    g.par_chunks(chunk)
+        .map(|g| {
+            let mut acc = vec![0f32; n];
+            for row in g.chunks_exact(n) {
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            acc
+        })
+        .reduce(
+            || vec![0f32; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
 }

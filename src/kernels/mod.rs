@@ -6,7 +6,6 @@
 
 pub mod adamw;
 pub mod attention;
-pub mod bias;
 pub mod cpu;
 pub mod cross_entropy;
 pub mod dropout;
@@ -15,6 +14,8 @@ pub mod linear;
 pub mod softmax;
 
 use candle_core::{Tensor, D};
+
+pub use linear::BiasActivation;
 
 /// Which implementation of the hot-path ops a forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,19 +41,6 @@ impl Kernels {
         }
     }
 
-    /// `activation(x + b)`, x: [.., n], b: [n].
-    pub fn bias_add(self, x: &Tensor, b: &Tensor, activation: bias::BiasActivation) -> candle_core::Result<Tensor> {
-        if self.fused_for(x) {
-            bias::bias_add(x, b, activation)
-        } else {
-            let y = x.broadcast_add(b)?;
-            match activation {
-                bias::BiasActivation::Identity => Ok(y),
-                bias::BiasActivation::Relu => y.relu(),
-            }
-        }
-    }
-
     pub fn layer_norm(self, x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
         if self.fused_for(x) {
             layer_norm::layer_norm(x, w, b, eps)
@@ -70,6 +58,15 @@ pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     let e = x.broadcast_sub(&max)?.exp()?;
     let sum = e.sum_keepdim(D::Minus1)?;
     e.broadcast_div(&sum)
+}
+
+/// `activation(x + b)`, x: [.., n], b: [n], as candle primitives.
+pub fn reference_bias_add(x: &Tensor, b: &Tensor, activation: BiasActivation) -> candle_core::Result<Tensor> {
+    let y = x.broadcast_add(b)?;
+    match activation {
+        BiasActivation::Identity => Ok(y),
+        BiasActivation::Relu => y.relu(),
+    }
 }
 
 /// `log(softmax(x))` over the last dimension.

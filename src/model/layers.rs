@@ -6,7 +6,7 @@ use candle_nn::{Init, VarBuilder};
 use super::config::{Activation, ModelConfig};
 use super::context::Ctx;
 use super::params::xavier_uniform;
-use crate::kernels::bias::BiasActivation;
+use crate::kernels::{self, reference_bias_add, BiasActivation};
 
 /// `y = x W^T + b`. weight: [out, in], bias: [out].
 #[derive(Debug, Clone)]
@@ -21,7 +21,12 @@ impl Linear {
     pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
         let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
-        Ok(Linear { weight, bias, weight_t: None })
+        Ok(Self::from_parts(weight, bias))
+    }
+
+    /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
+    pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
+        Linear { weight, bias, weight_t: None }
     }
 
     /// Adds a transposed copy of the weight, which the inference GEMM reads without
@@ -40,34 +45,21 @@ impl Linear {
     pub fn forward_act(&self, x: &Tensor, activation: BiasActivation, ctx: &Ctx) -> Result<Tensor> {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
-        let rows = x.elem_count() / d_in.max(1);
-        let x2 = x.reshape((rows, d_in))?;
-        let y = linear(&x2, &self.weight, self.weight_t.as_ref(), &self.bias, activation, ctx)?;
+        let x2 = x.reshape((x.elem_count() / d_in.max(1), d_in))?;
+        let y = if !ctx.kernels.fused_for(x) {
+            reference_bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
+        } else {
+            match &self.weight_t {
+                // A single row against a large matrix is a GEMV, faster on the [n, k] layout.
+                Some(wt) if !ctx.is_training() && (x2.dim(0)? > 1 || self.weight.elem_count() < 1 << 20) => {
+                    kernels::linear::linear_pretransposed(&x2, wt, &self.bias, activation)?
+                }
+                _ => kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?,
+            }
+        };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)
-    }
-}
-
-/// `activation(x W^T + b)` for x: [m, k], weight: [n, k], with the optional transposed copy
-/// `weight_t`: [k, n] used for inference where it is faster.
-pub fn linear(
-    x: &Tensor,
-    weight: &Tensor,
-    weight_t: Option<&Tensor>,
-    bias: &Tensor,
-    activation: BiasActivation,
-    ctx: &Ctx,
-) -> Result<Tensor> {
-    if !ctx.kernels.fused_for(x) {
-        return ctx.kernels.bias_add(&x.matmul(&weight.t()?)?, bias, activation);
-    }
-    match weight_t {
-        // A single row against a large matrix is a GEMV, faster on the [n, k] layout.
-        Some(wt) if !ctx.is_training() && (x.dim(0)? > 1 || weight.elem_count() < 1 << 20) => {
-            crate::kernels::linear::linear_pretransposed(x, wt, bias, activation)
-        }
-        _ => crate::kernels::linear::linear(x, weight, bias, activation),
     }
 }
 

@@ -10,21 +10,17 @@ use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::embedding_table;
 use super::encoder::{Encoder, Memory};
-use super::layers::linear;
+use super::layers::Linear;
 use super::state::DecoderState;
-use crate::kernels::bias::BiasActivation;
 
 #[derive(Debug, Clone)]
 pub struct Seq2Seq {
     pub config: ModelConfig,
     pub encoder: Encoder,
     pub decoder: Decoder,
-    /// Output projection [tgt_vocab, d] (possibly the decoder's embedding table).
-    pub lm_head: Tensor,
-    /// `lm_head` transposed, for decoding (see [`Seq2Seq::prepare_inference`]).
-    lm_head_t: Option<Tensor>,
-    /// [tgt_vocab]
-    pub lm_bias: Tensor,
+    /// Output projection: weight [tgt_vocab, d] (possibly the decoder's embedding table), bias
+    /// [tgt_vocab].
+    pub lm_head: Linear,
 }
 
 impl Seq2Seq {
@@ -57,9 +53,7 @@ impl Seq2Seq {
             config: config.clone(),
             encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
             decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
-            lm_head,
-            lm_head_t: None,
-            lm_bias,
+            lm_head: Linear::from_parts(lm_head, lm_bias),
         })
     }
 
@@ -72,8 +66,7 @@ impl Seq2Seq {
         for layer in &mut self.decoder.layers {
             layer.for_each_linear(|l| l.prepare_inference())?;
         }
-        self.lm_head_t = Some(self.lm_head.t()?.contiguous()?);
-        Ok(())
+        self.lm_head.prepare_inference()
     }
 
     /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
@@ -113,15 +106,7 @@ impl Seq2Seq {
 
     /// hidden: [.., d] -> logits [.., tgt_vocab]
     pub fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let dims = hidden.dims();
-        let d = dims[dims.len() - 1];
-        let rows = hidden.elem_count() / d;
-        let hidden = hidden.reshape((rows, d))?;
-        let logits =
-            linear(&hidden, &self.lm_head, self.lm_head_t.as_ref(), &self.lm_bias, BiasActivation::Identity, ctx)?;
-        let mut out = dims.to_vec();
-        *out.last_mut().expect("hidden has a feature axis") = self.lm_bias.dim(0)?;
-        logits.reshape(out)
+        self.lm_head.forward(hidden, ctx)
     }
 
     /// Training forward: logits [b, t, tgt_vocab] for a batch.
