@@ -33,6 +33,7 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod runtime;
