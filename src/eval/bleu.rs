@@ -139,15 +139,15 @@ impl Bleu {
             return BleuScore { score: 0.0, precisions, brevity_penalty, stats };
         }
         let mut smooth = 1.0;
-        for n in 0..MAX_ORDER {
-            if stats.total[n] == 0 {
+        for (p, (&correct, &total)) in precisions.iter_mut().zip(stats.correct.iter().zip(&stats.total)) {
+            if total == 0 {
                 break;
             }
-            precisions[n] = if stats.correct[n] == 0 {
+            *p = if correct == 0 {
                 smooth *= 2.0;
-                100.0 / (smooth * stats.total[n] as f64)
+                100.0 / (smooth * total as f64)
             } else {
-                100.0 * stats.correct[n] as f64 / stats.total[n] as f64
+                100.0 * correct as f64 / total as f64
             };
         }
         let log = |p: f64| if p == 0.0 { -9999999999.0 } else { p.ln() };
