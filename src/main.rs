@@ -17,16 +17,20 @@ struct Cli {
 enum Command {
     /// Train a small model on a built-in task and show what it learned.
     Demo(cli::demo::DemoArgs),
+    /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
+    Score(cli::score::ScoreArgs),
     /// Measure training and decoding speed (JSON lines, comparable with shared/bench/torch_ref.py).
     Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // sacrebleu spells its lowercase flag `-lc`; accept it as `--lc`.
+    let cli = Cli::parse_from(std::env::args_os().map(|a| if a == "-lc" { "--lc".into() } else { a }));
     transduce::runtime::keep_freed_memory();
     let result = match &cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Score(args) => cli::score::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

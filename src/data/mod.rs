@@ -1,6 +1,7 @@
 //! Batches and data sources.
 
 pub mod batch;
+pub mod lines;
 pub mod synthetic;
 
 pub use batch::Batch;
