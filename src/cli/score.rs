@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
-use transduce::data::lines::{read_lines, read_lines_from};
+use transduce::data::lines::{read_all, read_lines, LineReader};
 use transduce::eval::{py_rstrip, Bleu, Case, Chrf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,7 +38,7 @@ pub struct ScoreArgs {
 pub fn run(args: &ScoreArgs) -> Result<()> {
     let (hyp_name, hyps) = match &args.hyp {
         Some(path) => (path.display().to_string(), read_lines(path)?),
-        None => ("standard input".to_string(), read_lines_from(std::io::stdin().lock(), "standard input")?),
+        None => ("standard input".to_string(), read_all(LineReader::new(std::io::stdin(), "standard input"))?),
     };
     let mut streams = Vec::new();
     for path in &args.refs {

@@ -1,43 +1,89 @@
-//! Reading text files line by line, with errors that name the file and line.
+//! Reading text files (plain or gzip) line by line, with errors that name the file and line.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use flate2::read::MultiGzDecoder;
+
 use crate::error::{Error, Result};
 
-/// Reads every line of `reader` (named `name` in errors), without line terminators (`\n` or
-/// `\r\n`). Invalid UTF-8 is an error naming the line.
-pub fn read_lines_from(reader: impl Read, name: &str) -> Result<Vec<String>> {
-    let mut reader = BufReader::new(reader);
-    let mut lines = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::Input(format!("{name}: {e}")))?;
+/// One line of a text file, plain or gzip (detected by its magic bytes).
+pub struct LineReader {
+    name: String,
+    reader: Box<dyn BufRead + Send>,
+    line: usize,
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    /// Reads lines from `reader`, called `name` in errors.
+    pub fn new(reader: impl Read + Send + 'static, name: &str) -> Self {
+        LineReader { name: name.to_string(), reader: Box::new(BufReader::new(reader)), line: 0, buf: Vec::new() }
+    }
+
+    /// Opens a plain or gzip-compressed file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut magic = [0u8; 2];
+        let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let name = path.display().to_string();
+        Ok(if n == 2 && magic == [0x1f, 0x8b] {
+            Self::new(MultiGzDecoder::new(file), &name)
+        } else {
+            Self::new(file, &name)
+        })
+    }
+
+    /// The file's name as errors show it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Lines read so far.
+    pub fn lines_read(&self) -> usize {
+        self.line
+    }
+
+    /// The next line without its terminator, or `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<String>> {
+        self.buf.clear();
+        let n =
+            self.reader.read_until(b'\n', &mut self.buf).map_err(|e| Error::Input(format!("{}: {e}", self.name)))?;
         if n == 0 {
-            return Ok(lines);
+            return Ok(None);
         }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
+        self.line += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
             }
         }
-        let line = String::from_utf8(std::mem::take(&mut buf)).map_err(|e| {
+        String::from_utf8(std::mem::take(&mut self.buf)).map(Some).map_err(|e| {
             Error::Input(format!(
-                "{name}: line {}: invalid UTF-8 at byte {}",
-                lines.len() + 1,
+                "{}: line {}: invalid UTF-8 at byte {}",
+                self.name,
+                self.line,
                 e.utf8_error().valid_up_to()
             ))
-        })?;
-        lines.push(line);
+        })
     }
 }
 
-/// Reads every line of the file at `path`.
+/// Reads every remaining line.
+pub fn read_all(mut reader: LineReader) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    while let Some(line) = reader.next_line()? {
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// Reads every line of the (plain or gzip) file at `path`.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    read_lines_from(file, &path.display().to_string())
+    read_all(LineReader::open(path)?)
 }
 
 #[cfg(test)]
@@ -46,9 +92,9 @@ mod tests {
 
     #[test]
     fn strips_terminators_and_names_the_bad_line() {
-        let lines = read_lines_from(&b"a\r\nb\n\nc"[..], "x.txt").unwrap();
+        let lines = read_all(LineReader::new(&b"a\r\nb\n\nc"[..], "x.txt")).unwrap();
         assert_eq!(lines, vec!["a", "b", "", "c"]);
-        let err = read_lines_from(&b"ok\nbad \xff here\n"[..], "x.txt").unwrap_err().to_string();
+        let err = read_all(LineReader::new(&b"ok\nbad \xff here\n"[..], "x.txt")).unwrap_err().to_string();
         assert_eq!(err, "x.txt: line 2: invalid UTF-8 at byte 4");
     }
 }
