@@ -38,6 +38,7 @@ pub mod kernels;
 pub mod model;
 pub mod runtime;
 pub mod search;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};

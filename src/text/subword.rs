@@ -1,0 +1,135 @@
+//! Subword tokenizers trained and run with Hugging Face `tokenizers`, saved as `tokenizer.json`.
+//!
+//! Text is NFKC-normalised and split SentencePiece-style (spaces become `▁` on the following
+//! piece), so decoding restores the spacing. The special tokens take ids 0-3 in the order of
+//! [`SPECIAL_TOKENS`], matching `SpecialIds::default()`.
+
+use std::path::Path;
+
+use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
+use tokenizers::models::bpe::{BpeTrainer, BPE};
+use tokenizers::models::unigram::{Unigram, UnigramTrainer};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::unicode::NFKC;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::error::{Error, Result};
+
+/// `<pad>`, `<s>`, `</s>`, `<unk>`: ids 0, 1, 2, 3.
+pub const SPECIAL_TOKENS: [&str; 4] = ["<pad>", "<s>", "</s>", "<unk>"];
+
+/// Which subword model to learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SubwordModel {
+    /// SentencePiece's unigram language model.
+    Unigram,
+    /// Byte-pair encoding merges.
+    Bpe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubwordTraining {
+    pub model: SubwordModel,
+    /// Including the special tokens.
+    pub vocab_size: usize,
+}
+
+/// A trained subword tokenizer.
+pub struct SubwordTokenizer {
+    inner: Tokenizer,
+}
+
+impl std::fmt::Debug for SubwordTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubwordTokenizer").field("vocab_size", &self.vocab_size()).finish()
+    }
+}
+
+fn tk_err(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
+    move |e| Error::Input(format!("{what}: {e}"))
+}
+
+impl SubwordTokenizer {
+    /// Learns a vocabulary from `sentences`.
+    pub fn train<I>(sentences: I, training: SubwordTraining) -> Result<Self>
+    where
+        I: Iterator<Item = String> + Send,
+    {
+        let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
+        let (mut inner, mut trainer) = match training.model {
+            SubwordModel::Unigram => {
+                let trainer = UnigramTrainer::builder()
+                    .vocab_size(training.vocab_size as u32)
+                    .special_tokens(specials)
+                    .unk_token(Some(SPECIAL_TOKENS[3].to_string()))
+                    .show_progress(false)
+                    .build()
+                    .map_err(|e| Error::Input(format!("unigram trainer: {e}")))?;
+                (Tokenizer::new(Unigram::default()), TrainerWrapper::UnigramTrainer(trainer))
+            }
+            SubwordModel::Bpe => {
+                let model = BPE::builder().unk_token(SPECIAL_TOKENS[3].to_string()).build().map_err(tk_err("BPE"))?;
+                let trainer = BpeTrainer::builder()
+                    .vocab_size(training.vocab_size)
+                    .special_tokens(specials)
+                    .show_progress(false)
+                    .build();
+                (Tokenizer::new(model), TrainerWrapper::BpeTrainer(trainer))
+            }
+        };
+        inner.with_normalizer(Some(NFKC));
+        inner.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+        inner.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
+        inner.train(&mut trainer, sentences).map_err(tk_err("training the subword vocabulary"))?;
+        let tokenizer = SubwordTokenizer { inner };
+        tokenizer.check_specials("trained tokenizer")?;
+        Ok(tokenizer)
+    }
+
+    /// Reads a `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
+        }
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::Input(format!("{}: not a readable tokenizer.json: {e}", path.display())))?;
+        let tokenizer = SubwordTokenizer { inner };
+        tokenizer.check_specials(&path.display().to_string())?;
+        Ok(tokenizer)
+    }
+
+    /// Writes `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, false).map_err(tk_err(&path.display().to_string()))
+    }
+
+    fn check_specials(&self, what: &str) -> Result<()> {
+        for (id, token) in SPECIAL_TOKENS.iter().enumerate() {
+            if self.inner.token_to_id(token) != Some(id as u32) {
+                return Err(Error::Input(format!("{what}: special token {token} must have id {id}")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Token ids of `text`, without special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.inner.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec())
+    }
+
+    /// The subword strings of `text` (for display).
+    pub fn pieces(&self, text: &str) -> Result<Vec<String>> {
+        Ok(self.inner.encode_fast(text, false).map_err(tk_err("encoding"))?.get_tokens().to_vec())
+    }
+
+    /// Text of `ids`, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(tk_err("decoding"))
+    }
+}

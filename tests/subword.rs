@@ -1,0 +1,83 @@
+//! Subword tokenizers: trained with Hugging Face `tokenizers`, fixed special ids, lossless
+//! round trips, saved and reloaded as tokenizer.json.
+
+use std::path::{Path, PathBuf};
+
+use transduce::text::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};
+
+fn corpus() -> Vec<String> {
+    let subjects = ["le chat", "un chien", "la femme", "les enfants", "mon ami", "ton frère"];
+    let verbs = ["mange", "regarde", "aime", "cherche", "trouve"];
+    let objects = ["une pomme", "le ballon", "la maison", "des fleurs", "un livre rouge"];
+    let mut out = Vec::new();
+    for (i, s) in subjects.iter().enumerate() {
+        for (j, v) in verbs.iter().enumerate() {
+            for (k, o) in objects.iter().enumerate() {
+                out.push(format!("{s} {v} {o} {}.", (i * 25 + j * 5 + k) % 7));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn trained_tokenizers_round_trip_and_keep_special_ids() {
+    let dir = std::env::temp_dir().join(format!("transduce-subword-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for model in [SubwordModel::Unigram, SubwordModel::Bpe] {
+        let tok = SubwordTokenizer::train(corpus().into_iter(), SubwordTraining { model, vocab_size: 120 }).unwrap();
+        assert!(tok.vocab_size() <= 120 && tok.vocab_size() > 40, "{model:?}: vocab {}", tok.vocab_size());
+        for line in ["le chat aime la maison 3.", "mon ami cherche un livre rouge 0."] {
+            let ids = tok.encode(line).unwrap();
+            assert!(ids.iter().all(|&i| i >= SPECIAL_TOKENS.len() as u32), "{model:?}: {ids:?}");
+            assert_eq!(tok.decode(&ids).unwrap(), line, "{model:?}");
+        }
+        // unseen characters map to <unk> (id 3) rather than failing
+        let ids = tok.encode("ζ").unwrap();
+        assert!(ids.contains(&3), "{model:?}: {ids:?} for an unseen character");
+        let path = dir.join(format!("{model:?}.json"));
+        tok.save(&path).unwrap();
+        let back = SubwordTokenizer::load(&path).unwrap();
+        let line = "les enfants trouvent des fleurs";
+        assert_eq!(back.encode(line).unwrap(), tok.encode(line).unwrap());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loading_names_the_bad_file() {
+    let err = SubwordTokenizer::load(Path::new("/nonexistent/tokenizer.json")).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/tokenizer.json"), "{err}");
+    let bad = std::env::temp_dir().join(format!("transduce-bad-tok-{}.json", std::process::id()));
+    std::fs::write(&bad, "{ not json").unwrap();
+    let err = SubwordTokenizer::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("not a readable tokenizer.json"), "{err}");
+    std::fs::remove_file(&bad).unwrap();
+}
+
+#[test]
+fn joint_vocabulary_on_multi30k_when_present() {
+    use transduce::data::lines::read_lines;
+    let dir = std::env::var("TRANSDUCE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k"));
+    if !dir.join("val.en.gz").exists() {
+        eprintln!("skipped: Multi30k not found at {} (set TRANSDUCE_DATA)", dir.display());
+        return;
+    }
+    let mut lines = read_lines(&dir.join("val.en.gz")).unwrap();
+    lines.extend(read_lines(&dir.join("val.de.gz")).unwrap());
+    let tok = SubwordTokenizer::train(
+        lines.clone().into_iter(),
+        SubwordTraining { model: SubwordModel::Unigram, vocab_size: 1000 },
+    )
+    .unwrap();
+    let unk = lines.iter().map(|l| tok.encode(l).unwrap().iter().filter(|&&i| i == 3).count()).sum::<usize>();
+    assert_eq!(unk, 0, "training text should have no unknown pieces");
+    for line in lines.iter().take(50) {
+        assert_eq!(
+            tok.decode(&tok.encode(line).unwrap()).unwrap(),
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+}
