@@ -33,6 +33,15 @@ impl HostMoments {
     pub fn zeros(n: usize) -> Self {
         HostMoments { m: vec![0.0; n], v: vec![0.0; n] }
     }
+
+    /// (first, second) moments.
+    pub fn values(&self) -> (&[f32], &[f32]) {
+        (&self.m, &self.v)
+    }
+
+    pub fn from_values(m: Vec<f32>, v: Vec<f32>) -> Self {
+        HostMoments { m, v }
+    }
 }
 
 struct Update<'a> {

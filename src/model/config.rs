@@ -162,7 +162,8 @@ pub struct ModelConfig {
 }
 
 /// Named configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// d 32, 2 heads, FFN 64, 2+2 layers: for tests.
     Tiny,

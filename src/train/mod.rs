@@ -6,6 +6,7 @@ pub mod optim;
 pub mod schedule;
 pub mod step;
 pub mod synthetic;
+pub mod trainer;
 
 pub use loss::{label_smoothed_cross_entropy, LossOutput};
 pub use optim::{AdamW, AdamWConfig};

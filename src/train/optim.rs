@@ -57,6 +57,42 @@ impl AdamW {
         Ok(AdamW { config, params, step: 0 })
     }
 
+    /// Moment estimates of each parameter, in parameter order, as tensors shaped like it.
+    pub fn moments(&self) -> Result<Vec<(Tensor, Tensor)>> {
+        self.params
+            .iter()
+            .map(|p| match &p.moments {
+                Moments::Host(h) => {
+                    let (m, v) = h.values();
+                    let (shape, dev) = (p.var.shape(), p.var.device());
+                    Ok((Tensor::from_slice(m, shape, dev)?, Tensor::from_slice(v, shape, dev)?))
+                }
+                Moments::Tensors { m, v } => Ok((m.clone(), v.clone())),
+            })
+            .collect()
+    }
+
+    /// Restores moments (as returned by [`AdamW::moments`]) and the number of steps taken.
+    pub fn restore(&mut self, moments: Vec<(Tensor, Tensor)>, steps: usize) -> Result<()> {
+        if moments.len() != self.params.len() {
+            candle_core::bail!("optimizer state has {} parameters, the model {}", moments.len(), self.params.len());
+        }
+        for (p, (m, v)) in self.params.iter_mut().zip(moments) {
+            if m.shape() != p.var.shape() || v.shape() != p.var.shape() {
+                candle_core::bail!("optimizer state shape {:?} for a parameter of shape {:?}", m.dims(), p.var.dims());
+            }
+            p.moments = match &p.moments {
+                Moments::Host(_) => Moments::Host(HostMoments::from_values(
+                    m.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?,
+                    v.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?,
+                )),
+                Moments::Tensors { .. } => Moments::Tensors { m, v },
+            };
+        }
+        self.step = steps;
+        Ok(())
+    }
+
     pub fn steps_taken(&self) -> usize {
         self.step
     }

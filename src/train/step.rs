@@ -1,6 +1,7 @@
 //! One optimisation step on a batch.
 
-use candle_core::{Result, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Var};
 
 use super::loss::label_smoothed_cross_entropy;
 use super::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
@@ -52,25 +53,44 @@ impl TrainStep {
 
     /// Forward, loss, backward, clip and update on one batch. `ctx` should be a training context.
     pub fn step(&mut self, model: &TrainableModel, batch: &Batch, ctx: &Ctx) -> Result<StepStats> {
+        self.step_accumulated(model, std::slice::from_ref(batch), ctx)
+    }
+
+    /// One update from the gradients of several batches (gradient accumulation): the loss is
+    /// normalised by the target tokens of all of them together.
+    pub fn step_accumulated(&mut self, model: &TrainableModel, batches: &[Batch], ctx: &Ctx) -> Result<StepStats> {
         let m = &model.model;
-        let logits = m.forward(&batch.src, &batch.src_mask, &batch.tgt_in, ctx)?;
-        let out = label_smoothed_cross_entropy(
-            &logits,
-            &batch.tgt_out,
-            m.config.special.pad,
-            self.label_smoothing,
-            ctx.kernels,
-        )?;
-        let grads = out.loss.backward()?;
+        let total: usize = batches.iter().map(|b| b.ntokens).sum();
+        let (mut loss, mut nll) = (0.0, 0.0);
+        let mut grads: Option<GradStore> = None;
+        for batch in batches {
+            let logits = m.forward(&batch.src, &batch.src_mask, &batch.tgt_in, ctx)?;
+            let pad = m.config.special.pad;
+            let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, pad, self.label_smoothing, ctx.kernels)?;
+            let share = out.ntokens as f64 / total.max(1) as f64;
+            loss += share * out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            nll += share * out.nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let new = (out.loss * share)?.backward()?;
+            grads = Some(match grads {
+                None => new,
+                Some(mut acc) => {
+                    for var in &self.vars {
+                        if let Some(g) = new.get(var.as_tensor()) {
+                            let sum = match acc.get(var.as_tensor()) {
+                                Some(a) => (a + g)?,
+                                None => g.clone(),
+                            };
+                            acc.insert(var.as_tensor(), sum);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        let Some(grads) = grads else { candle_core::bail!("a training step needs at least one batch") };
         let norm = grad_norm(&self.vars, &grads)?;
         let lr = self.schedule.lr(self.optimizer.steps_taken() + 1);
         self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
-        Ok(StepStats {
-            loss: out.loss.to_dtype(candle_core::DType::F64)?.to_scalar()?,
-            nll: out.nll.to_dtype(candle_core::DType::F64)?.to_scalar()?,
-            ntokens: out.ntokens,
-            grad_norm: norm,
-            lr,
-        })
+        Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, lr })
     }
 }

@@ -1,0 +1,167 @@
+//! The trainer on a small generated corpus: exact resume, gradient accumulation, checkpoint
+//! averaging, stopping on a signal, atomic outputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use candle_core::{DType, Device};
+use rand::{Rng, SeedableRng};
+use transduce::data::Batch;
+use transduce::model::config::{Dropout, ModelConfig, Preset};
+use transduce::model::{Ctx, TrainableModel};
+use transduce::train::trainer::{average_checkpoints, checkpoints, train, CorpusFiles, Start, StopReason, TrainConfig};
+use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("transduce-training-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A word-for-word "translation" corpus.
+fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusFiles {
+    let src_words = ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "petit", "rouge"];
+    let tgt_words = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "small", "red"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut src, mut tgt) = (String::new(), String::new());
+    for _ in 0..lines {
+        let idx: Vec<usize> = (0..rng.gen_range(2..8)).map(|_| rng.gen_range(0..src_words.len())).collect();
+        src += &(idx.iter().map(|&i| src_words[i]).collect::<Vec<_>>().join(" ") + "\n");
+        tgt += &(idx.iter().map(|&i| tgt_words[i]).collect::<Vec<_>>().join(" ") + "\n");
+    }
+    let files = CorpusFiles { source: dir.join(format!("c{seed}.fr")), target: dir.join(format!("c{seed}.en")) };
+    std::fs::write(&files.source, src).unwrap();
+    std::fs::write(&files.target, tgt).unwrap();
+    files
+}
+
+fn config(dir: &Path, out: &str) -> TrainConfig {
+    let train_files = write_corpus(dir, 300, 1);
+    let valid = write_corpus(dir, 20, 2);
+    let mut cfg = TrainConfig::new(train_files, Some(valid), dir.join(out));
+    cfg.preset = Preset::Tiny;
+    cfg.vocab_size = 40;
+    cfg.dropout = Some(0.1);
+    cfg.max_tokens = 120;
+    cfg.window = 1000;
+    cfg.lr = 3e-3;
+    cfg.warmup = 5;
+    cfg.valid_every = 3;
+    cfg.log_every = 1;
+    cfg.keep_last = 2;
+    cfg
+}
+
+#[test]
+fn resumed_training_continues_exactly_where_it_stopped() {
+    let t = TempDir::new("resume");
+    let never = AtomicBool::new(false);
+    let mut a = config(&t.0, "a");
+    a.max_updates = Some(8);
+    let full = train(&a, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(full.stop, StopReason::MaxUpdates);
+    assert_eq!(full.losses.len(), 8);
+
+    // same tokenizer, stop after 5 updates, then resume to 8
+    let mut b = config(&t.0, "b");
+    std::fs::create_dir_all(&b.out).unwrap();
+    std::fs::copy(a.out.join("tokenizer.json"), b.out.join("tokenizer.json")).unwrap();
+    b.max_updates = Some(5);
+    let first = train(&b, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(first.losses, full.losses[..5].to_vec());
+    b.max_updates = Some(8);
+    let second = train(&b, Start::Resume, &never, |_, _| {}).unwrap();
+    assert_eq!(second.losses.iter().map(|l| l.0).collect::<Vec<_>>(), vec![6, 7, 8]);
+    for ((u, resumed), (_, uninterrupted)) in second.losses.iter().zip(&full.losses[5..]) {
+        assert!((resumed - uninterrupted).abs() < 1e-6, "update {u}: {resumed} after resume, {uninterrupted} without");
+    }
+    // outputs are complete: no partial checkpoint or temporary file is left behind
+    let cks = checkpoints(&b.out).unwrap();
+    assert_eq!(cks.len(), 2, "{cks:?}");
+    for entry in std::fs::read_dir(b.out.join("checkpoints")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(name.starts_with("update-") && !name.contains("partial"), "{name}");
+    }
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "training.json", "metrics.jsonl"] {
+        assert!(b.out.join(f).exists(), "{f} missing");
+    }
+    assert!(!b.out.join("model.safetensors.tmp").exists());
+    let metrics = std::fs::read_to_string(b.out.join("metrics.jsonl")).unwrap();
+    assert!(metrics.lines().any(|l| l.contains("\"kind\":\"valid\"") && l.contains("bleu")), "{metrics}");
+}
+
+#[test]
+fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
+    let t = TempDir::new("signal");
+    let stop = AtomicBool::new(false);
+    let mut cfg = config(&t.0, "s");
+    cfg.max_updates = Some(100);
+    let summary = train(&cfg, Start::Fresh, &stop, |state, _| {
+        if state.updates == 2 {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(summary.stop, StopReason::Signal);
+    assert_eq!(summary.state.updates, 2);
+    let last = checkpoints(&cfg.out).unwrap().pop().unwrap();
+    assert!(last.ends_with("update-000000002"), "{last:?}");
+    assert!(summary.state.filter_counts.read == 0 || summary.state.filter_counts.kept > 0);
+}
+
+#[test]
+fn averaging_takes_the_mean_of_the_last_checkpoints() {
+    let t = TempDir::new("average");
+    let never = AtomicBool::new(false);
+    let mut cfg = config(&t.0, "avg");
+    cfg.max_updates = Some(6);
+    train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    let cks = checkpoints(&cfg.out).unwrap();
+    assert_eq!(cks.len(), 2);
+    let read = |p: &Path| transduce::model::weights::read_safetensors(p, &Device::Cpu).unwrap();
+    let (a, b) = (read(&cks[0].join("model.safetensors")), read(&cks[1].join("model.safetensors")));
+    assert_eq!(average_checkpoints(&cfg.out, 2).unwrap(), 2);
+    let avg = read(&cfg.out.join("model.safetensors"));
+    for (name, t) in &avg {
+        let want = ((&a[name] + &b[name]).unwrap() / 2.0).unwrap();
+        let d: f32 = (t - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        assert!(d < 1e-6, "{name}: {d}");
+    }
+}
+
+#[test]
+fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
+    let mut config = ModelConfig::preset(Preset::Tiny, 30);
+    config.dropout = Dropout::uniform(0.0);
+    let p: Vec<(&[u32], &[u32])> = vec![(&[5, 6, 7], &[8, 9]), (&[10, 11], &[12, 13, 14, 15]), (&[16], &[17, 18, 19])];
+    let dev = Device::Cpu;
+    let run = |batches: Vec<Batch>| {
+        let model = TrainableModel::init(&config, 3, DType::F32, &dev).unwrap();
+        let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 1 };
+        let mut step = TrainStep::new(&model, AdamWConfig::default(), schedule, 0.1, 0.0).unwrap();
+        let stats = step.step_accumulated(&model, &batches, &Ctx::train(0)).unwrap();
+        let w = model.named_vars().into_iter().find(|(n, _)| n == "shared.weight").unwrap().1;
+        (stats.loss, stats.grad_norm, w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    };
+    let whole = run(vec![Batch::new(&p, vec![0, 1, 2], config.special, &dev).unwrap()]);
+    let split = run(vec![
+        Batch::new(&p[..1], vec![0], config.special, &dev).unwrap(),
+        Batch::new(&p[1..], vec![1, 2], config.special, &dev).unwrap(),
+    ]);
+    assert!((whole.0 - split.0).abs() < 1e-5, "loss {} vs {}", whole.0, split.0);
+    assert!((whole.1 - split.1).abs() < 1e-4, "grad norm {} vs {}", whole.1, split.1);
+    for (a, b) in whole.2.iter().zip(&split.2) {
+        assert!((a - b).abs() < 1e-5);
+    }
+}
