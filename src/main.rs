@@ -17,6 +17,10 @@ struct Cli {
 enum Command {
     /// Train a small model on a built-in task and show what it learned.
     Demo(cli::demo::DemoArgs),
+    /// Train a translation model from parallel text.
+    Train(cli::train::TrainArgs),
+    /// Average the last checkpoints of a model directory into its model.safetensors.
+    Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
     Score(cli::score::ScoreArgs),
     /// Measure training and decoding speed (JSON lines, comparable with shared/bench/torch_ref.py).
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Score(args) => cli::score::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Average(args) => cli::average::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

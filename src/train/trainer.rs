@@ -2,6 +2,7 @@
 //! gradient accumulation, validation (loss, BLEU, chrF), atomic checkpoints that hold the
 //! optimizer and data position, exact resume, and clean stops on a signal or a limit.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -220,7 +221,7 @@ struct ExampleStream<'a> {
     pairs: PairReader,
     tok: &'a SubwordTokenizer,
     filter: PairFilter,
-    counts: FilterCounts,
+    counts: &'a Cell<FilterCounts>,
     error: Option<Error>,
 }
 
@@ -244,7 +245,10 @@ impl Iterator for ExampleStream<'_> {
                     return None;
                 }
             };
-            if self.filter.count(source.len(), target.len(), &mut self.counts) {
+            let mut counts = self.counts.get();
+            let kept = self.filter.count(source.len(), target.len(), &mut counts);
+            self.counts.set(counts);
+            if kept {
                 return Some(Example { index: pair.line - 1, source, target });
             }
         }
@@ -393,15 +397,17 @@ pub fn train(
     let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
     let mut losses = Vec::new();
     let mut last_validation = None;
+    let counts = Cell::new(FilterCounts::default());
     let reason = 'epochs: loop {
         if cfg.max_epochs.is_some_and(|m| state.epoch >= m) {
             break StopReason::MaxEpochs;
         }
+        counts.set(FilterCounts::default());
         let mut stream = ExampleStream {
             pairs: PairReader::open(&cfg.train.corpus())?,
             tok: &tok,
             filter: cfg.filter,
-            counts: FilterCounts::default(),
+            counts: &counts,
             error: None,
         };
         let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch).peekable();
@@ -481,12 +487,15 @@ pub fn train(
         if let Some(e) = stream.error.take() {
             return Err(e);
         }
-        if state.epoch == 0 || state.filter_counts.read == 0 {
-            state.filter_counts = stream.counts;
-        }
+        // a full pass: these are the corpus's counts
+        state.filter_counts = counts.get();
         state.epoch += 1;
         state.batches_in_epoch = 0;
     };
+    if state.epoch == 0 {
+        // stopped within the first pass: the counts so far
+        state.filter_counts = counts.get();
+    }
     state.elapsed_s = elapsed(&state);
     save_checkpoint(cfg, &model, &step, &state)?;
     if valid.is_none() || !cfg.out.join("model.safetensors").exists() {

@@ -1,0 +1,204 @@
+//! `transduce train`: a translation model from raw parallel text in one command.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use transduce::model::Preset;
+use transduce::text::SubwordModel;
+use transduce::train::trainer::{train, CorpusFiles, Start, StopMetric, TrainConfig};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training source text (one sentence per line; plain or gzip).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Training target text, aligned with --src.
+    #[arg(long)]
+    pub tgt: PathBuf,
+    #[arg(long, requires = "valid_tgt")]
+    pub valid_src: Option<PathBuf>,
+    #[arg(long, requires = "valid_src")]
+    pub valid_tgt: Option<PathBuf>,
+    /// Model directory to write (config.json, model.safetensors, tokenizer.json, ...).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A TOML file with any TrainConfig fields; command-line options override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    #[arg(long, value_enum)]
+    pub subword: Option<SubwordModel>,
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    #[arg(long)]
+    pub update_freq: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    #[arg(long)]
+    pub clip_norm: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub max_updates: Option<usize>,
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
+    /// Wall-time limit: `90s`, `45m`, `2h`, `1h30m`.
+    #[arg(long)]
+    pub max_time: Option<String>,
+    #[arg(long)]
+    pub valid_every: Option<usize>,
+    /// Write a training line to metrics.jsonl every N updates.
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long, value_enum)]
+    pub stop_metric: Option<StopMetric>,
+}
+
+/// Seconds in `90s`, `45m`, `2h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<f64> {
+    if let Ok(s) = text.parse::<f64>() {
+        return Ok(s);
+    }
+    let (mut total, mut number) = (0.0, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => bail!("--max-time {text:?}: unknown unit {c:?} (use h, m, s)"),
+        };
+        let n: f64 = number.parse().with_context(|| format!("--max-time {text:?}: a number must precede {c:?}"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        bail!("--max-time {text:?}: the last number has no unit");
+    }
+    Ok(total)
+}
+
+fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let valid = match (&a.valid_src, &a.valid_tgt) {
+        (Some(s), Some(t)) => Some(CorpusFiles { source: s.clone(), target: t.clone() }),
+        _ => None,
+    };
+    let mut cfg = TrainConfig::new(CorpusFiles { source: a.src.clone(), target: a.tgt.clone() }, valid, a.out.clone());
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+        let mut merged = toml::Table::try_from(&cfg)?;
+        for (k, v) in file {
+            if !merged.contains_key(&k) {
+                bail!("{}: unknown option `{k}`", path.display());
+            }
+            merged.insert(k, v);
+        }
+        cfg = merged.try_into().with_context(|| format!("{}: invalid value", path.display()))?;
+    }
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = a.$field.clone() { cfg.$field = v; })* };
+    }
+    set!(preset, subword, vocab_size, max_tokens, update_freq, lr, warmup, label_smoothing, clip_norm, seed);
+    set!(valid_every, log_every, keep_last, stop_metric);
+    if a.dropout.is_some() {
+        cfg.dropout = a.dropout;
+    }
+    if let Some(l) = a.max_len {
+        cfg.filter.max_len = l;
+    }
+    if a.max_updates.is_some() {
+        cfg.max_updates = a.max_updates;
+    }
+    if a.max_epochs.is_some() {
+        cfg.max_epochs = a.max_epochs;
+    }
+    if let Some(t) = &a.max_time {
+        cfg.max_time_s = Some(parse_duration(t)?);
+    }
+    if a.patience.is_some() {
+        cfg.patience = a.patience;
+    }
+    Ok(cfg)
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let cfg = effective_config(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let bar = match cfg.max_updates {
+        Some(n) => ProgressBar::new(n as u64),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} updates  {msg}  ETA {eta}",
+    )?);
+    let started = Instant::now();
+    let mut tokens = 0usize;
+    let start = if args.resume { Start::Resume } else { Start::Fresh };
+    let summary = train(&cfg, start, &stop, |state, stats| {
+        tokens += stats.ntokens;
+        bar.set_position(state.updates as u64);
+        bar.set_message(format!(
+            "epoch {} loss {:.3} lr {:.2e} {:.0} tgt tok/s",
+            state.epoch + 1,
+            stats.loss,
+            stats.lr,
+            tokens as f64 / started.elapsed().as_secs_f64()
+        ));
+    })?;
+    bar.finish();
+    eprintln!(
+        "stopped ({:?}) after {} updates, {} epochs, {:.0}s; {}",
+        summary.stop, summary.state.updates, summary.state.epoch, summary.state.elapsed_s, summary.state.filter_counts
+    );
+    if let Some(v) = summary.last_validation {
+        eprintln!("last validation: loss {:.3} ppl {:.2} BLEU {:.2} chrF {:.2}", v.loss, v.perplexity, v.bleu, v.chrf);
+    }
+    println!("{}", cfg.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), 90.0);
+        assert_eq!(parse_duration("2h").unwrap(), 7200.0);
+        assert_eq!(parse_duration("1h30m").unwrap(), 5400.0);
+        assert_eq!(parse_duration("45m10s").unwrap(), 2710.0);
+        assert!(parse_duration("2d").is_err());
+        assert!(parse_duration("10m5").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! `transduce train` and `transduce average` from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn transduce(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_transduce")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn corpus(dir: &Path) -> (String, String) {
+    let words = [("chat", "cat"), ("chien", "dog"), ("voit", "sees"), ("le", "the"), ("rouge", "red")];
+    let (mut s, mut t) = (String::new(), String::new());
+    for i in 0..200usize {
+        let idx: Vec<usize> = (0..(2 + i % 5)).map(|k| (i * 7 + k * 3) % words.len()).collect();
+        s += &(idx.iter().map(|&j| words[j].0).collect::<Vec<_>>().join(" ") + "\n");
+        t += &(idx.iter().map(|&j| words[j].1).collect::<Vec<_>>().join(" ") + "\n");
+    }
+    let (sp, tp) = (dir.join("train.fr"), dir.join("train.en"));
+    std::fs::write(&sp, s).unwrap();
+    std::fs::write(&tp, t).unwrap();
+    (sp.to_str().unwrap().into(), tp.to_str().unwrap().into())
+}
+
+#[test]
+fn trains_resumes_and_averages() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("transduce-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, tgt) = corpus(&dir);
+    let out = dir.join("model");
+    let out_s = out.to_str().unwrap();
+    let common = [
+        "train",
+        "--src",
+        &src,
+        "--tgt",
+        &tgt,
+        "--valid-src",
+        &src,
+        "--valid-tgt",
+        &tgt,
+        "--out",
+        out_s,
+        "--preset",
+        "tiny",
+        "--vocab-size",
+        "30",
+        "--max-tokens",
+        "100",
+        "--valid-every",
+        "2",
+        "--warmup",
+        "2",
+    ];
+    let (ok, err) = transduce(&[&common[..], &["--max-updates", "4"]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("stopped (MaxUpdates) after 4 updates"), "{err}");
+    assert!(err.contains("last validation: loss"), "{err}");
+    let (ok, err) = transduce(&[&common[..], &["--max-updates", "6", "--resume"]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("after 6 updates"), "{err}");
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(training["max_updates"], 6);
+    assert_eq!(training["preset"], "tiny");
+
+    let (ok, err) = transduce(&["average", out_s, "--last", "2"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("averaged 2 checkpoints"), "{err}");
+
+    // a TOML config: known keys are taken, unknown ones named
+    let toml = dir.join("train.toml");
+    std::fs::write(&toml, "lr = 0.001\nbogus_option = 3\n").unwrap();
+    let (ok, err) = transduce(&[&common[..], &["--config", toml.to_str().unwrap()]].concat());
+    assert!(!ok);
+    assert!(err.contains("unknown option `bogus_option`"), "{err}");
+
+    // misaligned files
+    let short = dir.join("short.en");
+    std::fs::write(&short, "one line\n").unwrap();
+    let out2 = dir.join("model2");
+    let (ok, err) = transduce(&[
+        "train",
+        "--src",
+        &src,
+        "--tgt",
+        short.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--vocab-size",
+        "30",
+        "--max-updates",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("train.fr has 200 lines but") && err.contains("short.en has 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
