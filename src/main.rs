@@ -18,7 +18,7 @@ enum Command {
     /// Train a small model on a built-in task and show what it learned.
     Demo(cli::demo::DemoArgs),
     /// Train a translation model from parallel text.
-    Train(cli::train::TrainArgs),
+    Train(Box<cli::train::TrainArgs>),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
