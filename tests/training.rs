@@ -93,7 +93,7 @@ fn resumed_training_continues_exactly_where_it_stopped() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(name.starts_with("update-") && !name.contains("partial"), "{name}");
     }
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "training.json", "metrics.jsonl"] {
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "training.json", "metrics.jsonl", "curves.svg"] {
         assert!(b.out.join(f).exists(), "{f} missing");
     }
     assert!(!b.out.join("model.safetensors.tmp").exists());

@@ -3,6 +3,7 @@
 
 pub mod loss;
 pub mod optim;
+pub mod plot;
 pub mod schedule;
 pub mod step;
 pub mod synthetic;

@@ -478,6 +478,7 @@ pub fn train(
                 let mut saved = state.clone();
                 saved.elapsed_s = elapsed(&state);
                 save_checkpoint(cfg, &model, &step, &saved)?;
+                super::plot::write_curves(&cfg.out)?;
                 if cfg.patience.is_some_and(|p| state.validations_without_improvement >= p) {
                     break 'epochs StopReason::EarlyStopping;
                 }
@@ -500,6 +501,9 @@ pub fn train(
     save_checkpoint(cfg, &model, &step, &state)?;
     if valid.is_none() || !cfg.out.join("model.safetensors").exists() {
         model.save(&cfg.out.join("model.safetensors"))?;
+    }
+    if cfg.out.join("metrics.jsonl").exists() {
+        super::plot::write_curves(&cfg.out)?;
     }
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
 }
