@@ -121,6 +121,21 @@ fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
 }
 
 #[test]
+fn patience_stops_training_when_validation_stops_improving() {
+    let t = TempDir::new("patience");
+    let never = AtomicBool::new(false);
+    let mut cfg = config(&t.0, "p");
+    // a learning rate of zero: validation can never improve after the first
+    cfg.lr = 0.0;
+    cfg.valid_every = 1;
+    cfg.patience = Some(2);
+    cfg.max_updates = Some(50);
+    let summary = train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(summary.stop, StopReason::EarlyStopping);
+    assert_eq!(summary.state.updates, 3, "best at 1, no improvement at 2 and 3");
+}
+
+#[test]
 fn averaging_takes_the_mean_of_the_last_checkpoints() {
     let t = TempDir::new("average");
     let never = AtomicBool::new(false);

@@ -137,6 +137,24 @@ mod tests {
     }
 
     #[test]
+    fn holds_at_most_one_window_of_examples() {
+        use std::cell::Cell;
+        let pulled = Cell::new(0usize);
+        let stream = corpus(10_000).into_iter().inspect(|_| pulled.set(pulled.get() + 1));
+        let plan = BatchPlan { max_tokens: 400, window: 250, seed: 3 };
+        let mut batches = plan.epoch(stream, 0);
+        let first = batches.next().unwrap();
+        assert!(!first.is_empty());
+        assert_eq!(pulled.get(), 250, "the first batch needs exactly one window");
+        let mut rows = first.len();
+        for batch in batches.by_ref() {
+            rows += batch.len();
+            assert!(pulled.get() <= rows.div_ceil(250) * 250 + 250);
+        }
+        assert_eq!(rows, 10_000);
+    }
+
+    #[test]
     fn an_example_over_the_budget_gets_a_batch_of_its_own() {
         let plan = BatchPlan { max_tokens: 10, window: 10, seed: 0 };
         let long = Example { index: 0, source: vec![1; 50], target: vec![1; 3] };
