@@ -99,3 +99,46 @@ fn trains_resumes_and_averages() {
     assert!(err.contains("train.fr has 200 lines but") && err.contains("short.en has 1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn trains_from_a_tsv_file() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("transduce-cli-tsv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, tgt) = corpus(&dir);
+    let (s, t) = (std::fs::read_to_string(src).unwrap(), std::fs::read_to_string(tgt).unwrap());
+    let tsv: String = s.lines().zip(t.lines()).map(|(a, b)| format!("{a}\t{b}\n")).collect();
+    let tsv_path = dir.join("train.tsv");
+    std::fs::write(&tsv_path, tsv).unwrap();
+    let out = dir.join("model");
+    let tsv_s = tsv_path.to_str().unwrap();
+    let args = [
+        "train",
+        "--tsv",
+        tsv_s,
+        "--valid-tsv",
+        tsv_s,
+        "--out",
+        out.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--vocab-size",
+        "30",
+        "--max-tokens",
+        "100",
+        "--valid-every",
+        "2",
+        "--max-updates",
+        "2",
+    ];
+    let (ok, err) = transduce(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("after 2 updates"), "{err}");
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(training["train"]["tsv"], tsv_s);
+    // --tsv excludes --src
+    let (ok, err) = transduce(&[&args[..], &["--src", tsv_s]].concat());
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

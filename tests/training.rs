@@ -6,10 +6,11 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
 use rand::{Rng, SeedableRng};
+use transduce::data::corpus::CorpusSource;
 use transduce::data::Batch;
 use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
-use transduce::train::trainer::{average_checkpoints, checkpoints, train, CorpusFiles, Start, StopReason, TrainConfig};
+use transduce::train::trainer::{average_checkpoints, checkpoints, train, Start, StopReason, TrainConfig};
 use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
 
 struct TempDir(PathBuf);
@@ -30,7 +31,7 @@ impl Drop for TempDir {
 }
 
 /// A word-for-word "translation" corpus.
-fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusFiles {
+fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusSource {
     let src_words = ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "petit", "rouge"];
     let tgt_words = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "small", "red"];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -40,10 +41,10 @@ fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusFiles {
         src += &(idx.iter().map(|&i| src_words[i]).collect::<Vec<_>>().join(" ") + "\n");
         tgt += &(idx.iter().map(|&i| tgt_words[i]).collect::<Vec<_>>().join(" ") + "\n");
     }
-    let files = CorpusFiles { source: dir.join(format!("c{seed}.fr")), target: dir.join(format!("c{seed}.en")) };
-    std::fs::write(&files.source, src).unwrap();
-    std::fs::write(&files.target, tgt).unwrap();
-    files
+    let (source, target) = (dir.join(format!("c{seed}.fr")), dir.join(format!("c{seed}.en")));
+    std::fs::write(&source, src).unwrap();
+    std::fs::write(&target, tgt).unwrap();
+    CorpusSource::Aligned { source, target }
 }
 
 fn config(dir: &Path, out: &str) -> TrainConfig {

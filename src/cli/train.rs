@@ -9,22 +9,29 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
 use transduce::text::SubwordModel;
-use transduce::train::trainer::{train, CorpusFiles, Start, StopMetric, TrainConfig};
+use transduce::train::trainer::{train, Start, StopMetric, TrainConfig};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training source text (one sentence per line; plain or gzip).
-    #[arg(long)]
-    pub src: PathBuf,
+    #[arg(long, requires = "tgt", required_unless_present = "tsv")]
+    pub src: Option<PathBuf>,
     /// Training target text, aligned with --src.
-    #[arg(long)]
-    pub tgt: PathBuf,
+    #[arg(long, requires = "src")]
+    pub tgt: Option<PathBuf>,
+    /// Training pairs as one `source<TAB>target` file, instead of --src/--tgt.
+    #[arg(long, conflicts_with_all = ["src", "tgt"])]
+    pub tsv: Option<PathBuf>,
     #[arg(long, requires = "valid_tgt")]
     pub valid_src: Option<PathBuf>,
     #[arg(long, requires = "valid_src")]
     pub valid_tgt: Option<PathBuf>,
+    /// Validation pairs as one TSV file, instead of --valid-src/--valid-tgt.
+    #[arg(long, conflicts_with_all = ["valid_src", "valid_tgt"])]
+    pub valid_tsv: Option<PathBuf>,
     /// Model directory to write (config.json, model.safetensors, tokenizer.json, ...).
     #[arg(long)]
     pub out: PathBuf,
@@ -106,11 +113,14 @@ pub fn parse_duration(text: &str) -> Result<f64> {
 }
 
 fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let valid = match (&a.valid_src, &a.valid_tgt) {
-        (Some(s), Some(t)) => Some(CorpusFiles { source: s.clone(), target: t.clone() }),
+    let corpus = |tsv: &Option<PathBuf>, src: &Option<PathBuf>, tgt: &Option<PathBuf>| match (tsv, src, tgt) {
+        (Some(tsv), _, _) => Some(CorpusSource::Tsv(tsv.clone())),
+        (None, Some(s), Some(t)) => Some(CorpusSource::Aligned { source: s.clone(), target: t.clone() }),
         _ => None,
     };
-    let mut cfg = TrainConfig::new(CorpusFiles { source: a.src.clone(), target: a.tgt.clone() }, valid, a.out.clone());
+    let train = corpus(&a.tsv, &a.src, &a.tgt).context("give --src and --tgt, or --tsv")?;
+    let valid = corpus(&a.valid_tsv, &a.valid_src, &a.valid_tgt);
+    let mut cfg = TrainConfig::new(train, valid, a.out.clone());
     if let Some(path) = &a.config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;

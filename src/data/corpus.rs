@@ -7,7 +7,8 @@ use super::lines::LineReader;
 use crate::error::{Error, Result};
 
 /// Where the sentence pairs come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CorpusSource {
     /// Two files, one sentence per line, aligned by line number.
     Aligned { source: PathBuf, target: PathBuf },

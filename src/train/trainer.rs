@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::{AdamWConfig, InverseSqrt, StepStats, TrainStep};
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
-use crate::data::lines::read_lines;
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::eval::{Bleu, Chrf};
@@ -35,8 +34,8 @@ pub enum StopMetric {
 /// Everything a training run is told; saved as `training.json` in the model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub train: CorpusFiles,
-    pub valid: Option<CorpusFiles>,
+    pub train: CorpusSource,
+    pub valid: Option<CorpusSource>,
     pub out: PathBuf,
     pub preset: Preset,
     pub subword: SubwordModel,
@@ -65,22 +64,9 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
 }
 
-/// Source and target files (plain or gzip), aligned by line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CorpusFiles {
-    pub source: PathBuf,
-    pub target: PathBuf,
-}
-
-impl CorpusFiles {
-    fn corpus(&self) -> CorpusSource {
-        CorpusSource::Aligned { source: self.source.clone(), target: self.target.clone() }
-    }
-}
-
 impl TrainConfig {
     /// Defaults for a corpus, writing to `out`.
-    pub fn new(train: CorpusFiles, valid: Option<CorpusFiles>, out: PathBuf) -> Self {
+    pub fn new(train: CorpusSource, valid: Option<CorpusSource>, out: PathBuf) -> Self {
         TrainConfig {
             train,
             valid,
@@ -199,10 +185,22 @@ fn tokenizer(cfg: &TrainConfig) -> Result<SubwordTokenizer> {
     if path.exists() {
         return SubwordTokenizer::load(&path);
     }
-    let mut lines = read_lines(&cfg.train.source)?;
-    lines.extend(read_lines(&cfg.train.target)?);
-    let tok =
-        SubwordTokenizer::train(lines.into_iter(), SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size })?;
+    // stream both sides of every pair into the trainer; the first read error stops it
+    let error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let texts = PairReader::open(&cfg.train)?
+        .map_while(|pair| match pair {
+            Ok(p) => Some([p.source, p.target]),
+            Err(e) => {
+                *error.lock().expect("error slot") = Some(e);
+                None
+            }
+        })
+        .flatten();
+    let training = SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size };
+    let tok = SubwordTokenizer::train(texts, training)?;
+    if let Some(e) = error.into_inner().expect("error slot") {
+        return Err(e);
+    }
     tok.save(&path)?;
     Ok(tok)
 }
@@ -377,21 +375,12 @@ pub fn train(
         }
     }
     let valid = match &cfg.valid {
-        Some(v) => Some((read_lines(&v.source)?, read_lines(&v.target)?)),
+        Some(v) => {
+            let pairs = PairReader::open(v)?.collect::<Result<Vec<_>>>()?;
+            Some(pairs.into_iter().map(|p| (p.source, p.target)).unzip())
+        }
         None => None,
     };
-    if let Some((s, t)) = &valid {
-        if s.len() != t.len() {
-            let v = cfg.valid.as_ref().expect("valid files");
-            return Err(Error::Input(format!(
-                "{} has {} lines but {} has {}",
-                v.source.display(),
-                s.len(),
-                v.target.display(),
-                t.len()
-            )));
-        }
-    }
     let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
     let started = Instant::now();
     let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
@@ -404,7 +393,7 @@ pub fn train(
         }
         counts.set(FilterCounts::default());
         let mut stream = ExampleStream {
-            pairs: PairReader::open(&cfg.train.corpus())?,
+            pairs: PairReader::open(&cfg.train)?,
             tok: &tok,
             filter: cfg.filter,
             counts: &counts,
