@@ -181,3 +181,25 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
         assert!((a - b).abs() < 1e-5);
     }
 }
+
+#[test]
+fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
+    use transduce::model::config::{Tying, Vocab};
+    use transduce::train::trainer::VocabSharing;
+    let t = TempDir::new("per-side");
+    let never = AtomicBool::new(false);
+    let mut cfg = config(&t.0, "ps");
+    cfg.vocab_sharing = VocabSharing::PerSide;
+    cfg.vocab_size = 25;
+    cfg.max_updates = Some(3);
+    let summary = train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(summary.state.updates, 3);
+    assert!(summary.last_validation.is_some());
+    for f in ["source_tokenizer.json", "target_tokenizer.json"] {
+        assert!(cfg.out.join(f).exists(), "{f}");
+    }
+    assert!(!cfg.out.join("tokenizer.json").exists());
+    let config = ModelConfig::load(&cfg.out.join("config.json")).unwrap();
+    assert!(matches!(config.vocab, Vocab::Separate { .. }), "{:?}", config.vocab);
+    assert_eq!(config.tying, Tying::DecoderInputOutput);
+}

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
 use transduce::text::SubwordModel;
-use transduce::train::trainer::{train, Start, StopMetric, TrainConfig};
+use transduce::train::trainer::{train, Start, StopMetric, TrainConfig, VocabSharing};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -45,8 +45,12 @@ pub struct TrainArgs {
     pub preset: Option<Preset>,
     #[arg(long, value_enum)]
     pub subword: Option<SubwordModel>,
+    /// Vocabulary size of each tokenizer.
     #[arg(long)]
     pub vocab_size: Option<usize>,
+    /// One vocabulary for both languages (joint) or one per side.
+    #[arg(long, value_enum)]
+    pub vocab_sharing: Option<VocabSharing>,
     #[arg(long)]
     pub dropout: Option<f32>,
     #[arg(long)]
@@ -136,7 +140,19 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = a.$field.clone() { cfg.$field = v; })* };
     }
-    set!(preset, subword, vocab_size, max_tokens, update_freq, lr, warmup, label_smoothing, clip_norm, seed);
+    set!(
+        preset,
+        subword,
+        vocab_size,
+        vocab_sharing,
+        max_tokens,
+        update_freq,
+        lr,
+        warmup,
+        label_smoothing,
+        clip_norm,
+        seed
+    );
     set!(valid_every, log_every, keep_last, stop_metric);
     if a.dropout.is_some() {
         cfg.dropout = a.dropout;

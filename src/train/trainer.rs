@@ -17,7 +17,7 @@ use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::eval::{Bleu, Chrf};
-use crate::model::config::{Dropout, ModelConfig, Preset};
+use crate::model::config::{Dropout, ModelConfig, Preset, Tying, Vocab};
 use crate::model::{Ctx, TrainableModel};
 use crate::search::greedy;
 use crate::text::{SubwordModel, SubwordTokenizer, SubwordTraining};
@@ -39,7 +39,9 @@ pub struct TrainConfig {
     pub out: PathBuf,
     pub preset: Preset,
     pub subword: SubwordModel,
+    /// Per tokenizer.
     pub vocab_size: usize,
+    pub vocab_sharing: VocabSharing,
     /// Overrides the preset's dropout.
     pub dropout: Option<f32>,
     pub filter: PairFilter,
@@ -74,6 +76,7 @@ impl TrainConfig {
             preset: Preset::Small,
             subword: SubwordModel::Unigram,
             vocab_size: 8000,
+            vocab_sharing: VocabSharing::Joint,
             dropout: None,
             filter: PairFilter { max_len: 128, max_ratio: 3.0 },
             max_tokens: 4096,
@@ -179,34 +182,79 @@ pub fn checkpoints(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// The subword tokenizer of the model directory, trained on the corpus if absent.
-fn tokenizer(cfg: &TrainConfig) -> Result<SubwordTokenizer> {
-    let path = cfg.out.join("tokenizer.json");
+/// One vocabulary for both languages, or one per side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum VocabSharing {
+    /// `tokenizer.json`, shared embeddings (all three tied).
+    Joint,
+    /// `source_tokenizer.json` and `target_tokenizer.json`, separate embeddings (decoder input
+    /// and output tied).
+    PerSide,
+}
+
+/// The tokenizers of a model directory (the same one twice when joint).
+pub struct Tokenizers {
+    pub source: std::sync::Arc<SubwordTokenizer>,
+    pub target: std::sync::Arc<SubwordTokenizer>,
+}
+
+/// Which texts of the corpus a tokenizer learns from.
+#[derive(Clone, Copy)]
+enum Side {
+    Both,
+    Source,
+    Target,
+}
+
+/// Trains a tokenizer on one or both sides of the corpus, streamed pair by pair; the first read
+/// error stops it and is returned.
+fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<SubwordTokenizer> {
     if path.exists() {
-        return SubwordTokenizer::load(&path);
+        return SubwordTokenizer::load(path);
     }
-    // stream both sides of every pair into the trainer; the first read error stops it
     let error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let texts = PairReader::open(&cfg.train)?
         .map_while(|pair| match pair {
-            Ok(p) => Some([p.source, p.target]),
+            Ok(p) => Some(match side {
+                Side::Both => vec![p.source, p.target],
+                Side::Source => vec![p.source],
+                Side::Target => vec![p.target],
+            }),
             Err(e) => {
                 *error.lock().expect("error slot") = Some(e);
                 None
             }
         })
         .flatten();
-    let training = SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size };
-    let tok = SubwordTokenizer::train(texts, training)?;
+    let tok = SubwordTokenizer::train(texts, SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size })?;
     if let Some(e) = error.into_inner().expect("error slot") {
         return Err(e);
     }
-    tok.save(&path)?;
+    tok.save(path)?;
     Ok(tok)
 }
 
-fn model_config(cfg: &TrainConfig, vocab: usize) -> ModelConfig {
-    let mut c = ModelConfig::preset(cfg.preset, vocab);
+/// The model directory's tokenizers, trained on the corpus where absent.
+pub fn tokenizers(cfg: &TrainConfig) -> Result<Tokenizers> {
+    Ok(match cfg.vocab_sharing {
+        VocabSharing::Joint => {
+            let t = std::sync::Arc::new(train_tokenizer(cfg, Side::Both, &cfg.out.join("tokenizer.json"))?);
+            Tokenizers { source: t.clone(), target: t }
+        }
+        VocabSharing::PerSide => Tokenizers {
+            source: std::sync::Arc::new(train_tokenizer(cfg, Side::Source, &cfg.out.join("source_tokenizer.json"))?),
+            target: std::sync::Arc::new(train_tokenizer(cfg, Side::Target, &cfg.out.join("target_tokenizer.json"))?),
+        },
+    })
+}
+
+fn model_config(cfg: &TrainConfig, tok: &Tokenizers) -> ModelConfig {
+    let mut c = ModelConfig::preset(cfg.preset, tok.source.vocab_size());
+    if cfg.vocab_sharing == VocabSharing::PerSide {
+        c.vocab = Vocab::Separate { source: tok.source.vocab_size(), target: tok.target.vocab_size() };
+        c.tying = Tying::DecoderInputOutput;
+    }
     if let Some(p) = cfg.dropout {
         c.dropout = Dropout::uniform(p);
     }
@@ -217,7 +265,7 @@ fn model_config(cfg: &TrainConfig, vocab: usize) -> ModelConfig {
 /// Streams the training examples of one epoch, tokenized and filtered.
 struct ExampleStream<'a> {
     pairs: PairReader,
-    tok: &'a SubwordTokenizer,
+    tok: &'a Tokenizers,
     filter: PairFilter,
     counts: &'a Cell<FilterCounts>,
     error: Option<Error>,
@@ -235,7 +283,8 @@ impl Iterator for ExampleStream<'_> {
                     return None;
                 }
             };
-            let encoded = self.tok.encode(&pair.source).and_then(|s| Ok((s, self.tok.encode(&pair.target)?)));
+            let encoded =
+                self.tok.source.encode(&pair.source).and_then(|s| Ok((s, self.tok.target.encode(&pair.target)?)));
             let (source, target) = match encoded {
                 Ok(st) => st,
                 Err(e) => {
@@ -254,13 +303,13 @@ impl Iterator for ExampleStream<'_> {
 }
 
 /// Teacher-forced loss and greedy BLEU/chrF on the validation set.
-fn validate(model: &TrainableModel, tok: &SubwordTokenizer, valid: &(Vec<String>, Vec<String>)) -> Result<Validation> {
+fn validate(model: &TrainableModel, tok: &Tokenizers, valid: &(Vec<String>, Vec<String>)) -> Result<Validation> {
     let device = Device::Cpu;
     let special = model.model.config.special;
     let mut decoder = model.model.clone();
     decoder.prepare_inference()?;
-    let sources: Vec<Vec<u32>> = valid.0.iter().map(|s| tok.encode(s)).collect::<Result<_>>()?;
-    let targets: Vec<Vec<u32>> = valid.1.iter().map(|s| tok.encode(s)).collect::<Result<_>>()?;
+    let sources: Vec<Vec<u32>> = valid.0.iter().map(|s| tok.source.encode(s)).collect::<Result<_>>()?;
+    let targets: Vec<Vec<u32>> = valid.1.iter().map(|s| tok.target.encode(s)).collect::<Result<_>>()?;
     let max = model.model.config.max_positions - 2;
     let clip = |v: &Vec<u32>| v[..v.len().min(max)].to_vec();
     let (sources, targets): (Vec<_>, Vec<_>) = (sources.iter().map(clip).collect(), targets.iter().map(clip).collect());
@@ -279,7 +328,7 @@ fn validate(model: &TrainableModel, tok: &SubwordTokenizer, valid: &(Vec<String>
         let memory = decoder.encode(&batch.src, &batch.src_mask)?;
         let longest = chunk.iter().map(|&i| sources[i].len()).max().unwrap_or(0);
         for (&i, ids) in chunk.iter().zip(greedy(&decoder, &memory, 2 * longest + 10)?) {
-            hyps[i] = tok.decode(&ids)?;
+            hyps[i] = tok.target.decode(&ids)?;
         }
     }
     let loss = nll_sum / tokens.max(1) as f64;
@@ -362,8 +411,8 @@ pub fn train(
     std::fs::create_dir_all(&cfg.out).map_err(io(&cfg.out))?;
     let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     write_atomic(&cfg.out.join("training.json"), training_json.as_bytes())?;
-    let tok = tokenizer(cfg)?;
-    let config = model_config(cfg, tok.vocab_size());
+    let tok = tokenizers(cfg)?;
+    let config = model_config(cfg, &tok);
     config.save(&cfg.out.join("config.json"))?;
     let schedule = InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup };
     let mut model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
