@@ -40,6 +40,7 @@ pub mod runtime;
 pub mod search;
 pub mod text;
 pub mod train;
+pub mod translate;
 
 pub use error::{Error, Result};
 pub use model::{ModelConfig, Preset, Seq2Seq};

@@ -19,6 +19,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Train a translation model from parallel text.
     Train(Box<cli::train::TrainArgs>),
+    /// Translate text with a trained model (beam search).
+    Translate(cli::translate::TranslateArgs),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cli::score::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Average(args) => cli::average::run(args),
+        Command::Translate(args) => cli::translate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

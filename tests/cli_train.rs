@@ -69,6 +69,28 @@ fn trains_resumes_and_averages() {
     assert!(ok, "{err}");
     assert!(err.contains("averaged 2 checkpoints"), "{err}");
 
+    // translate: one output line per input line, in order; an empty line stays empty
+    let input = dir.join("input.fr");
+    std::fs::write(&input, "le chat voit\n\nchien rouge\n").unwrap();
+    let output = dir.join("output.en");
+    let (ok, err) = transduce(&[
+        "translate",
+        "-m",
+        out_s,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--beam",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<String> = std::fs::read_to_string(&output).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1], "");
+    let (ok, err) = transduce(&["translate", "-m", dir.join("nope").to_str().unwrap()]);
+    assert!(!ok && err.contains("not a model directory"), "{err}");
+
     // a TOML config: known keys are taken, unknown ones named
     let toml = dir.join("train.toml");
     std::fs::write(&toml, "lr = 0.001\nbogus_option = 3\n").unwrap();

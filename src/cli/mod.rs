@@ -5,3 +5,4 @@ pub mod bench;
 pub mod demo;
 pub mod score;
 pub mod train;
+pub mod translate;
