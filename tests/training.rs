@@ -103,6 +103,21 @@ fn resumed_training_continues_exactly_where_it_stopped() {
 }
 
 #[test]
+fn checkpoints_without_validation_data_or_metrics_lines_work() {
+    let t = TempDir::new("no-valid");
+    let never = AtomicBool::new(false);
+    let mut cfg = config(&t.0, "nv");
+    cfg.valid = None;
+    cfg.log_every = 100;
+    cfg.valid_every = 2;
+    cfg.max_updates = Some(3);
+    let summary = train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(summary.state.updates, 3);
+    assert!(summary.last_validation.is_none());
+    assert!(cfg.out.join("model.safetensors").exists() && cfg.out.join("curves.svg").exists());
+}
+
+#[test]
 fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
     let t = TempDir::new("signal");
     let stop = AtomicBool::new(false);

@@ -104,10 +104,15 @@ pub fn curves_svg(metrics: &str) -> String {
     svg
 }
 
-/// Writes `curves.svg` beside `metrics.jsonl` in a model directory.
+/// Writes `curves.svg` beside `metrics.jsonl` in a model directory (empty panels while there
+/// is no metrics file yet).
 pub fn write_curves(dir: &Path) -> Result<()> {
     let metrics_path = dir.join("metrics.jsonl");
-    let metrics = std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    let metrics = match std::fs::read_to_string(&metrics_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(&metrics_path, e)),
+    };
     super::trainer::write_atomic(&dir.join("curves.svg"), curves_svg(&metrics).as_bytes())
 }
 

@@ -448,7 +448,7 @@ pub fn train(
             counts: &counts,
             error: None,
         };
-        let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch).peekable();
+        let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch);
         loop {
             if cfg.max_updates.is_some_and(|m| state.updates >= m) {
                 break 'epochs StopReason::MaxUpdates;
@@ -540,9 +540,7 @@ pub fn train(
     if valid.is_none() || !cfg.out.join("model.safetensors").exists() {
         model.save(&cfg.out.join("model.safetensors"))?;
     }
-    if cfg.out.join("metrics.jsonl").exists() {
-        super::plot::write_curves(&cfg.out)?;
-    }
+    super::plot::write_curves(&cfg.out)?;
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
 }
 
