@@ -1,38 +1,11 @@
 //! Reading parallel corpora: plain, gzip and TSV input; every kind of bad input named; filter
 //! counts; the real Multi30k files when present.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{multi30k, TempDir};
 
 use transduce::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader, RawPair};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("transduce-corpus-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-    fn write_gz(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
-        gz.write_all(bytes).unwrap();
-        gz.finish().unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn read(source: &CorpusSource) -> Result<Vec<RawPair>, String> {
     PairReader::open(source).map_err(|e| e.to_string())?.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
@@ -40,7 +13,7 @@ fn read(source: &CorpusSource) -> Result<Vec<RawPair>, String> {
 
 #[test]
 fn reads_plain_gzip_and_tsv_alike() {
-    let t = TempDir::new("ok");
+    let t = TempDir::new("corpus-ok");
     let src = t.write("a.en", b"one\ntwo\r\nthree\n");
     let tgt = t.write_gz("a.de.gz", b"eins\nzwei\ndrei\n");
     let pairs = read(&CorpusSource::Aligned { source: src, target: tgt }).unwrap();
@@ -53,7 +26,7 @@ fn reads_plain_gzip_and_tsv_alike() {
 
 #[test]
 fn bad_input_is_named_with_file_and_line() {
-    let t = TempDir::new("bad");
+    let t = TempDir::new("corpus-bad");
     let three = t.write("three.en", b"a\nb\nc\n");
     let two = t.write("two.de", b"x\ny\n");
     let err = read(&CorpusSource::Aligned { source: three.clone(), target: two.clone() }).unwrap_err();
@@ -87,13 +60,7 @@ fn filters_count_each_reason() {
 
 #[test]
 fn reads_multi30k_when_present() {
-    let dir = std::env::var("TRANSDUCE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k"));
-    if !dir.join("train.en.gz").exists() {
-        eprintln!("skipped: Multi30k not found at {} (set TRANSDUCE_DATA)", dir.display());
-        return;
-    }
+    let Some(dir) = multi30k() else { return };
     let source = CorpusSource::Aligned { source: dir.join("val.en.gz"), target: dir.join("val.de.gz") };
     let pairs = read(&source).unwrap();
     assert_eq!(pairs.len(), 1014);

@@ -1,7 +1,11 @@
 //! Subword tokenizers: trained with Hugging Face `tokenizers`, fixed special ids, lossless
 //! round trips, saved and reloaded as tokenizer.json.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::multi30k;
 
 use transduce::text::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};
 
@@ -58,13 +62,7 @@ fn loading_names_the_bad_file() {
 #[test]
 fn joint_vocabulary_on_multi30k_when_present() {
     use transduce::data::lines::read_lines;
-    let dir = std::env::var("TRANSDUCE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k"));
-    if !dir.join("val.en.gz").exists() {
-        eprintln!("skipped: Multi30k not found at {} (set TRANSDUCE_DATA)", dir.display());
-        return;
-    }
+    let Some(dir) = multi30k() else { return };
     let mut lines = read_lines(&dir.join("val.en.gz")).unwrap();
     lines.extend(read_lines(&dir.join("val.de.gz")).unwrap());
     let tok = SubwordTokenizer::train(

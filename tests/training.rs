@@ -1,7 +1,11 @@
 //! The trainer on a small generated corpus: exact resume, gradient accumulation, checkpoint
 //! averaging, stopping on a signal, atomic outputs.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::TempDir;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
@@ -12,23 +16,6 @@ use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
 use transduce::train::trainer::{average_checkpoints, checkpoints, train, Start, StopReason, TrainConfig};
 use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("transduce-training-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A word-for-word "translation" corpus.
 fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusSource {
@@ -66,7 +53,7 @@ fn config(dir: &Path, out: &str) -> TrainConfig {
 
 #[test]
 fn resumed_training_continues_exactly_where_it_stopped() {
-    let t = TempDir::new("resume");
+    let t = TempDir::new("training-resume");
     let never = AtomicBool::new(false);
     let mut a = config(&t.0, "a");
     a.max_updates = Some(8);
@@ -104,7 +91,7 @@ fn resumed_training_continues_exactly_where_it_stopped() {
 
 #[test]
 fn checkpoints_without_validation_data_or_metrics_lines_work() {
-    let t = TempDir::new("no-valid");
+    let t = TempDir::new("training-no-valid");
     let never = AtomicBool::new(false);
     let mut cfg = config(&t.0, "nv");
     cfg.valid = None;
@@ -119,7 +106,7 @@ fn checkpoints_without_validation_data_or_metrics_lines_work() {
 
 #[test]
 fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
-    let t = TempDir::new("signal");
+    let t = TempDir::new("training-signal");
     let stop = AtomicBool::new(false);
     let mut cfg = config(&t.0, "s");
     cfg.max_updates = Some(100);
@@ -138,7 +125,7 @@ fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
 
 #[test]
 fn patience_stops_training_when_validation_stops_improving() {
-    let t = TempDir::new("patience");
+    let t = TempDir::new("training-patience");
     let never = AtomicBool::new(false);
     let mut cfg = config(&t.0, "p");
     // a learning rate of zero: validation can never improve after the first
@@ -153,7 +140,7 @@ fn patience_stops_training_when_validation_stops_improving() {
 
 #[test]
 fn averaging_takes_the_mean_of_the_last_checkpoints() {
-    let t = TempDir::new("average");
+    let t = TempDir::new("training-average");
     let never = AtomicBool::new(false);
     let mut cfg = config(&t.0, "avg");
     cfg.max_updates = Some(6);
@@ -201,7 +188,7 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
 fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
     use transduce::model::config::{Tying, Vocab};
     use transduce::train::trainer::VocabSharing;
-    let t = TempDir::new("per-side");
+    let t = TempDir::new("training-per-side");
     let never = AtomicBool::new(false);
     let mut cfg = config(&t.0, "ps");
     cfg.vocab_sharing = VocabSharing::PerSide;

@@ -56,3 +56,50 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .to_scalar()
         .unwrap()
 }
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("transduce-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    pub fn write_gz(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = self.0.join(name);
+        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Multi30k directory (`TRANSDUCE_DATA`, else `../shared/data/multi30k`), or `None` with a
+/// message saying the test is skipped.
+pub fn multi30k() -> Option<std::path::PathBuf> {
+    let dir = std::env::var("TRANSDUCE_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k"));
+    if dir.join("val.en.gz").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: Multi30k not found at {} (set TRANSDUCE_DATA)", dir.display());
+        None
+    }
+}
