@@ -9,13 +9,12 @@ use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::{load_model, ModelConfig, Seq2Seq};
 use crate::search::{beam_search, BeamOptions, EncodedBatch};
-use crate::text::SubwordTokenizer;
+use crate::text::Tokenizers;
 
 /// A model directory ready to translate.
 pub struct Translator {
     pub model: Seq2Seq,
-    pub source: SubwordTokenizer,
-    pub target: SubwordTokenizer,
+    pub tokenizers: Tokenizers,
 }
 
 /// One translation.
@@ -38,18 +37,12 @@ impl Translator {
         }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let model = load_model(&config, &dir.join("model.safetensors"), DType::F32, &Device::Cpu)?;
-        let (source, target) = if dir.join("tokenizer.json").exists() {
-            let p = dir.join("tokenizer.json");
-            (SubwordTokenizer::load(&p)?, SubwordTokenizer::load(&p)?)
-        } else {
-            (
-                SubwordTokenizer::load(&dir.join("source_tokenizer.json"))?,
-                SubwordTokenizer::load(&dir.join("target_tokenizer.json"))?,
-            )
-        };
-        for (side, tok, size) in
-            [("source", &source, config.vocab.source()), ("target", &target, config.vocab.target())]
-        {
+        let tokenizers = Tokenizers::load(dir)?;
+        let sides = [
+            ("source", &tokenizers.source, config.vocab.source()),
+            ("target", &tokenizers.target, config.vocab.target()),
+        ];
+        for (side, tok, size) in sides {
             if tok.vocab_size() != size {
                 return Err(Error::Input(format!(
                     "{}: the {side} tokenizer has {} entries, config.json says {size}",
@@ -58,7 +51,7 @@ impl Translator {
                 )));
             }
         }
-        Ok(Translator { model, source, target })
+        Ok(Translator { model, tokenizers })
     }
 
     /// Translates `lines` in order, `batch_size` sentences of similar length at a time.
@@ -66,7 +59,7 @@ impl Translator {
         let max_src = self.model.config.max_positions - 1;
         let mut encoded = Vec::with_capacity(lines.len());
         for line in lines {
-            let mut ids = self.source.encode(line)?;
+            let mut ids = self.tokenizers.source.encode(line)?;
             let truncated = ids.len() > max_src;
             ids.truncate(max_src);
             encoded.push((ids, truncated));
@@ -90,7 +83,7 @@ impl Translator {
             let hyps = beam_search(&step, chunk.len(), opts)?;
             for (&i, h) in chunk.iter().zip(hyps) {
                 if let Some(best) = h.into_iter().next() {
-                    out[i].text = self.target.decode(&best.tokens)?;
+                    out[i].text = self.tokenizers.target.decode(&best.tokens)?;
                     out[i].tokens = best.tokens;
                     out[i].score = best.score;
                 }

@@ -20,7 +20,9 @@ use crate::eval::{Bleu, Chrf};
 use crate::model::config::{Dropout, ModelConfig, Preset, Tying, Vocab};
 use crate::model::{Ctx, TrainableModel};
 use crate::search::greedy;
-use crate::text::{SubwordModel, SubwordTokenizer, SubwordTraining};
+use crate::text::{
+    SubwordModel, SubwordTokenizer, SubwordTraining, Tokenizers, JOINT_TOKENIZER, SOURCE_TOKENIZER, TARGET_TOKENIZER,
+};
 
 /// Which validation figure decides the best checkpoint and early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -193,12 +195,6 @@ pub enum VocabSharing {
     PerSide,
 }
 
-/// The tokenizers of a model directory (the same one twice when joint).
-pub struct Tokenizers {
-    pub source: std::sync::Arc<SubwordTokenizer>,
-    pub target: std::sync::Arc<SubwordTokenizer>,
-}
-
 /// Which texts of the corpus a tokenizer learns from.
 #[derive(Clone, Copy)]
 enum Side {
@@ -239,12 +235,12 @@ fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<Subword
 pub fn tokenizers(cfg: &TrainConfig) -> Result<Tokenizers> {
     Ok(match cfg.vocab_sharing {
         VocabSharing::Joint => {
-            let t = std::sync::Arc::new(train_tokenizer(cfg, Side::Both, &cfg.out.join("tokenizer.json"))?);
+            let t = std::sync::Arc::new(train_tokenizer(cfg, Side::Both, &cfg.out.join(JOINT_TOKENIZER))?);
             Tokenizers { source: t.clone(), target: t }
         }
         VocabSharing::PerSide => Tokenizers {
-            source: std::sync::Arc::new(train_tokenizer(cfg, Side::Source, &cfg.out.join("source_tokenizer.json"))?),
-            target: std::sync::Arc::new(train_tokenizer(cfg, Side::Target, &cfg.out.join("target_tokenizer.json"))?),
+            source: std::sync::Arc::new(train_tokenizer(cfg, Side::Source, &cfg.out.join(SOURCE_TOKENIZER))?),
+            target: std::sync::Arc::new(train_tokenizer(cfg, Side::Target, &cfg.out.join(TARGET_TOKENIZER))?),
         },
     })
 }
