@@ -39,14 +39,17 @@ impl Ctx {
     /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
     /// `1 / (1 - p)`; the identity in eval mode. Masks come from the context's seeded stream.
     pub fn dropout(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
+        if self.kernels.fused_for(x) {
+            return match self.dropout_seed(p) {
+                Some((p, seed)) => crate::kernels::dropout::dropout(x, p, seed),
+                None => Ok(x.clone()),
+            };
+        }
         let Mode::Train(rng) = &self.mode else { return Ok(x.clone()) };
         if p <= 0.0 {
             return Ok(x.clone());
         }
         let mut rng = rng.borrow_mut();
-        if self.kernels.fused_for(x) {
-            return crate::kernels::dropout::dropout(x, p, rng.gen());
-        }
         let keep = 1.0 - p;
         let scale = 1.0 / keep;
         let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 }).collect();

@@ -29,8 +29,9 @@ pub struct CrossInputs<'a> {
     pub bias: &'a Tensor,
     /// Decoder rows per memory row (beam size; 1 in training).
     pub group: usize,
-    /// Extra additive self-attention bias (target padding), broadcastable to
-    /// [rows, heads, t, t_total]; the causal mask is added by the layer.
+    /// Additive self-attention bias, broadcastable to [rows, heads, t, t_total]. Callers of
+    /// [`Decoder::forward`] pass target padding (or nothing); it adds the causal mask, once,
+    /// before the layers see it.
     pub self_bias: Option<&'a Tensor>,
 }
 
@@ -72,7 +73,8 @@ impl DecoderLayer {
     /// x: [rows, t, d], the positions after those already in `cache`.
     ///
     /// `cache` holds this layer's self-attention keys/values of earlier positions and is
-    /// extended with the new ones; `cross_kv` is this layer's projection of the memory.
+    /// extended with the new ones; `cross_kv` is this layer's projection of the memory;
+    /// `cross.self_bias` is the complete self-attention bias (causal included).
     pub fn forward(
         &self,
         x: &Tensor,
@@ -91,14 +93,7 @@ impl DecoderLayer {
                     Some(past) => past.append(&new)?,
                     None => new,
                 };
-                let (tq, tk) = (h.dim(1)?, kv.len()?);
-                let causal = causal_bias(tq, tk, h.dtype(), h.device())?;
-                let bias = match (causal, cross.self_bias) {
-                    (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
-                    (Some(c), None) => Some(c),
-                    (None, b) => b.cloned(),
-                };
-                let out = self.self_attn.attend(h, &kv, bias.as_ref(), 1, record, ctx)?;
+                let out = self.self_attn.attend(h, &kv, cross.self_bias, 1, record, ctx)?;
                 *cache = Some(kv);
                 *probs = out.probs;
                 ctx.dropout(&out.output, self.dropout)
@@ -173,9 +168,18 @@ impl Decoder {
     ) -> Result<DecoderOutput> {
         debug_assert_eq!(caches.len(), self.layers.len());
         let mut x = self.embeddings.forward(ids, start, ctx)?;
+        // one causal mask for all layers: query i (position start + i) sees keys 0 ..= start + i
+        let t = ids.dim(1)?;
+        let causal = causal_bias(t, start + t, x.dtype(), x.device())?;
+        let self_bias = match (causal, cross.self_bias) {
+            (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
+            (Some(c), None) => Some(c),
+            (None, b) => b.cloned(),
+        };
+        let cross = CrossInputs { self_bias: self_bias.as_ref(), ..*cross };
         let mut attention = Vec::new();
         for ((layer, cache), kv) in self.layers.iter().zip(caches.iter_mut()).zip(cross.kv) {
-            let (y, att) = layer.forward(&x, cache, cross, kv, record, ctx)?;
+            let (y, att) = layer.forward(&x, cache, &cross, kv, record, ctx)?;
             x = y;
             attention.extend(att);
         }

@@ -160,8 +160,15 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a
 /// partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    replace_atomically(path, |tmp| std::fs::write(tmp, bytes).map_err(io(tmp)))
+}
+
+/// Runs `write` on a temporary path beside `path`, then renames the result onto `path`.
+fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    write(&tmp)?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -502,9 +509,7 @@ pub fn train(
                     if state.best.is_none_or(|b| score > b) {
                         state.best = Some(score);
                         state.validations_without_improvement = 0;
-                        model.save(&cfg.out.join("model.safetensors.tmp"))?;
-                        let best = cfg.out.join("model.safetensors");
-                        std::fs::rename(cfg.out.join("model.safetensors.tmp"), &best).map_err(io(&best))?;
+                        replace_atomically(&cfg.out.join("model.safetensors"), |tmp| model.save(tmp))?;
                     } else {
                         state.validations_without_improvement += 1;
                     }
@@ -534,7 +539,7 @@ pub fn train(
     state.elapsed_s = elapsed(&state);
     save_checkpoint(cfg, &model, &step, &state)?;
     if valid.is_none() || !cfg.out.join("model.safetensors").exists() {
-        model.save(&cfg.out.join("model.safetensors"))?;
+        replace_atomically(&cfg.out.join("model.safetensors"), |tmp| model.save(tmp))?;
     }
     super::plot::write_curves(&cfg.out)?;
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
@@ -563,10 +568,9 @@ pub fn average_checkpoints(out: &Path, k: usize) -> Result<usize> {
         .into_iter()
         .map(|(k, v)| Ok((k, (v / n)?)))
         .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;
-    let path = out.join("model.safetensors");
-    let tmp = out.join("model.safetensors.tmp");
-    candle_core::safetensors::save(&averaged, &tmp)
-        .map_err(|e| Error::Weights { path: tmp.clone(), why: e.to_string() })?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    replace_atomically(&out.join("model.safetensors"), |tmp| {
+        candle_core::safetensors::save(&averaged, tmp)
+            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
+    })?;
     Ok(chosen.len())
 }
