@@ -1,14 +1,15 @@
-//! Translating text with a model directory: load, tokenize, batch by length, search, detokenize,
-//! restore input order.
+//! Translating text with a model directory: load, tokenize, batch by token budget over
+//! sentences sorted by length, search, detokenize, align, restore input order.
 
 use std::path::Path;
 
 use candle_core::{DType, Device};
 
+use crate::align::{hard_links, word_of_pieces};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::{load_model, ModelConfig, Seq2Seq};
-use crate::search::{beam_search, BeamOptions, EncodedBatch};
+use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::Tokenizers;
 
 /// A model directory ready to translate.
@@ -17,15 +18,53 @@ pub struct Translator {
     pub tokenizers: Tokenizers,
 }
 
-/// One translation.
+/// One sentence to translate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Input<'a> {
+    pub text: &'a str,
+    /// Target text the translation must start with.
+    pub prefix: Option<&'a str>,
+    /// The sentence's random stream for sampling: its position in the whole input, so a
+    /// sentence samples the same whatever it is batched with.
+    pub stream: u64,
+}
+
+/// One output of a sentence.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Translation {
+pub struct Output {
     pub text: String,
     pub tokens: Vec<u32>,
-    /// Length-penalised score (0 for an empty input).
+    /// The search's score (length-penalised for beam search; 0 for an empty input).
     pub score: f32,
+    /// Log-probability of each token, EOS last.
+    pub token_scores: Vec<f32>,
+    /// `(source word, target word)` links from cross-attention, when asked for.
+    pub alignment: Option<Vec<(usize, usize)>>,
+}
+
+/// The translation of one input line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// Best first: one output, or beam search's n-best.
+    pub outputs: Vec<Output>,
     /// Whether the input was cut to the model's longest sequence.
     pub truncated: bool,
+}
+
+impl Translation {
+    pub fn best(&self) -> &Output {
+        &self.outputs[0]
+    }
+
+    pub fn text(&self) -> &str {
+        &self.best().text
+    }
+}
+
+struct Prepared {
+    ids: Vec<u32>,
+    prefix: Vec<u32>,
+    truncated: bool,
 }
 
 impl Translator {
@@ -54,41 +93,81 @@ impl Translator {
         Ok(Translator { model, tokenizers })
     }
 
-    /// Translates `lines` in order, `batch_size` sentences of similar length at a time.
-    pub fn translate(&self, lines: &[&str], opts: &BeamOptions, batch_size: usize) -> Result<Vec<Translation>> {
+    /// Translates `lines` in order (sentence `i` samples from stream `i`).
+    pub fn translate(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<Translation>> {
+        let inputs: Vec<Input> =
+            lines.iter().enumerate().map(|(i, &text)| Input { text, prefix: None, stream: i as u64 }).collect();
+        self.translate_inputs(&inputs, opts)
+    }
+
+    /// Translates `inputs` in order, batching sentences of similar length up to
+    /// `opts.max_tokens` source tokens (padding and beam copies included).
+    pub fn translate_inputs(&self, inputs: &[Input], opts: &DecodeOptions) -> Result<Vec<Translation>> {
         let max_src = self.model.config.max_positions - 1;
-        let mut encoded = Vec::with_capacity(lines.len());
-        for line in lines {
-            let mut ids = self.tokenizers.source.encode(line)?;
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let mut ids = self.tokenizers.source.encode(input.text)?;
             let truncated = ids.len() > max_src;
             ids.truncate(max_src);
-            encoded.push((ids, truncated));
+            let prefix = match input.prefix {
+                Some(p) => self.tokenizers.target.encode(p)?,
+                None => Vec::new(),
+            };
+            prepared.push(Prepared { ids, prefix, truncated });
         }
-        let mut order: Vec<usize> = (0..lines.len()).filter(|&i| !encoded[i].0.is_empty()).collect();
-        order.sort_by_key(|&i| encoded[i].0.len());
-        let mut out: Vec<Translation> = encoded
-            .iter()
-            .map(|(_, truncated)| Translation {
-                text: String::new(),
-                tokens: Vec::new(),
-                score: 0.0,
-                truncated: *truncated,
-            })
-            .collect();
-        for chunk in order.chunks(batch_size.max(1)) {
-            let sources: Vec<&[u32]> = chunk.iter().map(|&i| &encoded[i].0[..]).collect();
+        // blank lines stay blank
+        let mut order: Vec<usize> =
+            (0..inputs.len()).filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty()).collect();
+        order.sort_by_key(|&i| prepared[i].ids.len());
+        let empty =
+            Output { text: String::new(), tokens: Vec::new(), score: 0.0, token_scores: Vec::new(), alignment: None };
+        let mut out: Vec<Translation> =
+            prepared.iter().map(|p| Translation { outputs: vec![empty.clone()], truncated: p.truncated }).collect();
+        let group = opts.group();
+        let mut start = 0;
+        while start < order.len() {
+            // lengths rise along `order`: the last sentence of a batch is its longest
+            let mut end = start + 1;
+            while end < order.len()
+                && (end + 1 - start) * group * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
+            {
+                end += 1;
+            }
+            let chunk = &order[start..end];
+            start = end;
+            let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
             let (src, mask) = Batch::sources(&sources, self.model.config.special, &Device::Cpu)?;
             let memory = self.model.encode(&src, &mask)?;
             let step = EncodedBatch { model: &self.model, memory: &memory };
-            let hyps = beam_search(&step, chunk.len(), opts)?;
-            for (&i, h) in chunk.iter().zip(hyps) {
-                if let Some(best) = h.into_iter().next() {
-                    out[i].text = self.tokenizers.target.decode(&best.tokens)?;
-                    out[i].tokens = best.tokens;
-                    out[i].score = best.score;
-                }
+            let targets: Vec<Target> = chunk
+                .iter()
+                .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
+                .collect();
+            let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
+            let hyps = decode(&step, &targets, &streams, opts)?;
+            for (&i, hyps) in chunk.iter().zip(hyps) {
+                out[i].outputs =
+                    hyps.into_iter().map(|h| self.output(h, inputs[i].text, opts)).collect::<Result<_>>()?;
             }
         }
         Ok(out)
+    }
+
+    fn output(&self, h: Hypothesis, source: &str, opts: &DecodeOptions) -> Result<Output> {
+        let alignment = match opts.alignment {
+            Alignment::Off => None,
+            _ => {
+                let source_words = word_of_pieces(&self.tokenizers.source.pieces(source)?);
+                let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
+                Some(hard_links(&h.attention, &source_words, &target_words))
+            }
+        };
+        Ok(Output {
+            text: self.tokenizers.target.decode(&h.tokens)?,
+            tokens: h.tokens,
+            score: h.score,
+            token_scores: h.token_logp,
+            alignment,
+        })
     }
 }

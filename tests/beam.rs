@@ -1,27 +1,48 @@
-//! Beam search bookkeeping on a scripted step model, and on a real (random) model: beam 1 is
-//! greedy, batches do not change results.
+//! Search bookkeeping on a scripted step model (EOS, min/max length, length penalty, n-best
+//! order, early stop, dropped sentences, prefix, n-gram and repetition control), and on a real
+//! (random) model: beam 1 is greedy, batches do not change results, attention is recorded.
 
 mod common;
+
+use std::cell::RefCell;
 
 use candle_core::{DType, Device};
 use common::*;
 use transduce::data::Batch;
 use transduce::model::config::NormPlacement;
-use transduce::search::{beam_search, greedy, BeamOptions, EncodedBatch, LengthPenalty, StepModel};
+use transduce::search::{
+    beam_search, decode, greedy, greedy_search, Alignment, BeamOptions, DecodeOptions, EncodedBatch, LengthPenalty,
+    StepModel, StepOutput, Strategy, Target,
+};
 
 const EOS: u32 = 2;
 const A: u32 = 3;
 const B: u32 = 4;
 const V: usize = 5;
 
-/// Next-token probabilities as a function of the prefix; the state is each row's prefix.
+type Script = fn(usize, &[u32]) -> [f32; V];
+
+/// Next-token probabilities as a function of (sentence, prefix); records the rows of each step.
 struct Scripted {
     sources: usize,
-    script: fn(&[u32]) -> [f32; V],
+    script: Script,
+    rows_per_step: RefCell<Vec<usize>>,
+}
+
+/// Rows of (sentence, prefix), `group` per sentence.
+struct State {
+    group: usize,
+    rows: Vec<(usize, Vec<u32>)>,
+}
+
+impl Scripted {
+    fn new(sources: usize, script: Script) -> Self {
+        Scripted { sources, script, rows_per_step: RefCell::new(Vec::new()) }
+    }
 }
 
 impl StepModel for Scripted {
-    type State = Vec<Vec<u32>>;
+    type State = State;
     fn start_token(&self) -> u32 {
         1
     }
@@ -31,30 +52,40 @@ impl StepModel for Scripted {
     fn max_len(&self) -> usize {
         50
     }
-    fn start(&self, group: usize) -> candle_core::Result<Self::State> {
-        Ok(vec![Vec::new(); self.sources * group])
+    fn vocab(&self) -> usize {
+        V
     }
-    fn step(&self, last: &[u32], state: &mut Self::State) -> candle_core::Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for (prefix, &t) in state.iter_mut().zip(last) {
+    fn sources(&self) -> usize {
+        self.sources
+    }
+    fn start(&self, group: usize) -> candle_core::Result<State> {
+        Ok(State { group, rows: (0..self.sources * group).map(|r| (r / group, Vec::new())).collect() })
+    }
+    fn step(&self, last: &[u32], state: &mut State, _: Alignment) -> candle_core::Result<StepOutput> {
+        assert_eq!(last.len(), state.rows.len());
+        self.rows_per_step.borrow_mut().push(last.len());
+        let mut logits = Vec::new();
+        for ((sentence, prefix), &t) in state.rows.iter_mut().zip(last) {
             if t != 1 {
                 prefix.push(t);
             }
-            out.extend((self.script)(prefix).iter().map(|p| p.max(1e-9).ln()));
+            logits.extend((self.script)(*sentence, prefix).iter().map(|p| p.max(1e-9).ln()));
         }
-        Ok(out)
+        Ok(StepOutput { logits, attention: None, source_len: 0 })
     }
-    fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> candle_core::Result<()> {
-        *state = indices.iter().map(|&i| state[i as usize].clone()).collect();
+    fn reorder(&self, state: &mut State, indices: &[u32]) -> candle_core::Result<()> {
+        state.rows = indices.iter().map(|&i| state.rows[i as usize].clone()).collect();
         Ok(())
     }
-    fn vocab(&self) -> usize {
-        V
+    fn retain(&self, state: &mut State, sources: &[u32]) -> candle_core::Result<()> {
+        let g = state.group;
+        state.rows = sources.iter().flat_map(|&s| state.rows[s as usize * g..(s as usize + 1) * g].to_vec()).collect();
+        Ok(())
     }
 }
 
 /// Greedy takes A (0.6) but every continuation after A is poor; B (0.4) then EOS (0.9) wins.
-fn trap(prefix: &[u32]) -> [f32; V] {
+fn trap(_: usize, prefix: &[u32]) -> [f32; V] {
     match prefix {
         [] => [0.0, 0.0, 0.0, 0.6, 0.4],
         [A] => [0.0, 0.0, 0.3, 0.35, 0.35],
@@ -63,19 +94,28 @@ fn trap(prefix: &[u32]) -> [f32; V] {
     }
 }
 
-fn opts(beam: usize) -> BeamOptions {
-    BeamOptions { beam, length_penalty: LengthPenalty::None, max_len: 10, min_len: 0, n_best: beam }
+fn opts(max_len: usize) -> DecodeOptions {
+    DecodeOptions { max_len, ..DecodeOptions::default() }
+}
+
+fn beam(k: usize, length_penalty: LengthPenalty) -> BeamOptions {
+    BeamOptions { beam: k, length_penalty, n_best: k }
+}
+
+fn targets(n: usize, max_len: usize) -> Vec<Target<'static>> {
+    Target::unconstrained(n, max_len)
 }
 
 #[test]
 fn beam_finds_what_greedy_misses_and_ranks_the_n_best() {
-    let m = Scripted { sources: 2, script: trap };
-    let greedyish = beam_search(&m, 2, &opts(1)).unwrap();
-    assert_eq!(greedyish[0][0].tokens[0], A, "beam 1 follows the greedy choice");
-    let out = beam_search(&m, 2, &opts(3)).unwrap();
+    let m = Scripted::new(2, trap);
+    let one = beam_search(&m, &targets(2, 10), &opts(10), &beam(1, LengthPenalty::None)).unwrap();
+    assert_eq!(one[0][0].tokens[0], A, "beam 1 follows the greedy choice");
+    let out = beam_search(&m, &targets(2, 10), &opts(10), &beam(3, LengthPenalty::None)).unwrap();
     for sentence in &out {
         assert_eq!(sentence[0].tokens, vec![B]);
         assert!((sentence[0].logp - (0.4f32.ln() + 0.9f32.ln())).abs() < 1e-5);
+        assert_eq!(sentence[0].token_logp.len(), 2, "B and EOS");
         assert!(sentence.windows(2).all(|w| w[0].score >= w[1].score), "n-best in score order");
         assert_eq!(sentence.len(), 3);
     }
@@ -84,11 +124,24 @@ fn beam_finds_what_greedy_misses_and_ranks_the_n_best() {
 
 #[test]
 fn min_and_max_length_are_respected() {
-    let m = Scripted { sources: 1, script: trap };
-    let out = beam_search(&m, 1, &BeamOptions { min_len: 2, ..opts(3) }).unwrap();
+    let m = Scripted::new(1, trap);
+    let o = DecodeOptions { min_len: 2, ..opts(10) };
+    let out = beam_search(&m, &targets(1, 10), &o, &beam(3, LengthPenalty::None)).unwrap();
     assert!(out[0].iter().all(|h| h.tokens.len() >= 2), "{out:?}");
-    let out = beam_search(&m, 1, &BeamOptions { max_len: 1, ..opts(3) }).unwrap();
+    let out = beam_search(&m, &targets(1, 1), &opts(10), &beam(3, LengthPenalty::None)).unwrap();
     assert!(out[0].iter().all(|h| h.tokens.len() <= 1), "{out:?}");
+    // the ratio form: 1.5 x 2 source tokens = 3 output tokens at most
+    assert_eq!(DecodeOptions { max_len_ratio: Some(1.5), ..opts(10) }.max_len_for(2), 3);
+    assert_eq!(DecodeOptions { max_len_ratio: Some(1.5), ..opts(2) }.max_len_for(4), 2);
+}
+
+/// EOS now (0.5) or A then EOS with certainty after it (0.5 * 1.0): equal sums, different lengths.
+fn long_or_short(_: usize, prefix: &[u32]) -> [f32; V] {
+    match prefix {
+        [] => [0.0, 0.0, 0.45, 0.55, 0.0],
+        [A] => [0.0, 0.0, 0.8, 0.1, 0.1],
+        _ => [0.0, 0.0, 1.0, 0.0, 0.0],
+    }
 }
 
 #[test]
@@ -97,10 +150,71 @@ fn length_penalties_rank_as_defined() {
     assert_eq!(LengthPenalty::Average.score(-3.0, 3), -1.0);
     let gnmt = LengthPenalty::Gnmt { alpha: 1.0 }.score(-3.0, 7);
     assert!((gnmt - (-3.0 / 2.0)).abs() < 1e-6);
+    // sums: EOS 0.45 (ln -0.80) vs A EOS 0.44 (ln -0.82): no penalty keeps the short one,
+    // the average and GNMT prefer the longer
+    let m = Scripted::new(1, long_or_short);
+    let best = |lp| beam_search(&m, &targets(1, 10), &opts(10), &beam(2, lp)).unwrap()[0][0].tokens.clone();
+    assert_eq!(best(LengthPenalty::None), Vec::<u32>::new());
+    assert_eq!(best(LengthPenalty::Average), vec![A]);
+    assert_eq!(best(LengthPenalty::Gnmt { alpha: 1.0 }), vec![A]);
+}
+
+/// Sentence 0 ends at once with certainty; sentence 1 writes five A's first.
+fn one_short_one_long(sentence: usize, prefix: &[u32]) -> [f32; V] {
+    match (sentence, prefix.len()) {
+        (0, _) => [0.0, 0.0, 0.999, 0.001, 0.0],
+        (_, n) if n < 5 => [0.0, 0.0, 0.0001, 0.999, 0.0009],
+        _ => [0.0, 0.0, 0.999, 0.0005, 0.0005],
+    }
 }
 
 #[test]
-fn beam_one_is_greedy_and_batches_do_not_change_results() {
+fn finished_sentences_stop_early_and_leave_the_batch() {
+    let m = Scripted::new(2, one_short_one_long);
+    let o = opts(20);
+    let out = beam_search(&m, &targets(2, 20), &o, &BeamOptions { n_best: 1, ..beam(2, LengthPenalty::None) }).unwrap();
+    assert_eq!(out[0][0].tokens, Vec::<u32>::new());
+    assert_eq!(out[1][0].tokens, vec![A; 5]);
+    let rows = m.rows_per_step.borrow().clone();
+    // step 0: both sentences (2 rows each); sentence 0 is then done (nothing live can beat
+    // log 0.999) and only sentence 1's rows remain, until it stops after its EOS
+    assert_eq!(rows[0], 4, "{rows:?}");
+    assert!(rows[1..].iter().all(|&r| r == 2), "{rows:?}");
+    assert!(rows.len() <= 8, "stops soon after the best finished hypothesis: {rows:?}");
+    // greedy drops finished sentences too
+    let m = Scripted::new(2, one_short_one_long);
+    let g = greedy_search(&m, &targets(2, 20), &o).unwrap();
+    assert_eq!(g[1].tokens, vec![A; 5]);
+    assert_eq!(m.rows_per_step.borrow()[..2], [2, 1]);
+}
+
+fn loves_a(_: usize, _: &[u32]) -> [f32; V] {
+    [0.0, 0.0, 0.05, 0.6, 0.35]
+}
+
+#[test]
+fn prefix_ngram_and_repetition_constraints() {
+    let m = Scripted::new(1, trap);
+    let prefix = [A, A];
+    let t = [Target { max_len: 10, prefix: &prefix }];
+    for strategy in [Strategy::Greedy, Strategy::Beam(beam(3, LengthPenalty::None))] {
+        let out = decode(&m, &t, &[0], &DecodeOptions { strategy, ..opts(10) }).unwrap();
+        assert!(out[0].iter().all(|h| h.tokens.starts_with(&prefix)), "{strategy:?}: {out:?}");
+    }
+    let m = Scripted::new(1, loves_a);
+    let g = |o: DecodeOptions| greedy_search(&m, &targets(1, 6), &o).unwrap()[0].tokens.clone();
+    assert_eq!(g(opts(6)), vec![A; 6]);
+    assert_eq!(
+        g(DecodeOptions { no_repeat_ngram: 2, ..opts(6) }),
+        vec![A, A, B, A],
+        "then A and B both repeat a bigram"
+    );
+    let penalised = g(DecodeOptions { repetition_penalty: 10.0, ..opts(6) });
+    assert_eq!(penalised[..2], [A, B], "{penalised:?}");
+}
+
+#[test]
+fn beam_one_is_greedy_batches_do_not_change_results_attention_is_recorded() {
     let config = tiny_config(NormPlacement::Pre);
     let mut m = model(&config, DType::F32).model;
     m.prepare_inference().unwrap();
@@ -108,18 +222,29 @@ fn beam_one_is_greedy_and_batches_do_not_change_results() {
     let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
     let memory = m.encode(&src, &mask).unwrap();
     let step = EncodedBatch { model: &m, memory: &memory };
-    let o = BeamOptions { max_len: 12, length_penalty: LengthPenalty::None, ..BeamOptions::default() };
-    let one = beam_search(&step, 3, &BeamOptions { beam: 1, n_best: 1, ..o }).unwrap();
+    let t = targets(3, 12);
+    let lp = LengthPenalty::None;
+    let one = beam_search(&step, &t, &opts(12), &BeamOptions { beam: 1, n_best: 1, length_penalty: lp }).unwrap();
     let greedy_out = greedy(&m, &memory, 12).unwrap();
     for (b, g) in one.iter().zip(&greedy_out) {
         assert_eq!(&b[0].tokens, g);
     }
-    let batched = beam_search(&step, 3, &o).unwrap();
+    let o = DecodeOptions { alignment: Alignment::LastLayer, ..opts(12) };
+    let b5 = BeamOptions { length_penalty: lp, ..BeamOptions::default() };
+    let batched = beam_search(&step, &t, &o, &b5).unwrap();
     for (i, s) in sources.iter().enumerate() {
         let (src, mask) = Batch::sources(&[s], config.special, &Device::Cpu).unwrap();
         let mem = m.encode(&src, &mask).unwrap();
-        let alone = beam_search(&EncodedBatch { model: &m, memory: &mem }, 1, &o).unwrap();
+        let alone = beam_search(&EncodedBatch { model: &m, memory: &mem }, &t[..1], &o, &b5).unwrap();
         assert_eq!(alone[0][0].tokens, batched[i][0].tokens, "sentence {i}");
         assert!((alone[0][0].score - batched[i][0].score).abs() < 1e-4);
+        // one attention row per output token and EOS, over the padded source; sums to 1,
+        // nothing on padding
+        let h = &batched[i][0];
+        assert_eq!(h.attention.len(), h.tokens.len() + 1);
+        for row in &h.attention {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+            assert!(row[s.len() + 1..].iter().all(|&a| a < 1e-6), "{row:?}");
+        }
     }
 }

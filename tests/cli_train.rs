@@ -96,7 +96,35 @@ fn trains_resumes_and_averages() {
     std::fs::write(&toml, "lr = 0.001\nbogus_option = 3\n").unwrap();
     let (ok, err) = transduce(&[&common[..], &["--config", toml.to_str().unwrap()]].concat());
     assert!(!ok);
-    assert!(err.contains("unknown option `bogus_option`"), "{err}");
+    assert!(err.contains("unknown field `bogus_option`"), "{err}");
+
+    // architecture from the TOML file and the command line; optional fields too
+    std::fs::write(&toml, "dropout = 0.2\n[model]\nd_model = 16\nencoder_layers = 1\n").unwrap();
+    let shaped = dir.join("shaped");
+    let mut args = common.to_vec();
+    args[10] = shaped.to_str().unwrap();
+    let (ok, err) = transduce(
+        &[
+            &args[..],
+            &["--config", toml.to_str().unwrap(), "--decoder-layers", "3", "--norm", "post", "--max-updates", "1"],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shaped.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&config["d_model"], &config["encoder_layers"], &config["decoder_layers"]),
+        (&serde_json::json!(16), &serde_json::json!(1), &serde_json::json!(3))
+    );
+    assert_eq!(
+        (&config["norm_placement"], &config["final_norm"]),
+        (&serde_json::json!("post"), &serde_json::json!("none"))
+    );
+    assert!((config["dropout"]["residual"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
+    std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();
+    let (ok, err) = transduce(&[&args[..], &["--config", toml.to_str().unwrap()]].concat());
+    assert!(!ok && err.contains("unknown field `width`"), "{err}");
 
     // misaligned files
     let short = dir.join("short.en");

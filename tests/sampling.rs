@@ -7,7 +7,7 @@ use common::*;
 use transduce::data::Batch;
 use transduce::model::config::NormPlacement;
 use transduce::search::sampling::candidates;
-use transduce::search::{greedy, sample, EncodedBatch, SamplingOptions};
+use transduce::search::{greedy, sample, DecodeOptions, EncodedBatch, SamplingOptions, Target};
 
 #[test]
 fn temperature_top_k_and_top_p_shape_the_distribution() {
@@ -34,14 +34,19 @@ fn samples_follow_the_model_are_reproducible_and_batch_independent() {
     let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
     let memory = m.encode(&src, &mask).unwrap();
     let step = EncodedBatch { model: &m, memory: &memory };
-    let opts = SamplingOptions { max_len: 10, seed: 7, ..Default::default() };
-    let a = sample(&step, &[0, 1, 2], &opts).unwrap();
-    let b = sample(&step, &[0, 1, 2], &opts).unwrap();
+    let opts = SamplingOptions { seed: 7, ..Default::default() };
+    let dec = DecodeOptions { max_len: 10, ..DecodeOptions::default() };
+    let t = Target::unconstrained(3, 10);
+    let run = |step: &EncodedBatch, t: &[Target], streams: &[u64], o: SamplingOptions| {
+        sample(step, t, streams, &dec, &o).unwrap()
+    };
+    let a = run(&step, &t, &[0, 1, 2], opts);
+    let b = run(&step, &t, &[0, 1, 2], opts);
     assert_eq!(a, b, "same seed, same samples");
-    let other = sample(&step, &[0, 1, 2], &SamplingOptions { seed: 8, ..opts }).unwrap();
+    let other = run(&step, &t, &[0, 1, 2], SamplingOptions { seed: 8, ..opts });
     assert_ne!(a, other, "another seed, other samples");
     // top-k 1 is greedy
-    let top1 = sample(&step, &[0, 1, 2], &SamplingOptions { top_k: 1, ..opts }).unwrap();
+    let top1 = run(&step, &t, &[0, 1, 2], SamplingOptions { top_k: 1, ..opts });
     let g = greedy(&m, &memory, 10).unwrap();
     for (s, g) in top1.iter().zip(&g) {
         assert_eq!(&s.tokens, g);
@@ -49,7 +54,7 @@ fn samples_follow_the_model_are_reproducible_and_batch_independent() {
     // sentence 1 alone, with its stream id, samples what it sampled in the batch
     let (src, mask) = Batch::sources(&sources[1..2], config.special, &Device::Cpu).unwrap();
     let mem = m.encode(&src, &mask).unwrap();
-    let alone = sample(&EncodedBatch { model: &m, memory: &mem }, &[1], &opts).unwrap();
+    let alone = run(&EncodedBatch { model: &m, memory: &mem }, &t[..1], &[1], opts);
     assert_eq!(alone[0].tokens, a[1].tokens);
 }
 
@@ -63,7 +68,9 @@ fn first_token_frequencies_match_the_model() {
     let memory = m.encode(&src, &mask).unwrap();
     let step = EncodedBatch { model: &m, memory: &memory };
     let streams: Vec<u64> = (0..n as u64).collect();
-    let out = sample(&step, &streams, &SamplingOptions { max_len: 1, seed: 3, ..Default::default() }).unwrap();
+    let dec = DecodeOptions { max_len: 1, ..DecodeOptions::default() };
+    let t = Target::unconstrained(n, 1);
+    let out = sample(&step, &t, &streams, &dec, &SamplingOptions { seed: 3, ..Default::default() }).unwrap();
     // the model's own first-step distribution
     let first = vec![config.special.decoder_start; 1];
     let one = m.encode(&src.narrow(0, 0, 1).unwrap(), &mask.narrow(0, 0, 1).unwrap()).unwrap();

@@ -10,6 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use transduce::data::corpus::CorpusSource;
+use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::text::SubwordModel;
 use transduce::train::trainer::{train, Start, StopMetric, TrainConfig, VocabSharing};
@@ -43,6 +44,27 @@ pub struct TrainArgs {
     pub resume: bool,
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+    /// Model width (overrides the preset's).
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Attention heads (overrides the preset's).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Feed-forward inner size (overrides the preset's).
+    #[arg(long)]
+    pub ffn_dim: Option<usize>,
+    /// Encoder and decoder layers (overrides the preset's).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub encoder_layers: Option<usize>,
+    #[arg(long)]
+    pub decoder_layers: Option<usize>,
+    /// Layer norm before (pre) or after (post) each residual block.
+    #[arg(long, value_enum)]
+    pub norm: Option<NormPlacement>,
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
     #[arg(long, value_enum)]
     pub subword: Option<SubwordModel>,
     /// Vocabulary size of each tokenizer.
@@ -116,6 +138,18 @@ pub fn parse_duration(text: &str) -> Result<f64> {
     Ok(total)
 }
 
+/// Puts `file`'s keys into `base`, merging nested tables key by key.
+fn merge(base: &mut toml::Table, file: toml::Table) {
+    for (k, v) in file {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(v)) => merge(inner, v),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     let corpus = |tsv: &Option<PathBuf>, src: &Option<PathBuf>, tgt: &Option<PathBuf>| match (tsv, src, tgt) {
         (Some(tsv), _, _) => Some(CorpusSource::Tsv(tsv.clone())),
@@ -129,13 +163,8 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
         let mut merged = toml::Table::try_from(&cfg)?;
-        for (k, v) in file {
-            if !merged.contains_key(&k) {
-                bail!("{}: unknown option `{k}`", path.display());
-            }
-            merged.insert(k, v);
-        }
-        cfg = merged.try_into().with_context(|| format!("{}: invalid value", path.display()))?;
+        merge(&mut merged, file);
+        cfg = merged.try_into().with_context(|| format!("{}: invalid or unknown option", path.display()))?;
     }
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = a.$field.clone() { cfg.$field = v; })* };
@@ -154,6 +183,24 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
         seed
     );
     set!(valid_every, log_every, keep_last, stop_metric);
+    let m = &mut cfg.model;
+    for (field, value) in [
+        (&mut m.d_model, a.d_model),
+        (&mut m.heads, a.heads),
+        (&mut m.ffn_dim, a.ffn_dim),
+        (&mut m.encoder_layers, a.encoder_layers.or(a.layers)),
+        (&mut m.decoder_layers, a.decoder_layers.or(a.layers)),
+    ] {
+        if value.is_some() {
+            *field = value;
+        }
+    }
+    if a.norm.is_some() {
+        m.norm_placement = a.norm;
+    }
+    if a.activation.is_some() {
+        m.activation = a.activation;
+    }
     if a.dropout.is_some() {
         cfg.dropout = a.dropout;
     }

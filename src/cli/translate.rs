@@ -1,66 +1,288 @@
-//! `transduce translate`: text in, translations out, in input order.
+//! `transduce translate`: text in, translations out in input order, streaming in bounded
+//! memory (a window of lines at a time, batched by token budget inside the translator).
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use transduce::data::lines::{read_all, read_lines, LineReader};
-use transduce::search::{BeamOptions, LengthPenalty};
-use transduce::translate::Translator;
+use transduce::align::pharaoh;
+use transduce::data::lines::LineReader;
+use transduce::search::{Alignment, BeamOptions, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+use transduce::translate::{Input, Translation, Translator};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Search {
+    Beam,
+    Greedy,
+    Sample,
+}
+
+/// Length normalisation of beam scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Penalty {
+    /// GNMT: divide by ((5 + len) / 6)^alpha.
+    Gnmt,
+    /// Mean log-probability per token.
+    Average,
+    None,
+}
+
+/// What each input line becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The translation (with ` ||| links` when --alignments).
+    Text,
+    /// One JSON object per line: id, text, score, tokens, and what was asked for.
+    Jsonl,
+    /// Moses n-best lines: `id ||| text ||| score`, --n-best per input.
+    Nbest,
+    /// Only the word alignment, `source-target` links (from cross-attention).
+    Pharaoh,
+}
 
 #[derive(Debug, Args)]
 pub struct TranslateArgs {
     /// Model directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long, short = 'm')]
     pub model: PathBuf,
-    /// Input file (default: standard input), one sentence per line.
+    /// Input file, plain or gzip (default: standard input), one sentence per line.
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Output file (default: standard output).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Beam size (1 = greedy).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(long, value_enum, default_value_t = Search::Beam)]
+    pub search: Search,
+    /// Beam size (beam search).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
+    #[arg(long, value_enum, default_value_t = Penalty::Gnmt)]
+    pub length_penalty: Penalty,
     /// GNMT length penalty exponent.
     #[arg(long, default_value_t = 0.6)]
     pub alpha: f32,
+    /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
+    #[arg(long, default_value_t = 1)]
+    pub n_best: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Sample among the k most probable tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Sample among the most probable tokens holding this much probability.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Most output tokens per sentence.
     #[arg(long, default_value_t = 256)]
     pub max_len: usize,
-    /// Sentences decoded together.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    /// Also at most this many output tokens per source token (0 = no such limit).
+    #[arg(long, default_value_t = 3.0)]
+    pub max_len_ratio: f32,
+    #[arg(long, default_value_t = 0)]
+    pub min_len: usize,
+    /// Forbid repeating any n-gram of this size (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram: usize,
+    /// Penalise tokens already produced (1 = off; 1.2 is common).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Target text every translation must start with.
+    #[arg(long, conflicts_with = "prefix_file")]
+    pub prefix: Option<String>,
+    /// A file with one target prefix per input line (empty lines: none).
+    #[arg(long)]
+    pub prefix_file: Option<PathBuf>,
+    /// Word alignments from cross-attention (text: ` ||| 0-0 1-2`; jsonl: "alignment").
+    #[arg(long)]
+    pub alignments: bool,
+    /// Decoder layer whose cross-attention gives alignments (default: the last).
+    #[arg(long)]
+    pub alignment_layer: Option<usize>,
+    /// Per-token log-probabilities in JSON lines.
+    #[arg(long)]
+    pub token_scores: bool,
+    /// Source tokens per batch (padding and beam copies included).
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
+    #[arg(long, default_value_t = 2000)]
+    pub window: usize,
+}
+
+impl TranslateArgs {
+    fn decode_options(&self) -> Result<DecodeOptions> {
+        let strategy = match self.search {
+            Search::Greedy => Strategy::Greedy,
+            Search::Beam => {
+                if self.beam == 0 || self.n_best == 0 || self.n_best > self.beam {
+                    bail!("--beam {} --n-best {}: need 1 <= n-best <= beam", self.beam, self.n_best);
+                }
+                let length_penalty = match self.length_penalty {
+                    Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
+                    Penalty::Average => LengthPenalty::Average,
+                    Penalty::None => LengthPenalty::None,
+                };
+                Strategy::Beam(BeamOptions { beam: self.beam, length_penalty, n_best: self.n_best })
+            }
+            Search::Sample => {
+                let positive = |x: f32| x.is_finite() && x > 0.0;
+                if !positive(self.temperature) || !positive(self.top_p) || self.top_p > 1.0 {
+                    bail!("--temperature must be positive and --top-p in (0, 1]");
+                }
+                Strategy::Sample(SamplingOptions {
+                    temperature: self.temperature,
+                    top_k: self.top_k,
+                    top_p: self.top_p,
+                    seed: self.seed,
+                })
+            }
+        };
+        if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
+            bail!("--repetition-penalty must be positive");
+        }
+        let wants_alignment = self.alignments || self.format == Format::Pharaoh;
+        let alignment = match (wants_alignment, self.alignment_layer) {
+            (false, _) => Alignment::Off,
+            (true, None) => Alignment::LastLayer,
+            (true, Some(l)) => Alignment::Layer(l),
+        };
+        Ok(DecodeOptions {
+            strategy,
+            max_len: self.max_len,
+            max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
+            min_len: self.min_len,
+            no_repeat_ngram: self.no_repeat_ngram,
+            repetition_penalty: self.repetition_penalty,
+            alignment,
+            max_tokens: self.max_tokens.max(1),
+        })
+    }
+}
+
+/// Writes one input line's result in `format`.
+fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &TranslateArgs) -> Result<()> {
+    let links = |o: &transduce::translate::Output| o.alignment.as_deref().map(pharaoh).unwrap_or_default();
+    match args.format {
+        Format::Text if args.alignments => writeln!(out, "{} ||| {}", t.text(), links(t.best()))?,
+        Format::Text => writeln!(out, "{}", t.text())?,
+        Format::Pharaoh => writeln!(out, "{}", links(t.best()))?,
+        Format::Nbest => {
+            for o in &t.outputs {
+                writeln!(out, "{id} ||| {} ||| {:.6}", o.text, o.score)?;
+            }
+        }
+        Format::Jsonl => {
+            let entry = |o: &transduce::translate::Output| {
+                let mut v = serde_json::json!({ "text": o.text, "score": o.score, "tokens": o.tokens });
+                if args.token_scores {
+                    v["token_scores"] = serde_json::json!(o.token_scores);
+                }
+                if args.alignments {
+                    v["alignment"] = serde_json::json!(links(o));
+                }
+                v
+            };
+            let mut v = entry(t.best());
+            v["id"] = serde_json::json!(id);
+            if t.truncated {
+                v["truncated"] = serde_json::json!(true);
+            }
+            if args.n_best > 1 {
+                v["n_best"] = serde_json::json!(t.outputs.iter().map(entry).collect::<Vec<_>>());
+            }
+            writeln!(out, "{v}")?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: &TranslateArgs) -> Result<()> {
+    let opts = args.decode_options()?;
     let translator = Translator::load(&args.model)?;
-    let lines = match &args.input {
-        Some(p) => read_lines(p)?,
-        None => read_all(LineReader::new(std::io::stdin(), "standard input"))?,
+    let mut input = match &args.input {
+        Some(p) => LineReader::open(p)?,
+        None => LineReader::new(std::io::stdin(), "standard input"),
     };
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let opts = BeamOptions {
-        beam: args.beam,
-        length_penalty: LengthPenalty::Gnmt { alpha: args.alpha },
-        max_len: args.max_len,
-        ..BeamOptions::default()
+    let mut prefixes = args.prefix_file.as_deref().map(LineReader::open).transpose()?;
+    let bar = match &args.input {
+        Some(p) => {
+            let mut counter = LineReader::open(p)?;
+            let mut total = 0u64;
+            while counter.next_line()?.is_some() {
+                total += 1;
+            }
+            let bar = ProgressBar::new(total);
+            bar.set_style(ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} lines  {per_sec}  ETA {eta}",
+            )?);
+            bar
+        }
+        None => ProgressBar::hidden(),
     };
-    let out = translator.translate(&refs, &opts, args.batch_size)?;
-    let truncated = out.iter().filter(|t| t.truncated).count();
-    if truncated > 0 {
-        eprintln!("warning: {truncated} input lines were longer than the model accepts and were truncated");
+    let sink: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(sink);
+    let max_src = translator.model.config.max_positions - 1;
+    let mut next_id = 0u64;
+    let (started, mut target_tokens) = (std::time::Instant::now(), 0usize);
+    loop {
+        let mut lines = Vec::new();
+        let mut line_prefixes = Vec::new();
+        while lines.len() < args.window.max(1) {
+            let Some(line) = input.next_line()? else { break };
+            let prefix = match prefixes.as_mut() {
+                Some(r) => Some(r.next_line()?.with_context(|| {
+                    format!("{}: fewer lines than {} ({} read)", r.name(), input.name(), input.lines_read() - 1)
+                })?),
+                None => args.prefix.clone(),
+            };
+            lines.push(line);
+            line_prefixes.push(prefix.filter(|p| !p.is_empty()));
+        }
+        if lines.is_empty() {
+            break;
+        }
+        let inputs: Vec<Input> = lines
+            .iter()
+            .zip(&line_prefixes)
+            .enumerate()
+            .map(|(i, (text, prefix))| Input { text, prefix: prefix.as_deref(), stream: next_id + i as u64 })
+            .collect();
+        let translations = translator.translate_inputs(&inputs, &opts)?;
+        for (i, t) in translations.iter().enumerate() {
+            let id = next_id + i as u64;
+            if t.truncated {
+                bar.suspend(|| {
+                    eprintln!("warning: {}: line {}: longer than {max_src} tokens, truncated", input.name(), id + 1)
+                });
+            }
+            write_translation(&mut out, id, t, args)?;
+            target_tokens += t.best().tokens.len() + usize::from(!t.best().token_scores.is_empty());
+        }
+        out.flush()?;
+        next_id += lines.len() as u64;
+        bar.inc(lines.len() as u64);
     }
-    let mut text = String::new();
-    for t in &out {
-        text.push_str(&t.text);
-        text.push('\n');
+    if let Some(r) = prefixes.as_mut() {
+        if r.next_line()?.is_some() {
+            bail!("{}: more lines than {} ({next_id})", r.name(), input.name());
+        }
     }
-    match &args.output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
-    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "translated {next_id} lines, {target_tokens} target tokens (EOS included) in {seconds:.1} s: {:.0} tokens/s",
+        target_tokens as f64 / seconds.max(1e-9)
+    );
     Ok(())
 }

@@ -99,6 +99,7 @@ impl Iterator for PairReader {
 
 /// Limits on training pairs, in tokens.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PairFilter {
     /// Longest side allowed, in tokens.
     pub max_len: usize,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Where layer normalisation sits relative to each residual sub-layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum NormPlacement {
     /// `x + f(norm(x))` (fairseq `--normalize-before`, T2T); trains without warm-up tricks.
@@ -30,7 +30,7 @@ pub enum FinalNorm {
 }
 
 /// Non-linearity inside the position-wise feed-forward block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     Relu,

@@ -1,8 +1,12 @@
 //! Beam search over grouped decoder rows: `beam` rows per source sentence, reordered in place
-//! after each step; finished hypotheses are scored with a length penalty.
+//! after each step; finished hypotheses are scored with a length penalty; a sentence stops as
+//! soon as no live hypothesis can beat its n-best, and then leaves the batch.
 
 use candle_core::Result;
 
+use super::constraints::rows_logp;
+use super::hypothesis::{check, limits, Hypothesis, LiveSentences, Partial};
+use super::options::{BeamOptions, DecodeOptions, Target};
 use super::step::StepModel;
 
 /// How hypotheses of different lengths are compared.
@@ -25,136 +29,123 @@ impl LengthPenalty {
             LengthPenalty::None => logp,
         }
     }
-}
 
-/// Beam search options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BeamOptions {
-    pub beam: usize,
-    pub length_penalty: LengthPenalty,
-    /// Most output tokens (EOS excluded).
-    pub max_len: usize,
-    /// EOS is not allowed before this many tokens.
-    pub min_len: usize,
-    /// Hypotheses returned per sentence (at most `beam`).
-    pub n_best: usize,
-}
-
-impl Default for BeamOptions {
-    fn default() -> Self {
-        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, max_len: 200, min_len: 0, n_best: 1 }
+    /// The best score a live hypothesis with total `logp` (which can only fall) can still reach
+    /// by finishing with at most `max_total_len` tokens.
+    fn best_reachable(self, logp: f32, max_total_len: usize) -> f32 {
+        // every penalty divides a non-positive sum by a factor that grows with length
+        self.score(logp, max_total_len).max(logp)
     }
 }
 
-/// A finished output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hypothesis {
-    /// Tokens without EOS.
-    pub tokens: Vec<u32>,
-    /// Total log-probability (EOS included).
-    pub logp: f32,
-    /// Length-penalised score used for ranking.
-    pub score: f32,
-}
-
-#[derive(Clone)]
-struct Active {
-    tokens: Vec<u32>,
-    logp: f32,
-}
-
-/// Decodes `sources` sentences; returns, per sentence, up to `n_best` hypotheses, best first.
-pub fn beam_search<M: StepModel>(model: &M, sources: usize, opts: &BeamOptions) -> Result<Vec<Vec<Hypothesis>>> {
-    let k = opts.beam.max(1);
+/// Decodes every sentence of `model`; returns, per sentence, up to `beam.n_best` hypotheses,
+/// best first.
+pub fn beam_search<M: StepModel>(
+    model: &M,
+    targets: &[Target],
+    opts: &DecodeOptions,
+    beam: &BeamOptions,
+) -> Result<Vec<Vec<Hypothesis>>> {
+    check(model, targets)?;
+    let targets = limits(model, targets);
+    let k = beam.beam.max(1);
+    let n_best = beam.n_best.clamp(1, k);
     let eos = model.eos();
     let v = model.vocab();
-    let max_len = opts.max_len.min(model.max_len());
+    let sources = targets.len();
     let mut state = model.start(k)?;
     // only the first row of each group is live at the start, so the beam does not fill with copies
-    let mut active: Vec<Vec<Active>> = vec![vec![Active { tokens: Vec::new(), logp: 0.0 }]; sources];
+    let mut active: Vec<Vec<Partial>> = vec![vec![Partial::default()]; sources];
     let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); sources];
     let mut done = vec![false; sources];
+    let mut live = LiveSentences::new(sources);
     let mut last = vec![model.start_token(); sources * k];
-    for step in 0..=max_len {
-        if done.iter().all(|&d| d) {
-            break;
-        }
-        let logp = model.step(&last, &mut state)?;
-        let mut reorder: Vec<u32> = (0..(sources * k) as u32).collect();
-        for s in 0..sources {
-            if done[s] {
-                continue;
-            }
-            // candidates (score, row within group, token)
-            let mut cands: Vec<(f32, usize, u32)> = Vec::new();
+    let mut step_no = 0;
+    while !live.is_empty() {
+        let out = model.step(&last, &mut state, opts.alignment)?;
+        // rows without a hypothesis (the start of a group) get dummy histories; never read
+        let (active_ref, targets_ref) = (&active, &targets);
+        let rows: Vec<(&[u32], &Target)> = live
+            .sentences
+            .iter()
+            .flat_map(|&s| {
+                (0..k).map(move |b| (active_ref[s].get(b).map_or(&[][..], |h| &h.tokens[..]), &targets_ref[s]))
+            })
+            .collect();
+        let logp = rows_logp(&out.logits, &rows, opts, eos);
+        let mut reorder: Vec<u32> = (0..(live.sentences.len() * k) as u32).collect();
+        for (pos, &s) in live.sentences.iter().enumerate() {
+            // the 2k best (score, beam row, token) over the group's live rows
+            let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k * active[s].len());
             for (b, hyp) in active[s].iter().enumerate() {
-                let row = &logp[(s * k + b) * v..(s * k + b + 1) * v];
-                let mut best: Vec<(f32, u32)> = Vec::with_capacity(2 * k + 1);
-                for (t, &lp) in row.iter().enumerate() {
-                    let t = t as u32;
-                    if t == eos && step < opts.min_len {
-                        continue;
-                    }
-                    if step == max_len && t != eos {
-                        continue;
-                    }
-                    let total = hyp.logp + lp;
-                    if best.len() < 2 * k {
-                        best.push((total, t));
-                        if best.len() == 2 * k {
-                            best.sort_by(|a, b| b.0.total_cmp(&a.0));
-                        }
-                    } else if total > best[2 * k - 1].0 {
-                        best[2 * k - 1] = (total, t);
-                        best.sort_by(|a, b| b.0.total_cmp(&a.0));
-                    }
-                }
-                cands.extend(best.into_iter().map(|(sc, t)| (sc, b, t)));
+                let row = &logp[(pos * k + b) * v..(pos * k + b + 1) * v];
+                cands.extend(top(row, 2 * k).into_iter().map(|(lp, t)| (hyp.logp + lp, b, t)));
             }
             cands.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut next = Vec::with_capacity(k);
+            let mut next: Vec<(usize, Partial)> = Vec::with_capacity(k);
             for (total, b, t) in cands {
-                if t == eos {
-                    let tokens = active[s][b].tokens.clone();
-                    let score = opts.length_penalty.score(total, tokens.len() + 1);
-                    finished[s].push(Hypothesis { tokens, logp: total, score });
-                } else if next.len() < k {
-                    let mut tokens = active[s][b].tokens.clone();
-                    tokens.push(t);
-                    next.push((b, Active { tokens, logp: total }));
+                if total == f32::NEG_INFINITY {
+                    break;
                 }
-                if next.len() == k && finished[s].len() >= k {
+                let row = pos * k + b;
+                if t == eos {
+                    let hyp = active[s][b].extend(t, total - active[s][b].logp, &out, row, eos);
+                    let score = beam.length_penalty.score(hyp.logp, hyp.token_logp.len());
+                    finished[s].push(hyp.finish(score));
+                } else if next.len() < k {
+                    next.push((b, active[s][b].extend(t, total - active[s][b].logp, &out, row, eos)));
+                }
+                if next.len() == k {
                     break;
                 }
             }
-            // a sentence is done once it has `beam` finished hypotheses and none of the live
-            // ones outscores them (or nothing is live)
             finished[s].sort_by(|a, b| b.score.total_cmp(&a.score));
-            let worst_kept = finished[s].get(k - 1).map(|h| h.score);
+            finished[s].truncate(n_best);
+            // done once the n-best have finished and no live hypothesis can beat them, even
+            // with no further cost, within the length limit
+            let worst_kept = finished[s].get(n_best - 1).map(|h| h.score);
+            let max_total = targets[s].max_len + 1;
             let best_live = next
                 .iter()
-                .map(|(_, a)| opts.length_penalty.score(a.logp, max_len + 1).max(a.logp))
+                .map(|(_, h)| beam.length_penalty.best_reachable(h.logp, max_total))
                 .fold(f32::NEG_INFINITY, f32::max);
             if next.is_empty() || worst_kept.is_some_and(|w| w >= best_live) {
                 done[s] = true;
                 continue;
             }
-            active[s] = next.iter().map(|(_, a)| a.clone()).collect();
-            for (i, (b, a)) in next.iter().enumerate() {
-                reorder[s * k + i] = (s * k + b) as u32;
-                last[s * k + i] = *a.tokens.last().expect("live hypotheses have a token");
+            for (i, (b, h)) in next.iter().enumerate() {
+                reorder[pos * k + i] = (pos * k + b) as u32;
+                last[pos * k + i] = *h.tokens.last().expect("live hypotheses end in a token");
             }
+            active[s] = next.into_iter().map(|(_, h)| h).collect();
         }
         if reorder.iter().enumerate().any(|(i, &j)| i as u32 != j) {
             model.reorder(&mut state, &reorder)?;
         }
+        let kept = live.retain(model, &mut state, |s| !done[s])?;
+        last = kept.iter().flat_map(|&p| last[p * k..(p + 1) * k].to_vec()).collect();
+        step_no += 1;
+        debug_assert!(step_no <= model.max_len() + 1, "every sentence stops at its length limit");
     }
     Ok(finished
         .into_iter()
         .map(|mut f| {
-            f.sort_by(|a, b| b.score.total_cmp(&a.score));
-            f.truncate(opts.n_best.max(1));
+            f.truncate(n_best);
             f
         })
         .collect())
+}
+
+/// The `n` largest finite entries of `row` as (value, index), largest first.
+fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
+    for (t, &lp) in row.iter().enumerate() {
+        if lp == f32::NEG_INFINITY || (best.len() == n && lp <= best[n - 1].0) {
+            continue;
+        }
+        let at = best.partition_point(|b| b.0 >= lp);
+        best.insert(at, (lp, t as u32));
+        best.truncate(n);
+    }
+    best
 }

@@ -1,37 +1,22 @@
-//! Sampling: each next token drawn from the (tempered, truncated) model distribution, with a
+//! Sampling: each next token drawn from the (tempered, truncated) allowed distribution, with a
 //! random stream per sentence so a sentence samples the same alone or in any batch.
 
 use candle_core::Result;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::beam::Hypothesis;
+use super::constraints::rows_logp;
+use super::hypothesis::{check, limits, Hypothesis, LiveSentences, Partial};
+use super::options::{DecodeOptions, SamplingOptions, Target};
 use super::step::StepModel;
 
-/// Sampling options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SamplingOptions {
-    /// Divides the logits; below 1 sharpens, above 1 flattens.
-    pub temperature: f32,
-    /// Keep only the `k` most probable tokens (0 = all).
-    pub top_k: usize,
-    /// Keep the smallest set of most probable tokens whose probability reaches `p` (1 = all).
-    pub top_p: f32,
-    pub max_len: usize,
-    pub seed: u64,
-}
-
-impl Default for SamplingOptions {
-    fn default() -> Self {
-        SamplingOptions { temperature: 1.0, top_k: 0, top_p: 1.0, max_len: 200, seed: 0 }
-    }
-}
-
 /// The distribution to draw from, given one row of log-probabilities: (token, probability)
-/// pairs after temperature, top-k and top-p, renormalised, most probable first.
+/// pairs after temperature, top-k and top-p, renormalised, most probable first. Disallowed
+/// (`-inf`) tokens never appear.
 pub fn candidates(logp: &[f32], opts: &SamplingOptions) -> Vec<(u32, f32)> {
     let t = opts.temperature.max(1e-6);
-    let mut c: Vec<(u32, f32)> = logp.iter().enumerate().map(|(i, &l)| (i as u32, l / t)).collect();
+    let mut c: Vec<(u32, f32)> =
+        logp.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as u32, l / t)).collect();
     c.sort_by(|a, b| b.1.total_cmp(&a.1));
     if opts.top_k > 0 {
         c.truncate(opts.top_k);
@@ -62,53 +47,62 @@ pub fn candidates(logp: &[f32], opts: &SamplingOptions) -> Vec<(u32, f32)> {
 }
 
 /// Samples one output per sentence. Sentence `i` draws from the random stream
-/// `(opts.seed, streams[i])`: pass each sentence's position in the input, and its sample does not
-/// depend on the batch it is decoded in.
-pub fn sample<M: StepModel>(model: &M, streams: &[u64], opts: &SamplingOptions) -> Result<Vec<Hypothesis>> {
-    let sources = streams.len();
+/// `(sampling.seed, streams[i])`: pass each sentence's position in the input, and its sample
+/// does not depend on the batch it is decoded in. `logp` and scores are the model's
+/// log-probabilities (after the constraints), not the tempered ones.
+pub fn sample<M: StepModel>(
+    model: &M,
+    targets: &[Target],
+    streams: &[u64],
+    opts: &DecodeOptions,
+    sampling: &SamplingOptions,
+) -> Result<Vec<Hypothesis>> {
+    check(model, targets)?;
+    if streams.len() != targets.len() {
+        candle_core::bail!("{} random streams for {} sentences", streams.len(), targets.len());
+    }
+    let targets = limits(model, targets);
     let eos = model.eos();
     let v = model.vocab();
-    let max_len = opts.max_len.min(model.max_len());
     let mut rngs: Vec<Xoshiro256PlusPlus> = streams
         .iter()
-        .map(|&i| Xoshiro256PlusPlus::seed_from_u64(opts.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .map(|&i| Xoshiro256PlusPlus::seed_from_u64(sampling.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
         .collect();
     let mut state = model.start(1)?;
-    let mut out: Vec<Hypothesis> = vec![Hypothesis { tokens: Vec::new(), logp: 0.0, score: 0.0 }; sources];
-    let mut done = vec![false; sources];
-    let mut last = vec![model.start_token(); sources];
-    for step in 0..=max_len {
-        if done.iter().all(|&d| d) {
-            break;
-        }
-        let logp = model.step(&last, &mut state)?;
-        for s in 0..sources {
-            if done[s] {
-                continue;
-            }
-            let row = &logp[s * v..(s + 1) * v];
-            let token = if step == max_len {
-                eos
-            } else {
-                let c = candidates(row, opts);
-                let mut u: f32 = rngs[s].gen();
-                c.iter()
-                    .find(|x| {
-                        u -= x.1;
-                        u <= 0.0
-                    })
-                    .unwrap_or(c.last().expect("a non-empty vocabulary"))
-                    .0
-            };
-            out[s].logp += row[token as usize];
+    let mut live = LiveSentences::new(targets.len());
+    let mut partial = vec![Partial::default(); targets.len()];
+    let mut out = vec![Hypothesis::default(); targets.len()];
+    let mut finished = vec![false; targets.len()];
+    let mut last = vec![model.start_token(); targets.len()];
+    while !live.is_empty() {
+        let step = model.step(&last, &mut state, opts.alignment)?;
+        let rows: Vec<(&[u32], &Target)> =
+            live.sentences.iter().map(|&s| (&partial[s].tokens[..], &targets[s])).collect();
+        let logp = rows_logp(&step.logits, &rows, opts, eos);
+        for (pos, &s) in live.sentences.iter().enumerate() {
+            let row = &logp[pos * v..(pos + 1) * v];
+            let c = candidates(row, sampling);
+            let mut u: f32 = rngs[s].gen();
+            let token = c
+                .iter()
+                .find(|x| {
+                    u -= x.1;
+                    u <= 0.0
+                })
+                .or(c.last())
+                .map_or(eos, |x| x.0);
+            partial[s] = partial[s].extend(token, row[token as usize], &step, pos, eos);
             if token == eos {
-                done[s] = true;
-                out[s].score = out[s].logp;
+                finished[s] = true;
+                let p = std::mem::take(&mut partial[s]);
+                let score = p.logp;
+                out[s] = p.finish(score);
             } else {
-                out[s].tokens.push(token);
-                last[s] = token;
+                last[pos] = token;
             }
         }
+        let kept = live.retain(model, &mut state, |s| !finished[s])?;
+        last = kept.iter().map(|&p| last[p]).collect();
     }
     Ok(out)
 }

@@ -1,8 +1,20 @@
 //! What a search sees of a model: a step function over grouped rows.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
-use crate::model::{DecoderState, Memory, Seq2Seq};
+use super::options::Alignment;
+use crate::model::{DecoderState, Memory, Record, Seq2Seq};
+
+/// One decoding step's results for every row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    /// `[rows][vocab]` next-token logits, flattened row-major.
+    pub logits: Vec<f32>,
+    /// `[rows][source_len]` cross-attention (heads averaged), when asked for.
+    pub attention: Option<Vec<f32>>,
+    /// Source positions per attention row (padding included).
+    pub source_len: usize,
+}
 
 /// A decoder that scores the next token for rows grouped by source sentence.
 pub trait StepModel {
@@ -12,16 +24,19 @@ pub trait StepModel {
     /// First decoder input (Marian: pad; here usually `<s>`).
     fn start_token(&self) -> u32;
     fn eos(&self) -> u32;
-    /// Longest output the model can produce.
+    /// Longest output the model can produce (EOS excluded).
     fn max_len(&self) -> usize;
+    fn vocab(&self) -> usize;
+    /// Source sentences in a fresh state.
+    fn sources(&self) -> usize;
     /// A state with `group` rows per source sentence.
     fn start(&self, group: usize) -> Result<Self::State>;
-    /// Log-probabilities of the next token for each row, given each row's last token:
-    /// `[rows][vocab]`, flattened row-major.
-    fn step(&self, last: &[u32], state: &mut Self::State) -> Result<Vec<f32>>;
+    /// Scores the next token of each row, given each row's last token.
+    fn step(&self, last: &[u32], state: &mut Self::State, alignment: Alignment) -> Result<StepOutput>;
     /// New row `i` continues old row `indices[i]` (within its source's group).
     fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> Result<()>;
-    fn vocab(&self) -> usize;
+    /// Keeps only the groups of the listed sources (positions in the current state), in order.
+    fn retain(&self, state: &mut Self::State, sources: &[u32]) -> Result<()>;
 }
 
 /// A [`Seq2Seq`] decoding one encoded batch.
@@ -40,20 +55,46 @@ impl StepModel for EncodedBatch<'_> {
         self.model.config.special.eos
     }
     fn max_len(&self) -> usize {
-        self.model.config.max_positions
+        self.model.config.max_positions - 1
+    }
+    fn vocab(&self) -> usize {
+        self.model.config.vocab.target()
+    }
+    fn sources(&self) -> usize {
+        self.memory.states.dim(0).unwrap_or(0)
     }
     fn start(&self, group: usize) -> Result<DecoderState> {
         self.model.start(self.memory, group)
     }
-    fn step(&self, last: &[u32], state: &mut DecoderState) -> Result<Vec<f32>> {
-        let logits = self.model.decode_step(&Tensor::new(last, self.memory.states.device())?, state)?;
-        let logp = crate::kernels::log_softmax_last_dim(&logits)?;
-        logp.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()
+    fn step(&self, last: &[u32], state: &mut DecoderState, alignment: Alignment) -> Result<StepOutput> {
+        let device = self.memory.states.device();
+        let last = Tensor::new(last, device)?;
+        let ctx = crate::model::Ctx::eval();
+        let layers = self.model.decoder.layers.len();
+        let layer = match alignment {
+            Alignment::Off => None,
+            Alignment::LastLayer => Some(layers - 1),
+            Alignment::Layer(l) if l < layers => Some(l),
+            Alignment::Layer(l) => candle_core::bail!("alignment layer {l}: the decoder has {layers} layers"),
+        };
+        let record = if layer.is_some() { Record::Probabilities } else { Record::Nothing };
+        let out = self.model.decode_step_with(&last, state, record, &ctx)?;
+        let logits = self.model.logits(&out.hidden.squeeze(1)?, &ctx)?;
+        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let source_len = state.cross_bias.dim(D::Minus1)?;
+        let attention = match layer {
+            // [rows, heads, 1, s] -> [rows, s]
+            Some(l) => {
+                Some(out.attention[l].cross_attn.mean(1)?.squeeze(1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+            }
+            None => None,
+        };
+        Ok(StepOutput { logits, attention, source_len })
     }
     fn reorder(&self, state: &mut DecoderState, indices: &[u32]) -> Result<()> {
         state.reorder(indices)
     }
-    fn vocab(&self) -> usize {
-        self.model.lm_head.bias.dim(D::Minus1).unwrap_or(0)
+    fn retain(&self, state: &mut DecoderState, sources: &[u32]) -> Result<()> {
+        state.retain_sources(sources)
     }
 }

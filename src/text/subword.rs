@@ -128,6 +128,11 @@ impl SubwordTokenizer {
         Ok(self.inner.encode_fast(text, false).map_err(tk_err("encoding"))?.get_tokens().to_vec())
     }
 
+    /// The subword string of each id (`<unk>`'s for ids outside the vocabulary).
+    pub fn id_pieces(&self, ids: &[u32]) -> Vec<String> {
+        ids.iter().map(|&i| self.inner.id_to_token(i).unwrap_or_else(|| "<unk>".into())).collect()
+    }
+
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(tk_err("decoding"))

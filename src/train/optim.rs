@@ -8,6 +8,7 @@ use crate::kernels::adamw::{adamw_update, sum_of_squares, AdamWStep, HostMoments
 use crate::kernels::Kernels;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamWConfig {
     pub beta1: f64,
     pub beta2: f64,

@@ -17,7 +17,7 @@ use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::eval::{Bleu, Chrf};
-use crate::model::config::{Dropout, ModelConfig, Preset, Tying, Vocab};
+use crate::model::config::{Activation, Dropout, FinalNorm, ModelConfig, NormPlacement, Preset, Tying, Vocab};
 use crate::model::{Ctx, TrainableModel};
 use crate::search::greedy;
 use crate::text::{
@@ -35,11 +35,15 @@ pub enum StopMetric {
 
 /// Everything a training run is told; saved as `training.json` in the model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub train: CorpusSource,
     pub valid: Option<CorpusSource>,
     pub out: PathBuf,
     pub preset: Preset,
+    /// Changes to the preset's shape.
+    #[serde(default)]
+    pub model: ModelOverrides,
     pub subword: SubwordModel,
     /// Per tokenizer.
     pub vocab_size: usize,
@@ -76,6 +80,7 @@ impl TrainConfig {
             valid,
             out,
             preset: Preset::Small,
+            model: ModelOverrides::default(),
             subword: SubwordModel::Unigram,
             vocab_size: 8000,
             vocab_sharing: VocabSharing::Joint,
@@ -98,6 +103,32 @@ impl TrainConfig {
             keep_last: 3,
             stop_metric: StopMetric::Bleu,
             patience: None,
+        }
+    }
+}
+
+/// Architecture changes applied on top of the preset; `None` keeps the preset's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOverrides {
+    pub d_model: Option<usize>,
+    pub heads: Option<usize>,
+    pub ffn_dim: Option<usize>,
+    pub encoder_layers: Option<usize>,
+    pub decoder_layers: Option<usize>,
+    pub norm_placement: Option<NormPlacement>,
+    pub activation: Option<Activation>,
+}
+
+impl ModelOverrides {
+    fn apply(&self, c: &mut ModelConfig) {
+        macro_rules! take {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        take!(d_model, heads, ffn_dim, encoder_layers, decoder_layers, norm_placement, activation);
+        // post-norm layers already end in a norm (fairseq and Marian add none after the stack)
+        if self.norm_placement == Some(NormPlacement::Post) {
+            c.final_norm = FinalNorm::None;
         }
     }
 }
@@ -252,8 +283,9 @@ pub fn tokenizers(cfg: &TrainConfig) -> Result<Tokenizers> {
     })
 }
 
-fn model_config(cfg: &TrainConfig, tok: &Tokenizers) -> ModelConfig {
+fn model_config(cfg: &TrainConfig, tok: &Tokenizers) -> Result<ModelConfig> {
     let mut c = ModelConfig::preset(cfg.preset, tok.source.vocab_size());
+    cfg.model.apply(&mut c);
     if cfg.vocab_sharing == VocabSharing::PerSide {
         c.vocab = Vocab::Separate { source: tok.source.vocab_size(), target: tok.target.vocab_size() };
         c.tying = Tying::DecoderInputOutput;
@@ -262,7 +294,8 @@ fn model_config(cfg: &TrainConfig, tok: &Tokenizers) -> ModelConfig {
         c.dropout = Dropout::uniform(p);
     }
     c.max_positions = c.max_positions.max(cfg.filter.max_len + 2);
-    c
+    c.validate()?;
+    Ok(c)
 }
 
 /// Streams the training examples of one epoch, tokenized and filtered.
@@ -415,7 +448,7 @@ pub fn train(
     let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     write_atomic(&cfg.out.join("training.json"), training_json.as_bytes())?;
     let tok = tokenizers(cfg)?;
-    let config = model_config(cfg, &tok);
+    let config = model_config(cfg, &tok)?;
     config.save(&cfg.out.join("config.json"))?;
     let schedule = InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup };
     let mut model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;

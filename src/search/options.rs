@@ -1,0 +1,130 @@
+//! What a search is asked to do: the strategy and the constraints every strategy honours.
+
+use super::beam::LengthPenalty;
+
+/// Beam search parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeamOptions {
+    pub beam: usize,
+    pub length_penalty: LengthPenalty,
+    /// Hypotheses returned per sentence (at most `beam`).
+    pub n_best: usize,
+}
+
+impl Default for BeamOptions {
+    fn default() -> Self {
+        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best: 1 }
+    }
+}
+
+/// Sampling parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingOptions {
+    /// Divides the log-probabilities; below 1 sharpens, above 1 flattens.
+    pub temperature: f32,
+    /// Keep only the `k` most probable tokens (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set of most probable tokens whose probability reaches `p` (1 = all).
+    pub top_p: f32,
+    pub seed: u64,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        SamplingOptions { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 0 }
+    }
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strategy {
+    /// The most probable token at each step.
+    Greedy,
+    Beam(BeamOptions),
+    /// A draw from the (tempered, truncated) distribution at each step.
+    Sample(SamplingOptions),
+}
+
+/// Which cross-attention each output token reports (heads averaged), for alignments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alignment {
+    Off,
+    LastLayer,
+    /// Decoder layer, counted from 0.
+    Layer(usize),
+}
+
+/// One `DecodeOptions` for every strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeOptions {
+    pub strategy: Strategy,
+    /// Most output tokens (EOS excluded), whatever the source length.
+    pub max_len: usize,
+    /// Also at most `ceil(ratio * source tokens)` output tokens (default 3, as Marian's
+    /// `--max-length-factor`).
+    pub max_len_ratio: Option<f32>,
+    /// EOS is not allowed before this many tokens.
+    pub min_len: usize,
+    /// No n-gram of this size occurs twice in an output (0 = off).
+    pub no_repeat_ngram: usize,
+    /// Logits of tokens already in the output are divided (if positive) or multiplied (if
+    /// negative) by this (1 = off), as in CTRL and Hugging Face.
+    pub repetition_penalty: f32,
+    pub alignment: Alignment,
+    /// Source tokens (padding included) per batch, for callers that batch (the translator).
+    pub max_tokens: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            strategy: Strategy::Beam(BeamOptions::default()),
+            max_len: 256,
+            max_len_ratio: Some(3.0),
+            min_len: 0,
+            no_repeat_ngram: 0,
+            repetition_penalty: 1.0,
+            alignment: Alignment::Off,
+            max_tokens: 4096,
+        }
+    }
+}
+
+impl DecodeOptions {
+    /// Greedy search with the other defaults.
+    pub fn greedy(max_len: usize) -> Self {
+        DecodeOptions { strategy: Strategy::Greedy, max_len, ..DecodeOptions::default() }
+    }
+
+    /// The output limit for a source of `source_len` tokens (EOS excluded).
+    pub fn max_len_for(&self, source_len: usize) -> usize {
+        match self.max_len_ratio {
+            Some(r) => self.max_len.min((r * source_len as f32).ceil() as usize),
+            None => self.max_len,
+        }
+    }
+
+    /// Rows decoded per source sentence.
+    pub fn group(&self) -> usize {
+        match self.strategy {
+            Strategy::Beam(b) => b.beam.max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// What one sentence's output must satisfy besides the shared options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target<'a> {
+    /// Most output tokens (EOS excluded).
+    pub max_len: usize,
+    /// Tokens the output must start with.
+    pub prefix: &'a [u32],
+}
+
+impl Target<'_> {
+    /// `count` sentences limited to `max_len` tokens, without prefixes.
+    pub fn unconstrained(count: usize, max_len: usize) -> Vec<Target<'static>> {
+        vec![Target { max_len, prefix: &[] }; count]
+    }
+}

@@ -1,0 +1,208 @@
+//! The translator and `transduce translate` on a trained tiny word-for-word model: input order
+//! restored, results independent of batching for every strategy, forced prefixes, n-best,
+//! token scores, alignments, empty and over-long lines, and the CLI's output formats.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+
+use common::TempDir;
+use rand::{Rng, SeedableRng};
+use transduce::data::corpus::CorpusSource;
+use transduce::model::Preset;
+use transduce::search::{Alignment, BeamOptions, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+use transduce::train::trainer::{train, ModelOverrides, Start, TrainConfig};
+use transduce::translate::{Input, Translator};
+
+const SRC: [&str; 11] = ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "petit", "rouge"];
+const TGT: [&str; 11] = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "small", "red"];
+
+/// `n` random sentences of 2 to 7 words and their word-for-word translations.
+fn sentences(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let idx: Vec<usize> = (0..rng.gen_range(2..8)).map(|_| rng.gen_range(0..SRC.len())).collect();
+            let join = |words: &[&str]| idx.iter().map(|&i| words[i]).collect::<Vec<_>>().join(" ");
+            (join(&SRC), join(&TGT))
+        })
+        .collect()
+}
+
+/// A model directory trained once per test run (a few seconds).
+fn model_dir() -> &'static Path {
+    static DIR: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let tmp = TempDir::new("translate");
+        let dir = tmp.0.clone();
+        let pairs = sentences(20000, 1);
+        let (s, t) = (dir.join("train.fr"), dir.join("train.en"));
+        std::fs::write(&s, pairs.iter().map(|p| format!("{}\n", p.0)).collect::<String>()).unwrap();
+        std::fs::write(&t, pairs.iter().map(|p| format!("{}\n", p.1)).collect::<String>()).unwrap();
+        let mut cfg = TrainConfig::new(CorpusSource::Aligned { source: s, target: t }, None, dir.join("model"));
+        cfg.preset = Preset::Tiny;
+        cfg.model = ModelOverrides { d_model: Some(64), heads: Some(4), ffn_dim: Some(128), ..Default::default() };
+        cfg.vocab_size = 100;
+        cfg.max_tokens = 600;
+        cfg.lr = 1.5e-3;
+        cfg.warmup = 100;
+        cfg.label_smoothing = 0.0;
+        cfg.max_updates = Some(800);
+        cfg.log_every = 100;
+        train(&cfg, Start::Fresh, &AtomicBool::new(false), |_, _| {}).unwrap();
+        (tmp, dir.join("model"))
+    })
+    .1
+}
+
+fn beam(k: usize, n_best: usize) -> Strategy {
+    Strategy::Beam(BeamOptions { beam: k, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best })
+}
+
+#[test]
+fn translations_come_back_in_input_order_and_are_right() {
+    let t = Translator::load(model_dir()).unwrap();
+    let pairs = sentences(40, 7);
+    let lines: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+    let out = t.translate(&lines, &DecodeOptions::default()).unwrap();
+    let right = out.iter().zip(&pairs).filter(|(o, p)| o.text() == p.1).count();
+    assert!(right >= 36, "{right}/40 exact: {:?}", out.iter().map(|o| o.text()).collect::<Vec<_>>());
+}
+
+#[test]
+fn batching_does_not_change_any_strategy() {
+    let t = Translator::load(model_dir()).unwrap();
+    let pairs = sentences(24, 9);
+    let inputs: Vec<Input> =
+        pairs.iter().enumerate().map(|(i, p)| Input { text: &p.0, prefix: None, stream: i as u64 }).collect();
+    let sampling = Strategy::Sample(SamplingOptions { temperature: 1.5, top_k: 0, top_p: 0.95, seed: 5 });
+    for strategy in [Strategy::Greedy, beam(5, 3), sampling] {
+        let opts = DecodeOptions { strategy, ..DecodeOptions::default() };
+        let together = t.translate_inputs(&inputs, &opts).unwrap();
+        let alone = t.translate_inputs(&inputs, &DecodeOptions { max_tokens: 1, ..opts }).unwrap();
+        let mut reversed: Vec<Input> = inputs.clone();
+        reversed.reverse();
+        let mut backwards = t.translate_inputs(&reversed, &DecodeOptions { max_tokens: 60, ..opts }).unwrap();
+        backwards.reverse();
+        for i in 0..inputs.len() {
+            for other in [&alone[i], &backwards[i]] {
+                assert_eq!(together[i].outputs.len(), other.outputs.len());
+                for (a, b) in together[i].outputs.iter().zip(&other.outputs) {
+                    assert_eq!(a.tokens, b.tokens, "{strategy:?}: sentence {i}");
+                    assert!((a.score - b.score).abs() < 1e-4, "{strategy:?}: sentence {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn prefixes_n_best_scores_and_alignments() {
+    let t = Translator::load(model_dir()).unwrap();
+    let input = Input { text: "le chat mange une pomme", prefix: Some("the dog"), stream: 0 };
+    for strategy in [Strategy::Greedy, beam(4, 1)] {
+        let out = t.translate_inputs(&[input], &DecodeOptions { strategy, ..DecodeOptions::default() }).unwrap();
+        assert!(out[0].text().starts_with("the dog"), "{strategy:?}: {}", out[0].text());
+    }
+    let opts = DecodeOptions { strategy: beam(5, 3), alignment: Alignment::LastLayer, ..DecodeOptions::default() };
+    let out = t.translate(&["le chat voit une maison"], &opts).unwrap();
+    let outputs = &out[0].outputs;
+    assert_eq!(outputs.len(), 3);
+    assert!(outputs.windows(2).all(|w| w[0].score >= w[1].score));
+    for o in outputs {
+        assert_eq!(o.token_scores.len(), o.tokens.len() + 1, "one score per token and EOS");
+        assert!(o.token_scores.iter().all(|s| *s <= 0.0));
+        let links = o.alignment.as_ref().unwrap();
+        let target_words = o.text.split_whitespace().count();
+        assert_eq!(links.len(), target_words, "one link per target word: {links:?}");
+        assert!(links.iter().all(|&(s, t)| s < 5 && t < target_words));
+    }
+    // greedy: the score is the sum of the token scores
+    let g =
+        t.translate(&["le chat"], &DecodeOptions { strategy: Strategy::Greedy, ..DecodeOptions::default() }).unwrap();
+    let sum: f32 = g[0].best().token_scores.iter().sum();
+    assert!((g[0].best().score - sum).abs() < 1e-4);
+}
+
+#[test]
+fn empty_and_overlong_lines() {
+    let t = Translator::load(model_dir()).unwrap();
+    let long = vec!["chat"; 1500].join(" ");
+    let out = t
+        .translate(&["", "le chien", &long, "   "], &DecodeOptions { max_len: 20, ..DecodeOptions::default() })
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[0].text(), "");
+    assert_eq!(out[1].text(), "the dog");
+    assert!(out[2].truncated && !out[1].truncated);
+    assert!(out[2].best().tokens.len() <= 20);
+    assert_eq!(out[3].text(), "");
+}
+
+fn transduce(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_transduce"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the command may fail before reading its input
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_formats_stream_in_order() {
+    let m = model_dir().to_str().unwrap();
+    let input = "le chat\n\nune pomme rouge\nle chien voit le chat\n";
+    let (ok, out, err) = transduce(&["translate", "-m", m, "--window", "2"], input);
+    assert!(ok, "{err}");
+    assert_eq!(out, "the cat\n\nan apple red\nthe dog sees the cat\n");
+
+    let (ok, out, err) = transduce(
+        &["translate", "-m", m, "--format", "jsonl", "--n-best", "2", "--token-scores", "--alignments"],
+        input,
+    );
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!((&rows[2]["id"], &rows[2]["text"]), (&serde_json::json!(2), &serde_json::json!("an apple red")));
+    assert_eq!(rows[2]["n_best"].as_array().unwrap().len(), 2);
+    let links = rows[2]["alignment"].as_str().unwrap();
+    assert_eq!(links.split(' ').count(), 3, "one link per target word: {links}");
+    assert!(links.split(' ').all(|l| l.split('-').all(|i| i.parse::<usize>().is_ok_and(|i| i < 3))), "{links}");
+    assert_eq!(rows[2]["token_scores"].as_array().unwrap().len(), rows[2]["tokens"].as_array().unwrap().len() + 1);
+
+    let (ok, out, _) = transduce(&["translate", "-m", m, "--format", "nbest", "--n-best", "3"], "le chat\n");
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("0 ||| the cat ||| -"), "{out}");
+
+    let (ok, pharaoh, _) = transduce(&["translate", "-m", m, "--format", "pharaoh"], "le chat\n\nune pomme rouge\n");
+    assert!(ok);
+    assert_eq!(pharaoh, format!("{}\n\n{links}\n", pharaoh.lines().next().unwrap()));
+
+    let (ok, out, err) = transduce(&["translate", "-m", m, "--search", "greedy", "--prefix", "the dog"], "le chat\n");
+    assert!(ok, "{err}");
+    assert!(out.starts_with("the dog"), "{out}");
+
+    // a prefix file must have one line per input line
+    let dir = TempDir::new("translate-cli");
+    let prefixes = dir.write("prefixes", b"the\n");
+    let (ok, _, err) =
+        transduce(&["translate", "-m", m, "--prefix-file", prefixes.to_str().unwrap()], "le chat\nle chien\n");
+    assert!(!ok && err.contains("fewer lines"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--beam", "2", "--n-best", "3"], "le chat\n");
+    assert!(!ok && err.contains("n-best"), "{err}");
+}
