@@ -30,11 +30,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod align;
 pub mod bench;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod eval;
+pub mod explain;
 pub mod kernels;
 pub mod model;
 pub mod runtime;

@@ -15,8 +15,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a small model on a built-in task and show what it learned.
+    /// Train (once) a French→English model on a built-in grammar; translate and explain "Je t'aime .".
     Demo(cli::demo::DemoArgs),
+    /// Word alignments from cross-attention (Pharaoh), or their error rate against gold links.
+    Align(cli::align::AlignArgs),
+    /// Write the explainer page (HTML + SVG, or JSON) of a model translating sentences.
+    Explain(cli::explain::ExplainArgs),
     /// Train a translation model from parallel text.
     Train(Box<cli::train::TrainArgs>),
     /// Translate text with a trained model (beam search).
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Average(args) => cli::average::run(args),
         Command::Translate(args) => cli::translate::run(args),
+        Command::Explain(args) => cli::explain::run(args),
+        Command::Align(args) => cli::align::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

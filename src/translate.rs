@@ -5,9 +5,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use crate::align::{hard_links, word_of_pieces};
 use crate::data::Batch;
 use crate::error::{Error, Result};
+use crate::explain::align::{hard_links, word_of_pieces};
 use crate::model::{load_model, ModelConfig, Seq2Seq};
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::Tokenizers;

@@ -188,6 +188,25 @@ fn finished_sentences_stop_early_and_leave_the_batch() {
     assert_eq!(m.rows_per_step.borrow()[..2], [2, 1]);
 }
 
+/// A long, likely path (ten A's) against early endings that are unlikely but rank among the
+/// first candidates because the distribution is peaked.
+fn long_and_sure(_: usize, prefix: &[u32]) -> [f32; V] {
+    if prefix.len() < 10 {
+        [0.0, 0.0, 0.004, 0.99, 0.006]
+    } else {
+        [0.0, 0.0, 0.99, 0.005, 0.005]
+    }
+}
+
+#[test]
+fn early_unlikely_endings_do_not_end_the_search() {
+    // regression: finishing a sentence once `beam` hypotheses had ended (fairseq's rule) kept
+    // five poor early endings and lost the best, long translation
+    let m = Scripted::new(1, long_and_sure);
+    let out = beam_search(&m, &targets(1, 30), &opts(30), &beam(5, LengthPenalty::Gnmt { alpha: 0.6 })).unwrap();
+    assert_eq!(out[0][0].tokens, vec![A; 10], "{:?}", out[0]);
+}
+
 fn loves_a(_: usize, _: &[u32]) -> [f32; V] {
     [0.0, 0.0, 0.05, 0.6, 0.35]
 }

@@ -35,6 +35,10 @@ fn trained_tokenizers_round_trip_and_keep_special_ids() {
             let ids = tok.encode(line).unwrap();
             assert!(ids.iter().all(|&i| i >= SPECIAL_TOKENS.len() as u32), "{model:?}: {ids:?}");
             assert_eq!(tok.decode(&ids).unwrap(), line, "{model:?}");
+            // regression: `pieces` came back as empty strings (encode_fast keeps no token text)
+            let pieces = tok.pieces(line).unwrap();
+            assert_eq!(pieces.len(), ids.len());
+            assert_eq!(pieces.concat().replace('\u{2581}', " ").trim(), line, "{model:?}: {pieces:?}");
         }
         // unseen characters map to <unk> (id 3) rather than failing
         let ids = tok.encode("ζ").unwrap();

@@ -1,69 +1,72 @@
-//! `transduce demo`: the built-in demonstration. For now: train a tiny model to reverse random
-//! token sequences, then show it decoding fresh ones.
+//! `transduce demo`: trains (once) a small French→English model on the built-in phrase grammar,
+//! shows it translating sentences it never saw, and writes the explainer page for them.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
 
-use transduce::data::synthetic::SyntheticTask;
-use transduce::train::synthetic::{exact_match, train_synthetic, SyntheticRun};
+use transduce::demo::{alignment_error, exact_match, DemoSetup, SHOWCASE};
+use transduce::explain::{explain, html};
+use transduce::search::{DecodeOptions, Strategy};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Which synthetic task to learn.
-    #[arg(long, value_enum, default_value = "reverse")]
-    pub task: SyntheticTask,
-    /// Number of parameter updates.
+    /// Where the demo keeps its corpus, model and page.
+    #[arg(long, default_value = "runs/demo")]
+    pub dir: PathBuf,
+    /// Train again even if a model is there.
+    #[arg(long)]
+    pub retrain: bool,
+    /// Parameter updates when training.
     #[arg(long)]
     pub updates: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
-    let mut run = SyntheticRun::quick(args.task);
-    run.seed = args.seed;
+    let started = Instant::now();
+    let mut setup = DemoSetup::new(&args.dir);
     if let Some(u) = args.updates {
-        run.updates = u;
+        setup.updates = u;
     }
-    if let Some(lr) = args.lr {
-        run.peak_lr = lr;
+    let model_dir = setup.train_config().out;
+    if args.retrain && model_dir.exists() {
+        std::fs::remove_dir_all(&model_dir)?;
     }
-    eprintln!(
-        "training a {}+{}-layer encoder-decoder (d {}) to {:?} random sequences of {}-{} tokens, {} updates",
-        run.config.encoder_layers,
-        run.config.decoder_layers,
-        run.config.d_model,
-        run.task,
-        run.lengths.0,
-        run.lengths.1,
-        run.updates
-    );
-    let t0 = Instant::now();
-    let model = train_synthetic(&run, |update, s| {
-        if update % 100 == 0 || update == 1 {
-            eprintln!(
-                "update {update:>5}  loss {:.4}  lr {:.2e}  |g| {:.3}  {:.0} tgt tok/s",
-                s.loss,
-                s.lr,
-                s.grad_norm,
-                (update * run.batch_size * (run.lengths.0 + run.lengths.1 + 2) / 2) as f64 / t0.elapsed().as_secs_f64()
-            );
+    if model_dir.join("model.safetensors").exists() {
+        eprintln!("reusing the demo model in {} (--retrain to train it again)", model_dir.display());
+    } else {
+        eprintln!(
+            "training a French→English model on {} sentences of the built-in phrase grammar ({} updates)",
+            setup.train_sentences, setup.updates
+        );
+    }
+    let translator = setup.model(|state, stats| {
+        if state.updates % 100 == 0 {
+            eprintln!("update {:>5}  loss {:.3}  {:.0}s", state.updates, stats.loss, started.elapsed().as_secs_f64());
         }
     })?;
-    let (acc, samples) = exact_match(&model, &run, 1000, run.seed + 1000)?;
+    let (_, heldout) = setup.corpus();
+    let (accuracy, _) = exact_match(&translator, &heldout)?;
+    println!("exact match on {} held-out grammar sentences: {:.1}%", heldout.len(), accuracy * 100.0);
+    let aer = alignment_error(&translator, &heldout)?;
+    let (best, counts) =
+        aer.iter().enumerate().min_by(|a, b| a.1.aer().total_cmp(&b.1.aer())).expect("a decoder has layers");
     println!(
-        "exact match on 1000 unseen sequences: {:.1}% (trained in {:.1}s)",
-        acc * 100.0,
-        t0.elapsed().as_secs_f64()
+        "alignment error rate of cross-attention against the grammar's gold links: {:.1}% (layer {best}; all layers: {})",
+        counts.aer() * 100.0,
+        aer.iter().map(|c| format!("{:.1}%", c.aer() * 100.0)).collect::<Vec<_>>().join(", ")
     );
-    for (src, want, got) in samples {
-        let mark = if want == got { "ok" } else { "WRONG" };
-        println!("  {src:?} -> {got:?}  [{mark}]");
+    let opts = DecodeOptions { strategy: Strategy::Greedy, ..DecodeOptions::default() };
+    let explanations =
+        SHOWCASE.iter().map(|s| explain(&translator, s, &opts, 5)).collect::<transduce::error::Result<Vec<_>>>()?;
+    for e in &explanations {
+        println!("  {}  ->  {}", e.source, e.translation);
     }
+    let page = args.dir.join("explain.html");
+    html::write(&page, &explanations, "demo fr→en")?;
+    println!("explainer page: {}", page.display());
+    println!("done in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use transduce::align::pharaoh;
 use transduce::data::lines::LineReader;
+use transduce::explain::align::pharaoh;
 use transduce::search::{Alignment, BeamOptions, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
 use transduce::translate::{Input, Translation, Translator};
 

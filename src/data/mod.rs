@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod batching;
 pub mod corpus;
+pub mod grammar;
 pub mod lines;
 pub mod synthetic;
 

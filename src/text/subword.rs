@@ -125,7 +125,8 @@ impl SubwordTokenizer {
 
     /// The subword strings of `text` (for display).
     pub fn pieces(&self, text: &str) -> Result<Vec<String>> {
-        Ok(self.inner.encode_fast(text, false).map_err(tk_err("encoding"))?.get_tokens().to_vec())
+        // `encode_fast` leaves the token strings empty: look them up
+        Ok(self.id_pieces(&self.encode(text)?))
     }
 
     /// The subword string of each id (`<unk>`'s for ids outside the vocabulary).
