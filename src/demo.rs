@@ -39,7 +39,7 @@ pub struct DemoSetup {
 
 impl DemoSetup {
     pub fn new(dir: &Path) -> Self {
-        DemoSetup { dir: dir.to_path_buf(), seed: 1, train_sentences: 40_000, heldout_sentences: 500, updates: 1000 }
+        DemoSetup { dir: dir.to_path_buf(), seed: 1, train_sentences: 40_000, heldout_sentences: 500, updates: 900 }
     }
 
     /// Training pairs and held-out pairs (distinct from the training ones and from
@@ -63,7 +63,8 @@ impl DemoSetup {
         (train, heldout)
     }
 
-    /// The training options: a 3+3-layer pre-norm model, d 128, on a joint unigram vocabulary.
+    /// The training options: a 3+3-layer pre-norm model, d 128, on a joint BPE vocabulary (whole
+    /// words, mostly: the unigram trainer keeps few whole words of so small a lexicon).
     pub fn train_config(&self) -> TrainConfig {
         let corpus = self.dir.join("corpus.tsv");
         let mut cfg = TrainConfig::new(CorpusSource::Tsv(corpus), None, self.dir.join("model"));
@@ -76,12 +77,12 @@ impl DemoSetup {
             decoder_layers: Some(3),
             ..ModelOverrides::default()
         };
-        cfg.subword = SubwordModel::Unigram;
+        cfg.subword = SubwordModel::Bpe;
         cfg.vocab_size = 1000;
-        cfg.dropout = Some(0.1);
-        cfg.max_tokens = 2000;
-        cfg.lr = 2e-3;
-        cfg.warmup = 150;
+        cfg.dropout = Some(0.0);
+        cfg.max_tokens = 2500;
+        cfg.lr = 3e-3;
+        cfg.warmup = 100;
         cfg.label_smoothing = 0.0;
         cfg.max_updates = Some(self.updates);
         cfg.log_every = 100;

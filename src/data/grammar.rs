@@ -364,7 +364,7 @@ fn write_noun_phrase(b: &mut Builder, det: &Determiner, noun: &Noun, adjective: 
         (_, Gender::Masculine) => 0,
         (_, Gender::Feminine) => 1,
     };
-    let adj_slot = slot.min(1) + if noun.number == Number::Plural { 2 } else { 0 };
+    let adj_slot = usize::from(noun.gender == Gender::Feminine) + if noun.number == Number::Plural { 2 } else { 0 };
     let english_det = det.english[usize::from(noun.number == Number::Plural)];
     // English: det adj noun ("a" becomes "an" before a vowel; plural "some" may go)
     let first_english = adjective.map_or(noun.english, |a| a.english);
@@ -431,7 +431,7 @@ impl Grammar {
         // "la" both elide to "l'" before a vowel)
         let verb_form = verb.french[form(person, number)];
         let elided = verb_form.starts_with(['a', 'e', 'i', 'o', 'u', 'é']);
-        let pronoun = if verb.personal && self.rng.gen_bool(0.35) {
+        let pronoun = if verb.personal && self.rng.gen_bool(0.5) {
             let choices: Vec<&Pronoun> = OBJECT_PRONOUNS
                 .iter()
                 .filter(|o| !(o.person == person && o.number == number && person != Person::Third))
