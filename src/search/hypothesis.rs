@@ -2,7 +2,8 @@
 
 use candle_core::Result;
 
-use super::options::Target;
+use super::constraints::rows_logp;
+use super::options::{DecodeOptions, Target};
 use super::step::{StepModel, StepOutput};
 
 /// A finished output.
@@ -104,4 +105,45 @@ pub(crate) fn limits<'a, M: StepModel>(model: &M, targets: &[Target<'a>]) -> Vec
             Target { max_len, prefix: &t.prefix[..t.prefix.len().min(max_len)] }
         })
         .collect()
+}
+
+/// One hypothesis per sentence, extended by `choose(sentence, log-probabilities of its row)`
+/// until EOS: the loop greedy search and sampling share. Finished sentences leave the batch.
+pub(crate) fn one_row_per_sentence<M: StepModel>(
+    model: &M,
+    targets: &[Target],
+    opts: &DecodeOptions,
+    mut choose: impl FnMut(usize, &[f32]) -> u32,
+) -> Result<Vec<Hypothesis>> {
+    check(model, targets)?;
+    let targets = limits(model, targets);
+    let (eos, v) = (model.eos(), model.vocab());
+    let mut state = model.start(1)?;
+    let mut live = LiveSentences::new(targets.len());
+    let mut partial = vec![Partial::default(); targets.len()];
+    let mut out = vec![Hypothesis::default(); targets.len()];
+    let mut finished = vec![false; targets.len()];
+    let mut last = vec![model.start_token(); targets.len()];
+    while !live.is_empty() {
+        let step = model.step(&last, &mut state, opts.alignment)?;
+        let rows: Vec<(&[u32], &Target)> =
+            live.sentences.iter().map(|&s| (&partial[s].tokens[..], &targets[s])).collect();
+        let logp = rows_logp(&step.logits, &rows, opts, eos);
+        for (pos, &s) in live.sentences.iter().enumerate() {
+            let row = &logp[pos * v..(pos + 1) * v];
+            let token = choose(s, row);
+            partial[s] = partial[s].extend(token, row[token as usize], &step, pos, eos);
+            if token == eos {
+                finished[s] = true;
+                let p = std::mem::take(&mut partial[s]);
+                let score = p.logp;
+                out[s] = p.finish(score);
+            } else {
+                last[pos] = token;
+            }
+        }
+        let kept = live.retain(model, &mut state, |s| !finished[s])?;
+        last = kept.iter().map(|&p| last[p]).collect();
+    }
+    Ok(out)
 }

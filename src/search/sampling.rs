@@ -5,8 +5,7 @@ use candle_core::Result;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::constraints::rows_logp;
-use super::hypothesis::{check, limits, Hypothesis, LiveSentences, Partial};
+use super::hypothesis::{one_row_per_sentence, Hypothesis};
 use super::options::{DecodeOptions, SamplingOptions, Target};
 use super::step::StepModel;
 
@@ -57,52 +56,23 @@ pub fn sample<M: StepModel>(
     opts: &DecodeOptions,
     sampling: &SamplingOptions,
 ) -> Result<Vec<Hypothesis>> {
-    check(model, targets)?;
     if streams.len() != targets.len() {
         candle_core::bail!("{} random streams for {} sentences", streams.len(), targets.len());
     }
-    let targets = limits(model, targets);
     let eos = model.eos();
-    let v = model.vocab();
     let mut rngs: Vec<Xoshiro256PlusPlus> = streams
         .iter()
         .map(|&i| Xoshiro256PlusPlus::seed_from_u64(sampling.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
         .collect();
-    let mut state = model.start(1)?;
-    let mut live = LiveSentences::new(targets.len());
-    let mut partial = vec![Partial::default(); targets.len()];
-    let mut out = vec![Hypothesis::default(); targets.len()];
-    let mut finished = vec![false; targets.len()];
-    let mut last = vec![model.start_token(); targets.len()];
-    while !live.is_empty() {
-        let step = model.step(&last, &mut state, opts.alignment)?;
-        let rows: Vec<(&[u32], &Target)> =
-            live.sentences.iter().map(|&s| (&partial[s].tokens[..], &targets[s])).collect();
-        let logp = rows_logp(&step.logits, &rows, opts, eos);
-        for (pos, &s) in live.sentences.iter().enumerate() {
-            let row = &logp[pos * v..(pos + 1) * v];
-            let c = candidates(row, sampling);
-            let mut u: f32 = rngs[s].gen();
-            let token = c
-                .iter()
-                .find(|x| {
-                    u -= x.1;
-                    u <= 0.0
-                })
-                .or(c.last())
-                .map_or(eos, |x| x.0);
-            partial[s] = partial[s].extend(token, row[token as usize], &step, pos, eos);
-            if token == eos {
-                finished[s] = true;
-                let p = std::mem::take(&mut partial[s]);
-                let score = p.logp;
-                out[s] = p.finish(score);
-            } else {
-                last[pos] = token;
-            }
-        }
-        let kept = live.retain(model, &mut state, |s| !finished[s])?;
-        last = kept.iter().map(|&p| last[p]).collect();
-    }
-    Ok(out)
+    one_row_per_sentence(model, targets, opts, |sentence, row| {
+        let c = candidates(row, sampling);
+        let mut u: f32 = rngs[sentence].gen();
+        c.iter()
+            .find(|x| {
+                u -= x.1;
+                u <= 0.0
+            })
+            .or(c.last())
+            .map_or(eos, |x| x.0)
+    })
 }
