@@ -34,6 +34,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // like other Unix filters, end quietly when the reader of our output goes away (`| head`)
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // sacrebleu spells its lowercase flag `-lc`; accept it as `--lc`.
     let cli = Cli::parse_from(std::env::args_os().map(|a| if a == "-lc" { "--lc".into() } else { a }));
     transduce::runtime::keep_freed_memory();

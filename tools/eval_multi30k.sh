@@ -21,7 +21,7 @@ echo "== transduce score (cased, then -lc)"
 "$bin" score --ref "$out/ref.$tgt" --hyp "$out/hyp.$tgt" -lc
 if command -v sacrebleu >/dev/null 2>&1; then
     echo "== sacrebleu (cased, then -lc)"
-    sacrebleu "$out/ref.$tgt" -i "$out/hyp.$tgt" -m bleu chrf -b
-    sacrebleu "$out/ref.$tgt" -i "$out/hyp.$tgt" -m bleu -lc -b
+    sacrebleu "$out/ref.$tgt" -i "$out/hyp.$tgt" -m bleu chrf -b -w 2
+    sacrebleu "$out/ref.$tgt" -i "$out/hyp.$tgt" -m bleu -lc -b -w 2
 fi
 echo "outputs in $out"
