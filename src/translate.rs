@@ -146,22 +146,23 @@ impl Translator {
             let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
             let hyps = decode(&step, &targets, &streams, opts)?;
             for (&i, hyps) in chunk.iter().zip(hyps) {
+                let source_words = match opts.alignment {
+                    Alignment::Off => None,
+                    _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared[i].ids))),
+                };
                 out[i].outputs =
-                    hyps.into_iter().map(|h| self.output(h, inputs[i].text, opts)).collect::<Result<_>>()?;
+                    hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect::<Result<_>>()?;
             }
         }
         Ok(out)
     }
 
-    fn output(&self, h: Hypothesis, source: &str, opts: &DecodeOptions) -> Result<Output> {
-        let alignment = match opts.alignment {
-            Alignment::Off => None,
-            _ => {
-                let source_words = word_of_pieces(&self.tokenizers.source.pieces(source)?);
-                let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
-                Some(hard_links(&h.attention, &source_words, &target_words))
-            }
-        };
+    /// `source_words`: the word of each source piece, when alignments are asked for.
+    fn output(&self, h: Hypothesis, source_words: Option<&[usize]>) -> Result<Output> {
+        let alignment = source_words.map(|source_words| {
+            let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
+            hard_links(&h.attention, source_words, &target_words)
+        });
         Ok(Output {
             text: self.tokenizers.target.decode(&h.tokens)?,
             tokens: h.tokens,

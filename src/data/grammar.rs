@@ -285,18 +285,15 @@ impl Builder {
     /// links, capitalises both sentences' first letters, and numbers the links.
     fn finish(self) -> GrammarPair {
         let mut words: Vec<(String, Vec<usize>, Vec<usize>)> = Vec::new();
-        let mut iter = self.french.into_iter().peekable();
-        while let Some((w, sure, possible)) = iter.next() {
-            let next_vowel = iter.peek().is_some_and(|(n, _, _)| n.starts_with(['a', 'e', 'i', 'o', 'u', 'é']));
-            if next_vowel && ["je", "te", "me", "le", "la", "ne", "que"].contains(&w.as_str()) {
-                let (n, s2, p2) = iter.next().expect("peeked");
-                let stem = &w[..w.len() - 1];
-                iter = std::iter::once((format!("{stem}'{n}"), [sure, s2].concat(), [possible, p2].concat()))
-                    .chain(iter)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .peekable();
-                continue;
+        for (w, sure, possible) in self.french {
+            if let Some(prev) = words.last_mut() {
+                let elides = ["je", "te", "me", "le", "la", "ne", "que"].contains(&prev.0.as_str());
+                if elides && w.starts_with(['a', 'e', 'i', 'o', 'u', 'é']) {
+                    prev.0 = format!("{}'{w}", &prev.0[..prev.0.len() - 1]);
+                    prev.1.extend(sure);
+                    prev.2.extend(possible);
+                    continue;
+                }
             }
             words.push((w, sure, possible));
         }
