@@ -31,6 +31,7 @@
 //! ```
 
 pub mod bench;
+pub mod convert;
 pub mod data;
 pub mod demo;
 pub mod error;

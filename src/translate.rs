@@ -5,9 +5,11 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
+use crate::convert::hf_marian;
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::explain::align::{hard_links, word_of_pieces};
+use crate::model::weights::model_from_tensors;
 use crate::model::{load_model, ModelConfig, Seq2Seq};
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::Tokenizers;
@@ -69,13 +71,21 @@ struct Prepared {
 
 impl Translator {
     /// Reads `config.json`, `model.safetensors` and `tokenizer.json` (or
-    /// `source_tokenizer.json` and `target_tokenizer.json`).
+    /// `source_tokenizer.json` and `target_tokenizer.json`, or Marian's SentencePiece files).
+    /// A Hugging Face Marian directory loads as it is, converted on the fly.
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Input(format!("{}: not a model directory", dir.display())));
         }
-        let config = ModelConfig::load(&dir.join("config.json"))?;
-        let model = load_model(&config, &dir.join("model.safetensors"), DType::F32, &Device::Cpu)?;
+        let model = if hf_marian::is_hf_marian(dir) {
+            let config = hf_marian::read_config(dir)?;
+            let tensors = hf_marian::read_weights(dir, &config, &Device::Cpu)?;
+            model_from_tensors(&config, tensors, DType::F32, &Device::Cpu)?
+        } else {
+            let config = ModelConfig::load(&dir.join("config.json"))?;
+            load_model(&config, &dir.join("model.safetensors"), DType::F32, &Device::Cpu)?
+        };
+        let config = model.config.clone();
         let tokenizers = Tokenizers::load(dir)?;
         let sides = [
             ("source", &tokenizers.source, config.vocab.source()),

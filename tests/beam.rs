@@ -11,8 +11,8 @@ use common::*;
 use transduce::data::Batch;
 use transduce::model::config::NormPlacement;
 use transduce::search::{
-    beam_search, decode, greedy, greedy_search, Alignment, BeamOptions, DecodeOptions, EncodedBatch, LengthPenalty,
-    StepModel, StepOutput, Strategy, Target,
+    beam_search, decode, greedy, greedy_search, Alignment, BeamOptions, BeamRule, DecodeOptions, EncodedBatch,
+    LengthPenalty, StepModel, StepOutput, Strategy, Target,
 };
 
 const EOS: u32 = 2;
@@ -99,7 +99,7 @@ fn opts(max_len: usize) -> DecodeOptions {
 }
 
 fn beam(k: usize, length_penalty: LengthPenalty) -> BeamOptions {
-    BeamOptions { beam: k, length_penalty, n_best: k }
+    BeamOptions { beam: k, length_penalty, n_best: k, rule: BeamRule::Exact }
 }
 
 fn targets(n: usize, max_len: usize) -> Vec<Target<'static>> {
@@ -243,7 +243,13 @@ fn beam_one_is_greedy_batches_do_not_change_results_attention_is_recorded() {
     let step = EncodedBatch { model: &m, memory: &memory };
     let t = targets(3, 12);
     let lp = LengthPenalty::None;
-    let one = beam_search(&step, &t, &opts(12), &BeamOptions { beam: 1, n_best: 1, length_penalty: lp }).unwrap();
+    let one = beam_search(
+        &step,
+        &t,
+        &opts(12),
+        &BeamOptions { beam: 1, n_best: 1, length_penalty: lp, rule: BeamRule::Exact },
+    )
+    .unwrap();
     let greedy_out = greedy(&m, &memory, 12).unwrap();
     for (b, g) in one.iter().zip(&greedy_out) {
         assert_eq!(&b[0].tokens, g);

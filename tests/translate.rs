@@ -13,7 +13,7 @@ use common::TempDir;
 use rand::{Rng, SeedableRng};
 use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
-use transduce::search::{Alignment, BeamOptions, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+use transduce::search::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Strategy};
 use transduce::train::trainer::{train, ModelOverrides, Start, TrainConfig};
 use transduce::translate::{Input, Translator};
 
@@ -59,7 +59,7 @@ fn model_dir() -> &'static Path {
 }
 
 fn beam(k: usize, n_best: usize) -> Strategy {
-    Strategy::Beam(BeamOptions { beam: k, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best })
+    Strategy::Beam(BeamOptions { beam: k, n_best, ..BeamOptions::default() })
 }
 
 #[test]

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use transduce::data::lines::LineReader;
 use transduce::explain::align::pharaoh;
-use transduce::search::{Alignment, BeamOptions, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
 use transduce::translate::{Input, Translation, Translator};
 
 /// How the next token is chosen.
@@ -28,6 +28,8 @@ pub enum Penalty {
     Gnmt,
     /// Mean log-probability per token.
     Average,
+    /// Hugging Face: divide by len^alpha.
+    Power,
     None,
 }
 
@@ -64,9 +66,13 @@ pub struct TranslateArgs {
     pub beam: usize,
     #[arg(long, value_enum, default_value_t = Penalty::Gnmt)]
     pub length_penalty: Penalty,
-    /// GNMT length penalty exponent.
+    /// Length penalty exponent (GNMT and power).
     #[arg(long, default_value_t = 0.6)]
     pub alpha: f32,
+    /// Which finished hypotheses count and when a sentence stops; `hugging-face` reproduces
+    /// transformers' `generate()` (with `--length-penalty power --alpha 1`).
+    #[arg(long, value_enum, default_value_t = BeamRule::Exact)]
+    pub beam_rule: BeamRule,
     /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
     #[arg(long, default_value_t = 1)]
     pub n_best: usize,
@@ -128,9 +134,15 @@ impl TranslateArgs {
                 let length_penalty = match self.length_penalty {
                     Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
                     Penalty::Average => LengthPenalty::Average,
+                    Penalty::Power => LengthPenalty::Power { alpha: self.alpha },
                     Penalty::None => LengthPenalty::None,
                 };
-                Strategy::Beam(BeamOptions { beam: self.beam, length_penalty, n_best: self.n_best })
+                Strategy::Beam(BeamOptions {
+                    beam: self.beam,
+                    length_penalty,
+                    n_best: self.n_best,
+                    rule: self.beam_rule,
+                })
             }
             Search::Sample => {
                 let positive = |x: f32| x.is_finite() && x > 0.0;

@@ -88,6 +88,16 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
 pub fn load_model(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Seq2Seq> {
     let tensors = read_safetensors(path, device)?;
     check_tensors(config, &tensors, path)?;
+    model_from_tensors(config, tensors, dtype, device)
+}
+
+/// An inference model over checked tensors (named as [`parameter_shapes`] lists them).
+pub fn model_from_tensors(
+    config: &ModelConfig,
+    tensors: HashMap<String, Tensor>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Seq2Seq> {
     let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
     let mut model = Seq2Seq::new(config, VarBuilder::from_tensors(tensors, dtype, device))?;
     model.prepare_inference()?;

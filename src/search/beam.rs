@@ -6,7 +6,7 @@ use candle_core::Result;
 
 use super::constraints::rows_logp;
 use super::hypothesis::{check, limits, Hypothesis, LiveSentences, Partial};
-use super::options::{BeamOptions, DecodeOptions, Target};
+use super::options::{BeamOptions, BeamRule, DecodeOptions, Target};
 use super::step::StepModel;
 
 /// How hypotheses of different lengths are compared.
@@ -16,6 +16,8 @@ pub enum LengthPenalty {
     Gnmt { alpha: f32 },
     /// Mean log-probability per token.
     Average,
+    /// Sum of log-probabilities divided by `len^alpha` (Hugging Face's `length_penalty`).
+    Power { alpha: f32 },
     /// Plain sum of log-probabilities.
     None,
 }
@@ -26,6 +28,7 @@ impl LengthPenalty {
         match self {
             LengthPenalty::Gnmt { alpha } => logp / ((5.0 + len as f32) / 6.0).powf(alpha),
             LengthPenalty::Average => logp / len.max(1) as f32,
+            LengthPenalty::Power { alpha } => logp / (len.max(1) as f32).powf(alpha),
             LengthPenalty::None => logp,
         }
     }
@@ -50,6 +53,11 @@ pub fn beam_search<M: StepModel>(
     let targets = limits(model, targets);
     let k = beam.beam.max(1);
     let n_best = beam.n_best.clamp(1, k);
+    // finished hypotheses kept per sentence
+    let kept = match beam.rule {
+        BeamRule::Exact => n_best,
+        BeamRule::HuggingFace => k,
+    };
     let eos = model.eos();
     let v = model.vocab();
     let sources = targets.len();
@@ -72,7 +80,7 @@ pub fn beam_search<M: StepModel>(
                 (0..k).map(move |b| (active_ref[s].get(b).map_or(&[][..], |h| &h.tokens[..]), &targets_ref[s]))
             })
             .collect();
-        let logp = rows_logp(&out.logits, &rows, opts, eos);
+        let logp = rows_logp(&out.logits, &rows, opts, model.search_tokens());
         let mut reorder: Vec<u32> = (0..(live.sentences.len() * k) as u32).collect();
         for (pos, &s) in live.sentences.iter().enumerate() {
             // the 2k best (score, beam row, token) over the group's live rows
@@ -83,11 +91,14 @@ pub fn beam_search<M: StepModel>(
             }
             cands.sort_by(|a, b| b.0.total_cmp(&a.0));
             let mut next: Vec<(usize, Partial)> = Vec::with_capacity(k);
-            for (total, b, t) in cands {
+            for (rank, (total, b, t)) in cands.into_iter().enumerate() {
                 if total == f32::NEG_INFINITY {
                     break;
                 }
                 let row = pos * k + b;
+                if t == eos && beam.rule == BeamRule::HuggingFace && rank >= k {
+                    continue;
+                }
                 if t == eos {
                     let hyp = active[s][b].extend(t, total - active[s][b].logp, &out, row, eos);
                     let score = beam.length_penalty.score(hyp.logp, hyp.token_logp.len());
@@ -100,15 +111,22 @@ pub fn beam_search<M: StepModel>(
                 }
             }
             finished[s].sort_by(|a, b| b.score.total_cmp(&a.score));
-            finished[s].truncate(n_best);
-            // done once the n-best have finished and no live hypothesis can beat them, even
-            // with no further cost, within the length limit
-            let worst_kept = finished[s].get(n_best - 1).map(|h| h.score);
-            let max_total = targets[s].max_len + 1;
-            let best_live = next
-                .iter()
-                .map(|(_, h)| beam.length_penalty.best_reachable(h.logp, max_total))
-                .fold(f32::NEG_INFINITY, f32::max);
+            finished[s].truncate(kept);
+            let worst_kept = finished[s].get(kept - 1).map(|h| h.score);
+            let best_live = match beam.rule {
+                // done once the n-best have finished and no live hypothesis can beat them, even
+                // with no further cost, within the length limit
+                BeamRule::Exact => {
+                    let max_total = targets[s].max_len + 1;
+                    next.iter()
+                        .map(|(_, h)| beam.length_penalty.best_reachable(h.logp, max_total))
+                        .fold(f32::NEG_INFINITY, f32::max)
+                }
+                // the best live hypothesis as if it ended now (`next` is sorted best first)
+                BeamRule::HuggingFace => next
+                    .first()
+                    .map_or(f32::NEG_INFINITY, |(_, h)| beam.length_penalty.score(h.logp, h.token_logp.len())),
+            };
             if next.is_empty() || worst_kept.is_some_and(|w| w >= best_live) {
                 done[s] = true;
                 continue;

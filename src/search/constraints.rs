@@ -6,6 +6,14 @@ use rayon::prelude::*;
 
 use super::options::{DecodeOptions, Target};
 
+/// Tokens with a fixed role in the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchTokens {
+    pub eos: u32,
+    /// Never generated (OPUS-MT's `bad_words_ids = [[pad]]`).
+    pub pad: Option<u32>,
+}
+
 /// Log-probabilities for the next token of a hypothesis holding `history`, written to `out`
 /// (same length as `logits`). Disallowed tokens get `-inf`.
 pub fn next_token_logp(
@@ -13,9 +21,10 @@ pub fn next_token_logp(
     history: &[u32],
     target: &Target,
     opts: &DecodeOptions,
-    eos: u32,
+    tokens: SearchTokens,
     out: &mut [f32],
 ) {
+    let eos = tokens.eos;
     out.copy_from_slice(logits);
     if opts.repetition_penalty != 1.0 {
         // once per distinct token, however often it occurs
@@ -35,7 +44,13 @@ pub fn next_token_logp(
     }
     if step >= target.max_len {
         force(out, eos);
+        if opts.forced_eos_is_free() {
+            out[eos as usize] = 0.0;
+        }
         return;
+    }
+    if let Some(pad) = tokens.pad.filter(|&p| p != eos) {
+        out[pad as usize] = f32::NEG_INFINITY;
     }
     let n = opts.no_repeat_ngram;
     if n > 0 && history.len() >= n {
@@ -70,12 +85,12 @@ fn log_softmax_in_place(row: &mut [f32]) {
 }
 
 /// [`next_token_logp`] for every row: `rows[i] = (history, target)` of row `i`.
-pub fn rows_logp(logits: &[f32], rows: &[(&[u32], &Target)], opts: &DecodeOptions, eos: u32) -> Vec<f32> {
+pub fn rows_logp(logits: &[f32], rows: &[(&[u32], &Target)], opts: &DecodeOptions, tokens: SearchTokens) -> Vec<f32> {
     let v = logits.len() / rows.len().max(1);
     let mut out = vec![0f32; logits.len()];
     let work = |(i, row): (usize, &mut [f32])| {
         let (history, target) = rows[i];
-        next_token_logp(&logits[i * v..(i + 1) * v], history, target, opts, eos, row);
+        next_token_logp(&logits[i * v..(i + 1) * v], history, target, opts, tokens, row);
     };
     if logits.len() >= 1 << 16 {
         out.par_chunks_mut(v.max(1)).enumerate().for_each(work);
@@ -92,7 +107,14 @@ mod tests {
     fn run(history: &[u32], prefix: &[u32], max_len: usize, opts: DecodeOptions) -> Vec<f32> {
         let logits = [0.0f32, 1.0, 2.0, -1.0, 0.5];
         let mut out = vec![0.0; 5];
-        next_token_logp(&logits, history, &Target { max_len, prefix }, &opts, 2, &mut out);
+        next_token_logp(
+            &logits,
+            history,
+            &Target { max_len, prefix },
+            &opts,
+            SearchTokens { eos: 2, pad: None },
+            &mut out,
+        );
         out
     }
 

@@ -128,7 +128,7 @@ pub(crate) fn one_row_per_sentence<M: StepModel>(
         let step = model.step(&last, &mut state, opts.alignment)?;
         let rows: Vec<(&[u32], &Target)> =
             live.sentences.iter().map(|&s| (&partial[s].tokens[..], &targets[s])).collect();
-        let logp = rows_logp(&step.logits, &rows, opts, eos);
+        let logp = rows_logp(&step.logits, &rows, opts, model.search_tokens());
         for (pos, &s) in live.sentences.iter().enumerate() {
             let row = &logp[pos * v..(pos + 1) * v];
             let token = choose(s, row);

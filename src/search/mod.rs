@@ -14,7 +14,7 @@ use candle_core::Result;
 pub use beam::{beam_search, LengthPenalty};
 pub use greedy::{greedy, greedy_search};
 pub use hypothesis::Hypothesis;
-pub use options::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Strategy, Target};
+pub use options::{Alignment, BeamOptions, BeamRule, DecodeOptions, SamplingOptions, Strategy, Target};
 pub use sampling::sample;
 pub use step::{EncodedBatch, StepModel, StepOutput};
 

@@ -2,6 +2,20 @@
 
 use super::beam::LengthPenalty;
 
+/// Which finished hypotheses a beam search keeps and when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BeamRule {
+    /// Every EOS continuation among the candidates finishes a hypothesis; a sentence stops
+    /// once no live hypothesis can beat its n-best, even at no further cost (an exact bound).
+    #[default]
+    Exact,
+    /// Hugging Face `generate()` (`early_stopping=False`), for identical outputs: an EOS counts
+    /// only among the `beam` best candidates of a step, `beam` finished hypotheses are kept, a
+    /// sentence stops when its best live hypothesis, scored at its current length, does not
+    /// beat the worst of them, and the EOS forced at the length limit costs nothing.
+    HuggingFace,
+}
+
 /// Beam search parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BeamOptions {
@@ -9,11 +23,24 @@ pub struct BeamOptions {
     pub length_penalty: LengthPenalty,
     /// Hypotheses returned per sentence (at most `beam`).
     pub n_best: usize,
+    pub rule: BeamRule,
 }
 
 impl Default for BeamOptions {
     fn default() -> Self {
-        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best: 1 }
+        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best: 1, rule: BeamRule::Exact }
+    }
+}
+
+impl BeamOptions {
+    /// What `transformers`' `generate(num_beams=beam)` does with its default `length_penalty=1.0`.
+    pub fn hugging_face(beam: usize) -> Self {
+        BeamOptions {
+            beam,
+            length_penalty: LengthPenalty::Power { alpha: 1.0 },
+            n_best: 1,
+            rule: BeamRule::HuggingFace,
+        }
     }
 }
 
@@ -102,6 +129,12 @@ impl DecodeOptions {
             Some(r) => self.max_len.min((r * source_len as f32).ceil() as usize),
             None => self.max_len,
         }
+    }
+
+    /// Whether the EOS forced at the length limit adds nothing to a hypothesis' log-probability
+    /// (Hugging Face) rather than the model's own EOS log-probability.
+    pub fn forced_eos_is_free(&self) -> bool {
+        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::HuggingFace, .. }))
     }
 
     /// Rows decoded per source sentence.

@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+use super::constraints::SearchTokens;
 use super::options::Alignment;
 use crate::model::{DecoderState, Memory, Record, Seq2Seq};
 
@@ -26,6 +27,14 @@ pub trait StepModel {
     fn eos(&self) -> u32;
     /// Longest output the model can produce (EOS excluded).
     fn max_len(&self) -> usize;
+    /// A token never to generate (padding), if the model has one.
+    fn pad(&self) -> Option<u32> {
+        None
+    }
+    /// EOS and padding, as the constraints need them.
+    fn search_tokens(&self) -> SearchTokens {
+        SearchTokens { eos: self.eos(), pad: self.pad() }
+    }
     fn vocab(&self) -> usize;
     /// Source sentences in a fresh state.
     fn sources(&self) -> usize;
@@ -56,6 +65,9 @@ impl StepModel for EncodedBatch<'_> {
     }
     fn max_len(&self) -> usize {
         self.model.config.max_positions - 1
+    }
+    fn pad(&self) -> Option<u32> {
+        Some(self.model.config.special.pad)
     }
     fn vocab(&self) -> usize {
         self.model.config.vocab.target()

@@ -14,6 +14,7 @@ use tokenizers::normalizers::unicode::NFKC;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::marian::MarianVocab;
 use crate::error::{Error, Result};
 
 /// `<pad>`, `<s>`, `</s>`, `<unk>`: ids 0, 1, 2, 3.
@@ -36,9 +37,15 @@ pub struct SubwordTraining {
     pub vocab_size: usize,
 }
 
-/// A trained subword tokenizer.
+/// A subword tokenizer: trained here with Hugging Face `tokenizers`, or imported from a
+/// Marian model (SentencePiece + `vocab.json`).
 pub struct SubwordTokenizer {
-    inner: Tokenizer,
+    backend: Backend,
+}
+
+enum Backend {
+    HuggingFace(Box<Tokenizer>),
+    Marian(Box<MarianVocab>),
 }
 
 impl std::fmt::Debug for SubwordTokenizer {
@@ -83,7 +90,7 @@ impl SubwordTokenizer {
         inner.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
         inner.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
         inner.train(&mut trainer, sentences).map_err(tk_err("training the subword vocabulary"))?;
-        let tokenizer = SubwordTokenizer { inner };
+        let tokenizer = SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)) };
         tokenizer.check_specials("trained tokenizer")?;
         Ok(tokenizer)
     }
@@ -95,19 +102,47 @@ impl SubwordTokenizer {
         }
         let inner = Tokenizer::from_file(path)
             .map_err(|e| Error::Input(format!("{}: not a readable tokenizer.json: {e}", path.display())))?;
-        let tokenizer = SubwordTokenizer { inner };
+        let tokenizer = SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)) };
         tokenizer.check_specials(&path.display().to_string())?;
         Ok(tokenizer)
     }
 
-    /// Writes `tokenizer.json`.
+    /// A Marian tokenizer side (SentencePiece model + `vocab.json`).
+    pub fn marian(vocab: MarianVocab) -> Self {
+        SubwordTokenizer { backend: Backend::Marian(Box::new(vocab)) }
+    }
+
+    /// The Hugging Face tokenizer, for tokenizers trained by transduce.
+    pub fn hugging_face(&self) -> Option<&Tokenizer> {
+        match &self.backend {
+            Backend::HuggingFace(t) => Some(t),
+            Backend::Marian(_) => None,
+        }
+    }
+
+    /// The Marian vocabulary, for imported tokenizers.
+    pub fn marian_vocab(&self) -> Option<&MarianVocab> {
+        match &self.backend {
+            Backend::HuggingFace(_) => None,
+            Backend::Marian(v) => Some(v),
+        }
+    }
+
+    /// Writes `tokenizer.json` (tokenizers trained by transduce only).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.inner.save(path, false).map_err(tk_err(&path.display().to_string()))
+        match &self.backend {
+            Backend::HuggingFace(t) => t.save(path, false).map_err(tk_err(&path.display().to_string())),
+            Backend::Marian(_) => Err(Error::Input(format!(
+                "{}: a Marian tokenizer is kept as SentencePiece files, not tokenizer.json",
+                path.display()
+            ))),
+        }
     }
 
     fn check_specials(&self, what: &str) -> Result<()> {
+        let Some(inner) = self.hugging_face() else { return Ok(()) };
         for (id, token) in SPECIAL_TOKENS.iter().enumerate() {
-            if self.inner.token_to_id(token) != Some(id as u32) {
+            if inner.token_to_id(token) != Some(id as u32) {
                 return Err(Error::Input(format!("{what}: special token {token} must have id {id}")));
             }
         }
@@ -115,12 +150,18 @@ impl SubwordTokenizer {
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        match &self.backend {
+            Backend::HuggingFace(t) => t.get_vocab_size(true),
+            Backend::Marian(v) => v.len(),
+        }
     }
 
     /// Token ids of `text`, without special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec())
+        match &self.backend {
+            Backend::HuggingFace(t) => Ok(t.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec()),
+            Backend::Marian(v) => v.encode(text),
+        }
     }
 
     /// The subword strings of `text` (for display).
@@ -131,11 +172,19 @@ impl SubwordTokenizer {
 
     /// The subword string of each id (`<unk>`'s for ids outside the vocabulary).
     pub fn id_pieces(&self, ids: &[u32]) -> Vec<String> {
-        ids.iter().map(|&i| self.inner.id_to_token(i).unwrap_or_else(|| "<unk>".into())).collect()
+        match &self.backend {
+            Backend::HuggingFace(t) => {
+                ids.iter().map(|&i| t.id_to_token(i).unwrap_or_else(|| "<unk>".into())).collect()
+            }
+            Backend::Marian(v) => v.id_pieces(ids),
+        }
     }
 
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(tk_err("decoding"))
+        match &self.backend {
+            Backend::HuggingFace(t) => t.decode(ids, true).map_err(tk_err("decoding")),
+            Backend::Marian(v) => Ok(v.decode(ids)),
+        }
     }
 }

@@ -1,0 +1,357 @@
+//! Hugging Face Marian (OPUS-MT) directories: `MarianConfig` <-> [`ModelConfig`], tensor names
+//! both ways, and whole-directory import and export.
+//!
+//! Marian's specifics are points of [`ModelConfig`]: post-norm layers without a final norm,
+//! sinusoidal positions in `[sin | cos]` halves (computed, not stored), embeddings scaled by
+//! `sqrt(d_model)`, one embedding table for encoder, decoder and output projection, a
+//! `final_logits_bias`, and decoding that starts from `<pad>`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::model::config::{
+    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, Positions, SpecialIds, Tying, Vocab,
+};
+use crate::model::weights::{check_tensors, parameter_shapes, read_safetensors};
+use crate::text::marian::{EOS, PAD, UNK};
+use crate::text::{MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_TARGET_VOCAB, MARIAN_VOCAB};
+
+/// Files copied unchanged between a Marian directory and a transduce one.
+const TOKENIZER_FILES: [&str; 6] = [
+    MARIAN_SOURCE_SPM,
+    MARIAN_TARGET_SPM,
+    MARIAN_VOCAB,
+    MARIAN_TARGET_VOCAB,
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// Whether `dir/config.json` is a Hugging Face Marian configuration.
+pub fn is_hf_marian(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|v| v.get("model_type").and_then(Value::as_str) == Some("marian"))
+}
+
+fn config_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error {
+    Error::Input(format!("{}: field `{field}`: {why}", path.display()))
+}
+
+/// Reads `config.json` (a `MarianConfig`) and the `<unk>` id from `vocab.json`.
+pub fn read_config(dir: &Path) -> Result<ModelConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), source: e })?;
+    let int = |field: &str| -> Result<usize> {
+        v.get(field)
+            .and_then(Value::as_u64)
+            .map(|x| x as usize)
+            .ok_or_else(|| config_err(&path, field, "missing or not a non-negative integer"))
+    };
+    let flag = |field: &str, default: bool| -> Result<bool> {
+        match v.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(config_err(&path, field, format!("expected true or false, found {other}"))),
+        }
+    };
+    if v.get("model_type").and_then(Value::as_str) != Some("marian") {
+        return Err(config_err(&path, "model_type", "expected \"marian\""));
+    }
+    let same = |a: &str, b: &str| -> Result<usize> {
+        let (x, y) = (int(a)?, int(b)?);
+        if x != y {
+            return Err(config_err(&path, b, format!("{b} = {y} differs from {a} = {x}; transduce needs them equal")));
+        }
+        Ok(x)
+    };
+    let heads = same("encoder_attention_heads", "decoder_attention_heads")?;
+    let ffn_dim = same("encoder_ffn_dim", "decoder_ffn_dim")?;
+    for (field, needed) in
+        [("normalize_before", false), ("add_final_layer_norm", false), ("normalize_embedding", false)]
+    {
+        if flag(field, needed)? != needed {
+            return Err(config_err(&path, field, format!("only {needed} is supported (Marian is post-norm)")));
+        }
+    }
+    let activation = match v.get("activation_function").and_then(Value::as_str).unwrap_or("swish") {
+        "swish" => Activation::Swish,
+        "silu" => Activation::Silu,
+        "relu" => Activation::Relu,
+        "gelu" => Activation::Gelu,
+        other => return Err(config_err(&path, "activation_function", format!("{other:?} is not supported"))),
+    };
+    let vocab_size = int("vocab_size")?;
+    let decoder_vocab = v.get("decoder_vocab_size").and_then(Value::as_u64).map_or(vocab_size, |x| x as usize);
+    let shared = flag("share_encoder_decoder_embeddings", true)?;
+    let tied = flag("tie_word_embeddings", true)?;
+    let (vocab, tying) = match (shared, tied) {
+        (true, _) if decoder_vocab != vocab_size => {
+            return Err(config_err(&path, "decoder_vocab_size", "differs from vocab_size with shared embeddings"))
+        }
+        (true, true) => (Vocab::Shared { size: vocab_size }, Tying::All),
+        (true, false) => (Vocab::Shared { size: vocab_size }, Tying::Inputs),
+        (false, true) => (Vocab::Separate { source: vocab_size, target: decoder_vocab }, Tying::DecoderInputOutput),
+        (false, false) => (Vocab::Separate { source: vocab_size, target: decoder_vocab }, Tying::None),
+    };
+    let pad = int("pad_token_id")? as u32;
+    let unk = vocab_id(&dir.join(MARIAN_VOCAB), UNK)?;
+    let config = ModelConfig {
+        vocab,
+        d_model: int("d_model")?,
+        heads,
+        ffn_dim,
+        encoder_layers: int("encoder_layers")?,
+        decoder_layers: int("decoder_layers")?,
+        dropout: Dropout::uniform(0.0),
+        activation,
+        norm_placement: NormPlacement::Post,
+        final_norm: FinalNorm::None,
+        positions: Positions::SinusoidalHalves,
+        embedding_scale: if flag("scale_embedding", false)? {
+            EmbeddingScale::SqrtDModel
+        } else {
+            EmbeddingScale::None
+        },
+        tying,
+        max_positions: int("max_position_embeddings")?,
+        layer_norm_eps: 1e-5,
+        special: SpecialIds {
+            pad,
+            bos: pad,
+            eos: int("eos_token_id")? as u32,
+            unk,
+            decoder_start: int("decoder_start_token_id")? as u32,
+        },
+    };
+    config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    Ok(config)
+}
+
+/// Id of `token` in a `vocab.json`.
+fn vocab_id(path: &Path, token: &str) -> Result<u32> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&text).map_err(|e| Error::Json { path: path.into(), source: e })?;
+    vocab.get(token).copied().ok_or_else(|| Error::Input(format!("{}: no {token} entry", path.display())))
+}
+
+/// The Hugging Face name of a transduce parameter.
+pub fn hf_name(name: &str) -> String {
+    if name == "lm_head.bias" {
+        return "final_logits_bias".into();
+    }
+    if name == "lm_head.weight" {
+        return name.into();
+    }
+    let renamed = name
+        .replace(".self_attn_norm.", ".self_attn_layer_norm.")
+        .replace(".cross_attn_norm.", ".encoder_attn_layer_norm.")
+        .replace(".cross_attn.", ".encoder_attn.")
+        .replace(".ffn_norm.", ".final_layer_norm.")
+        .replace(".ffn.fc", ".fc");
+    format!("model.{renamed}")
+}
+
+/// Tensors of a Hugging Face checkpoint that hold nothing transduce keeps: the sinusoid tables
+/// of older checkpoints, and copies of the tied embedding.
+fn redundant(hf: &str) -> bool {
+    hf.ends_with("embed_positions.weight")
+}
+
+/// Reads `model.safetensors` of a Marian directory into transduce names, every name and shape
+/// checked against `config`.
+pub fn read_weights(dir: &Path, config: &ModelConfig, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let path = dir.join("model.safetensors");
+    if !path.exists() && dir.join("pytorch_model.bin").exists() {
+        return Err(Error::Input(format!(
+            "{}: only pytorch_model.bin; transduce reads model.safetensors (save the model with \
+             `save_pretrained(dir, safe_serialization=True)`)",
+            dir.display()
+        )));
+    }
+    let mut hf = read_safetensors(&path, device)?;
+    let mut tensors = HashMap::new();
+    let mut problems = Vec::new();
+    for (name, shape) in parameter_shapes(config)? {
+        let from = hf_name(&name);
+        let tensor = match name.as_str() {
+            "lm_head.bias" => hf.remove(&from).map(|t| t.flatten_all()).transpose()?,
+            "shared.weight" => hf.remove(&from).or_else(|| hf.remove("model.encoder.embed_tokens.weight")),
+            _ => hf.remove(&from),
+        };
+        match tensor {
+            Some(t) => {
+                tensors.insert(name, t);
+            }
+            None => problems.push(format!("missing tensor `{from}` (shape {:?})", shape.dims())),
+        }
+    }
+    // copies of a tied table, which some checkpoints store, must equal it
+    let tied_to = |copy: &str| match (config.tying, copy) {
+        (Tying::All, _)
+        | (Tying::Inputs, "model.encoder.embed_tokens.weight" | "model.decoder.embed_tokens.weight") => {
+            Some("shared.weight")
+        }
+        (Tying::DecoderInputOutput, "lm_head.weight") => Some("decoder.embed_tokens.weight"),
+        _ => None,
+    };
+    for copy in ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"] {
+        let (Some(original), Some(t)) = (tied_to(copy).and_then(|o| tensors.get(o)), hf.get(copy)) else { continue };
+        let same =
+            t.dims() == original.dims() && t.sub(original)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? == 0.0;
+        if !same {
+            problems.push(format!("`{copy}` differs from the table the config ties it to"));
+        }
+        hf.remove(copy);
+    }
+    let mut unexpected: Vec<_> = hf.keys().filter(|n| !redundant(n)).cloned().collect();
+    unexpected.sort();
+    problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor `{n}`")));
+    if !problems.is_empty() {
+        return Err(Error::Weights { path, why: problems.join("; ") });
+    }
+    check_tensors(config, &tensors, &path)?;
+    Ok(tensors)
+}
+
+/// Converts a Marian directory into a transduce model directory at `out`.
+pub fn import(src: &Path, out: &Path) -> Result<ImportSummary> {
+    let config = read_config(src)?;
+    let tensors = read_weights(src, &config, &Device::Cpu)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut copied = Vec::new();
+    for name in TOKENIZER_FILES.iter().chain(["generation_config.json"].iter()) {
+        let from = src.join(name);
+        if from.exists() {
+            std::fs::copy(&from, out.join(name)).map_err(|e| Error::io(&from, e))?;
+            copied.push(name.to_string());
+        }
+    }
+    for needed in [MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_VOCAB] {
+        if !copied.iter().any(|c| c == needed) {
+            return Err(Error::Input(format!("{}: no {needed}", src.display())));
+        }
+    }
+    let weights = out.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &weights)
+        .map_err(|e| Error::Weights { path: weights, why: e.to_string() })?;
+    config.save(&out.join("config.json"))?;
+    let parameters = tensors.values().map(|t| t.elem_count()).sum();
+    Ok(ImportSummary { config, parameters, files: copied })
+}
+
+/// What [`import`] wrote.
+#[derive(Debug)]
+pub struct ImportSummary {
+    pub config: ModelConfig,
+    pub parameters: usize,
+    pub files: Vec<String>,
+}
+
+/// Why a transduce model cannot be written as a Marian model, if it cannot: every setting
+/// Marian has no place for, by name.
+pub fn marian_incompatibilities(c: &ModelConfig) -> Vec<String> {
+    let mut why = Vec::new();
+    if c.norm_placement != NormPlacement::Post {
+        why.push(format!("norm_placement is {:?}; Marian is post-norm (train with --norm post)", c.norm_placement));
+    }
+    if c.final_norm != FinalNorm::None {
+        why.push("final_norm is set; Marian has no final layer norm (post-norm models need none)".into());
+    }
+    if c.positions != Positions::SinusoidalHalves {
+        why.push(format!("positions are {:?}; Marian computes sinusoid halves [sin | cos]", c.positions));
+    }
+    if c.layer_norm_eps != 1e-5 {
+        why.push(format!("layer_norm_eps is {}; Marian uses 1e-5", c.layer_norm_eps));
+    }
+    why
+}
+
+/// The `MarianConfig` of a transduce config (after [`marian_incompatibilities`] found none).
+pub fn marian_config(c: &ModelConfig) -> Value {
+    let (shared, tied) = match c.tying {
+        Tying::All => (true, true),
+        Tying::Inputs => (true, false),
+        Tying::DecoderInputOutput => (false, true),
+        Tying::None => (false, false),
+    };
+    let activation = match c.activation {
+        Activation::Relu => "relu",
+        Activation::Gelu => "gelu",
+        Activation::Silu => "silu",
+        Activation::Swish => "swish",
+    };
+    json!({
+        "architectures": ["MarianMTModel"],
+        "model_type": "marian",
+        "activation_function": activation,
+        "activation_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "dropout": 0.0,
+        "d_model": c.d_model,
+        "encoder_attention_heads": c.heads,
+        "decoder_attention_heads": c.heads,
+        "encoder_ffn_dim": c.ffn_dim,
+        "decoder_ffn_dim": c.ffn_dim,
+        "encoder_layers": c.encoder_layers,
+        "decoder_layers": c.decoder_layers,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+        "vocab_size": c.vocab.source(),
+        "decoder_vocab_size": c.vocab.target(),
+        "max_position_embeddings": c.max_positions,
+        "scale_embedding": c.embedding_scale == EmbeddingScale::SqrtDModel,
+        "share_encoder_decoder_embeddings": shared,
+        "tie_word_embeddings": tied,
+        "pad_token_id": c.special.pad,
+        "eos_token_id": c.special.eos,
+        "forced_eos_token_id": c.special.eos,
+        "decoder_start_token_id": c.special.decoder_start,
+        "bos_token_id": null,
+        "is_encoder_decoder": true,
+        "init_std": 0.02,
+        "use_cache": true,
+        "dtype": "float32",
+    })
+}
+
+/// Hugging Face tensors of a transduce model's parameters.
+pub fn marian_tensors(tensors: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for (name, t) in tensors {
+        let t = if name == "lm_head.bias" { t.unsqueeze(0)? } else { t.clone() };
+        out.insert(hf_name(name), t.to_dtype(DType::F32)?.contiguous()?);
+    }
+    Ok(out)
+}
+
+/// Paths of the files an export writes, for messages.
+pub fn exported_files(out: &Path) -> Vec<PathBuf> {
+    ["config.json", "generation_config.json", "model.safetensors", MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_VOCAB]
+        .iter()
+        .map(|f| out.join(f))
+        .collect()
+}
+
+/// `generation_config.json` as OPUS-MT ships it: never generate `<pad>`, force `</s>` at the
+/// length limit.
+pub fn generation_config(c: &ModelConfig) -> Value {
+    json!({
+        "bad_words_ids": [[c.special.pad]],
+        "decoder_start_token_id": c.special.decoder_start,
+        "eos_token_id": c.special.eos,
+        "forced_eos_token_id": c.special.eos,
+        "pad_token_id": c.special.pad,
+        "max_length": c.max_positions,
+        "num_beams": 4,
+    })
+}
+
+/// The token strings Marian's tokenizer needs, by role.
+pub const SPECIAL_STRINGS: [(&str, &str); 3] = [("eos", EOS), ("unk", UNK), ("pad", PAD)];

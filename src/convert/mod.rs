@@ -1,0 +1,3 @@
+//! Model directories of other toolkits, read and written: Hugging Face Marian (OPUS-MT).
+
+pub mod hf_marian;

@@ -1,0 +1,136 @@
+//! Parity with Hugging Face Marian on tiny seeded models (fixtures written by
+//! `tools/make_hf_fixtures.py`): SentencePiece and MarianTokenizer ids, logits, greedy and
+//! beam outputs of `generate()`; the same on `../shared/models/marian-fren-s` when present.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde_json::Value;
+use transduce::search::{BeamOptions, DecodeOptions, Strategy};
+use transduce::text::sentencepiece::SentencePieceModel;
+use transduce::translate::Translator;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian")
+}
+
+fn shared_model() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/marian-fren-s");
+    if dir.join("model.safetensors").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// Every tricky string: normalised text, pieces, ids and decoding as `sentencepiece` gives them.
+fn check_spm(model: &SentencePieceModel, cases: &Value, name: &str) {
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(model.normalize(text), case["normalized"].as_str().unwrap(), "{name}: normalize({text:?})");
+        let encoded = model.encode(text).unwrap();
+        let pieces: Vec<String> = encoded.iter().map(|p| p.0.clone()).collect();
+        assert_eq!(pieces, strings(&case["pieces"]), "{name}: pieces of {text:?}");
+        let got: Vec<u32> = encoded.iter().map(|p| p.1).collect();
+        assert_eq!(got, ids(&case["ids"]), "{name}: ids of {text:?}");
+        assert_eq!(model.decode_pieces(&pieces), case["decoded"].as_str().unwrap(), "{name}: decode of {text:?}");
+    }
+}
+
+#[test]
+fn sentencepiece_matches_the_reference_implementation() {
+    let reference = read_json(&fixtures().join("reference.json"));
+    for (file, cases) in reference["spm"].as_object().unwrap() {
+        let model = SentencePieceModel::load(&fixtures().join(file)).unwrap();
+        check_spm(&model, cases, file);
+    }
+}
+
+/// MarianTokenizer ids (with `</s>`) and `decode(skip_special_tokens=True)`.
+fn check_tokenizer(t: &Translator, cases: &Value) {
+    let eos = t.model.config.special.eos;
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let mut got = t.tokenizers.source.encode(text).unwrap();
+        got.push(eos);
+        assert_eq!(got, ids(&case["ids"]), "ids of {text:?}");
+        let decoded = t.tokenizers.target.decode(&ids(&case["ids"])).unwrap();
+        assert_eq!(decoded, case["decoded"].as_str().unwrap(), "decoding of {text:?}");
+    }
+}
+
+/// Teacher-forced logits of the reference batch, compared element by element.
+fn check_logits(t: &Translator, batch: &Value, tolerance: f32) {
+    let dev = candle_core::Device::Cpu;
+    let rows = |v: &Value| -> Vec<Vec<u32>> { v.as_array().unwrap().iter().map(ids).collect() };
+    let tensor = |r: Vec<Vec<u32>>| Tensor::new(r, &dev).unwrap();
+    let src = tensor(rows(&batch["input_ids"]));
+    let mask = tensor(rows(&batch["attention_mask"])).to_dtype(candle_core::DType::F32).unwrap();
+    let dec = tensor(rows(&batch["decoder_input_ids"]));
+    let memory = t.model.encode(&src, &mask).unwrap();
+    let logits = t.model.decode(&dec, &memory).unwrap();
+    let shape: Vec<usize> =
+        batch["logits_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    assert_eq!(logits.dims(), shape.as_slice());
+    let stride = batch["logits_stride"].as_u64().unwrap() as usize;
+    let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+    let want: Vec<f32> = batch["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let mut worst = 0f32;
+    for (i, w) in want.iter().enumerate() {
+        worst = worst.max((got[i * stride] - w).abs());
+    }
+    assert!(worst < tolerance, "largest logit difference {worst}");
+    eprintln!("logits: {} values compared, largest difference {worst:.2e}", want.len());
+}
+
+/// `generate()` outputs (start token and padding stripped, `</s>` kept), token for token.
+fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tokens: usize) {
+    let sources: Vec<&str> = cases.as_array().unwrap().iter().map(|c| c["source"].as_str().unwrap()).collect();
+    // the EOS that ends the output counts among max_new_tokens
+    let opts = DecodeOptions { strategy, max_len: max_new_tokens - 1, max_len_ratio: None, ..DecodeOptions::default() };
+    let out = t.translate(&sources, &opts).unwrap();
+    let eos = t.model.config.special.eos;
+    for (case, translation) in cases.as_array().unwrap().iter().zip(&out) {
+        let best = &translation.outputs[0];
+        let mut got = best.tokens.clone();
+        got.push(eos);
+        assert_eq!(got, ids(&case["ids"]), "{strategy:?} tokens for {:?}", case["source"]);
+        assert_eq!(best.text, case["text"].as_str().unwrap());
+    }
+}
+
+fn check_model(dir: &Path, reference: &Value, tolerance: f32) {
+    let t = Translator::load(dir).unwrap();
+    check_tokenizer(&t, &reference["tokenizer"]);
+    check_logits(&t, &reference["batch"], tolerance);
+    let n = reference["max_new_tokens"].as_u64().unwrap() as usize;
+    check_generate(&t, &reference["greedy"], Strategy::Greedy, n);
+    check_generate(&t, &reference["beam4"], Strategy::Beam(BeamOptions::hugging_face(4)), n);
+}
+
+#[test]
+fn tiny_marian_loads_straight_from_its_hugging_face_directory() {
+    let reference = read_json(&fixtures().join("reference.json"));
+    check_model(&fixtures().join("tiny"), &reference["tiny"], 1e-4);
+}
+
+#[test]
+fn shared_opus_style_model_matches_transformers() {
+    let Some(dir) = shared_model() else { return };
+    let reference = read_json(&fixtures().join("reference-fren.json"));
+    check_spm(&SentencePieceModel::load(&dir.join("source.spm")).unwrap(), &reference["spm"], "marian-fren-s");
+    check_model(&dir, &reference["model"], 1e-4);
+}
