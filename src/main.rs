@@ -25,6 +25,10 @@ enum Command {
     Train(Box<cli::train::TrainArgs>),
     /// Translate text with a trained model (beam search).
     Translate(cli::translate::TranslateArgs),
+    /// Convert another toolkit's model directory (Hugging Face Marian) into a transduce one.
+    Import(cli::convert::ImportArgs),
+    /// Write a transduce model as another toolkit's model directory (Hugging Face Marian).
+    Export(cli::convert::ExportArgs),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
     transduce::runtime::keep_freed_memory();
     let result = match &cli.command {
         Command::Demo(args) => cli::demo::run(args),
+        Command::Import(args) => cli::convert::import(args),
+        Command::Export(args) => cli::convert::export(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Score(args) => cli::score::run(args),
         Command::Train(args) => cli::train::run(args),

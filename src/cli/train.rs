@@ -13,7 +13,7 @@ use transduce::data::corpus::CorpusSource;
 use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::text::SubwordModel;
-use transduce::train::trainer::{train, Start, StopMetric, TrainConfig, VocabSharing};
+use transduce::train::trainer::{train, Architecture, Start, StopMetric, TrainConfig, VocabSharing};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -65,6 +65,10 @@ pub struct TrainArgs {
     pub norm: Option<NormPlacement>,
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// Architecture family: `marian` makes the model exportable to Hugging Face Marian and
+    /// CTranslate2 (post-norm, sinusoid halves, swish, decoding from a zero `<pad>` embedding).
+    #[arg(long, value_enum)]
+    pub arch: Option<Architecture>,
     #[arg(long, value_enum)]
     pub subword: Option<SubwordModel>,
     /// Vocabulary size of each tokenizer.
@@ -200,6 +204,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.activation.is_some() {
         m.activation = a.activation;
+    }
+    if a.arch.is_some() {
+        m.arch = a.arch;
     }
     if a.dropout.is_some() {
         cfg.dropout = a.dropout;

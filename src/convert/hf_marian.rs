@@ -7,17 +7,19 @@
 //! `final_logits_bias`, and decoding that starts from `<pad>`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::model::config::{
-    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, Positions, SpecialIds, Tying, Vocab,
+    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, PadEmbedding, Positions, SpecialIds,
+    Tying, Vocab,
 };
 use crate::model::weights::{check_tensors, parameter_shapes, read_safetensors};
 use crate::text::marian::{EOS, PAD, UNK};
+use crate::text::sentencepiece::{NormalizerSpec, Piece, PieceType, SentencePieceModel, TrainerSpec};
 use crate::text::{MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_TARGET_VOCAB, MARIAN_VOCAB};
 
 /// Files copied unchanged between a Marian directory and a transduce one.
@@ -128,6 +130,7 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
             unk,
             decoder_start: int("decoder_start_token_id")? as u32,
         },
+        pad_embedding: PadEmbedding::Learned,
     };
     config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
     Ok(config)
@@ -331,14 +334,6 @@ pub fn marian_tensors(tensors: &HashMap<String, Tensor>) -> Result<HashMap<Strin
     Ok(out)
 }
 
-/// Paths of the files an export writes, for messages.
-pub fn exported_files(out: &Path) -> Vec<PathBuf> {
-    ["config.json", "generation_config.json", "model.safetensors", MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_VOCAB]
-        .iter()
-        .map(|f| out.join(f))
-        .collect()
-}
-
 /// `generation_config.json` as OPUS-MT ships it: never generate `<pad>`, force `</s>` at the
 /// length limit.
 pub fn generation_config(c: &ModelConfig) -> Value {
@@ -353,5 +348,217 @@ pub fn generation_config(c: &ModelConfig) -> Value {
     })
 }
 
-/// The token strings Marian's tokenizer needs, by role.
-pub const SPECIAL_STRINGS: [(&str, &str); 3] = [("eos", EOS), ("unk", UNK), ("pad", PAD)];
+/// spm's `nmt_nfkc` rules (NFKC plus whitespace and control-character clean-up) as a
+/// precompiled character map, taken from a model `sentencepiece` trained.
+const NMT_NFKC_CHARSMAP: &[u8] = include_bytes!("../../assets/nmt_nfkc.charsmap");
+
+/// What [`export`] wrote.
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub config: ModelConfig,
+    /// Ids changed so that `<pad>` is the last one, as CTranslate2's Marian converter expects.
+    pub moved_pad: bool,
+    /// Notes for the user (differences that remain).
+    pub notes: Vec<String>,
+}
+
+/// Writes a transduce model directory as a Hugging Face Marian directory at `out`.
+pub fn export(dir: &Path, out: &Path) -> Result<ExportSummary> {
+    if is_hf_marian(dir) {
+        return Err(Error::Input(format!("{}: already a Hugging Face Marian directory", dir.display())));
+    }
+    let mut config = ModelConfig::load(&dir.join("config.json"))?;
+    let problems = marian_incompatibilities(&config);
+    if !problems.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: cannot be written as a Marian model: {}",
+            dir.display(),
+            problems.join("; ")
+        )));
+    }
+    let weights = dir.join("model.safetensors");
+    let mut tensors = read_safetensors(&weights, &Device::Cpu)?;
+    check_tensors(&config, &tensors, &weights)?;
+    let tokenizers = crate::text::Tokenizers::load(dir)?;
+    let mut notes = Vec::new();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let pad = config.special.pad as usize;
+    if config.pad_embedding == PadEmbedding::Zero {
+        for table in ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] {
+            if let Some(t) = tensors.get_mut(table) {
+                let mut rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+                rows[pad].iter_mut().for_each(|x| *x = 0.0);
+                *t = Tensor::new(rows, &Device::Cpu)?;
+            }
+        }
+    } else if config.special.decoder_start == config.special.pad {
+        notes.push(
+            "the <pad> embedding is learned: CTranslate2 starts Marian decoders from zeros and will differ".into(),
+        );
+    } else {
+        notes.push(format!(
+            "decoding starts from token {} (not <pad>): transformers follows config.json, but CTranslate2 \
+             starts Marian decoders from a zero vector and will differ (train with --arch marian)",
+            config.special.decoder_start
+        ));
+    }
+    let moved_pad;
+    match (tokenizers.source.marian_vocab(), tokenizers.source.hugging_face()) {
+        (Some(_), _) => {
+            for name in TOKENIZER_FILES {
+                let from = dir.join(name);
+                if from.exists() {
+                    std::fs::copy(&from, out.join(name)).map_err(|e| Error::io(&from, e))?;
+                }
+            }
+            moved_pad = false;
+        }
+        (None, Some(hf)) => {
+            if !std::sync::Arc::ptr_eq(&tokenizers.source, &tokenizers.target) {
+                return Err(Error::Input(format!(
+                    "{}: separate source and target vocabularies are not exported yet (train with --vocab-sharing joint)",
+                    dir.display()
+                )));
+            }
+            let (spm, spm_note) =
+                sentencepiece_of(hf).map_err(|why| Error::Input(format!("{}: {why}", dir.display())))?;
+            notes.extend(spm_note);
+            // ids with <pad> moved to the end, as CTranslate2's Marian converter expects
+            let v = config.vocab.target();
+            let order: Vec<u32> = (0..v as u32).filter(|&i| i as usize != pad).chain([pad as u32]).collect();
+            moved_pad = pad != v - 1;
+            if moved_pad {
+                permute_vocabulary(&mut tensors, &order)?;
+                let new_id = |old: u32| order.iter().position(|&o| o == old).expect("a permutation") as u32;
+                let s = &mut config.special;
+                (s.pad, s.bos, s.eos, s.unk, s.decoder_start) =
+                    (new_id(s.pad), new_id(s.bos), new_id(s.eos), new_id(s.unk), new_id(s.decoder_start));
+            }
+            let vocab: serde_json::Map<String, Value> = order
+                .iter()
+                .enumerate()
+                .map(|(new, &old)| (spm.pieces[old as usize].piece.clone(), json!(new)))
+                .collect();
+            write_json(&out.join(MARIAN_VOCAB), &Value::Object(vocab))?;
+            spm.save(&out.join(MARIAN_SOURCE_SPM))?;
+            spm.save(&out.join(MARIAN_TARGET_SPM))?;
+            let tokenizer_config = json!({
+                "tokenizer_class": "MarianTokenizer",
+                "eos_token": EOS, "unk_token": UNK, "pad_token": PAD,
+                "model_max_length": config.max_positions,
+                "separate_vocabs": false,
+            });
+            write_json(&out.join("tokenizer_config.json"), &tokenizer_config)?;
+        }
+        (None, None) => unreachable!("a tokenizer has one backend"),
+    }
+    let hf = marian_tensors(&tensors)?;
+    let path = out.join("model.safetensors");
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    safetensors::serialize_to_file(hf.iter().map(|(n, t)| (n.clone(), SafeView(t.clone()))), metadata, &path)
+        .map_err(|e| Error::Weights { path: path.clone(), why: e.to_string() })?;
+    write_json(&out.join("config.json"), &marian_config(&config))?;
+    write_json(&out.join("generation_config.json"), &generation_config(&config))?;
+    Ok(ExportSummary { config, moved_pad, notes })
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("json serialises") + "\n";
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Reorders the vocabulary axis of every embedding table and of the output bias:
+/// new id `i` takes old id `order[i]`.
+fn permute_vocabulary(tensors: &mut HashMap<String, Tensor>, order: &[u32]) -> Result<()> {
+    let index = Tensor::new(order, &Device::Cpu)?;
+    for name in [
+        "shared.weight",
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+        "lm_head.weight",
+        "lm_head.bias",
+    ] {
+        if let Some(t) = tensors.get_mut(name) {
+            *t = t.index_select(&index, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// A SentencePiece model equivalent to a unigram `tokenizer.json` trained by transduce
+/// (NFKC, `▁` word boundaries), and a note on what differs.
+fn sentencepiece_of(
+    tokenizer: &tokenizers::Tokenizer,
+) -> std::result::Result<(SentencePieceModel, Option<String>), String> {
+    let json: Value =
+        serde_json::from_str(&tokenizer.to_string(false).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let model = &json["model"];
+    if model["type"] != "Unigram" {
+        return Err(format!(
+            "the tokenizer is {}, Marian needs a SentencePiece unigram model (train with --subword unigram)",
+            model["type"]
+        ));
+    }
+    let unk = model["unk_id"].as_u64().ok_or("the unigram tokenizer has no unk_id")? as i32;
+    let specials = ["<pad>", "<s>", "</s>"];
+    let pieces: Vec<Piece> = model["vocab"]
+        .as_array()
+        .ok_or("no vocab in tokenizer.json")?
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let piece = entry[0].as_str().unwrap_or_default().to_string();
+            let kind = match () {
+                _ if i as i32 == unk => PieceType::Unknown,
+                _ if specials.contains(&piece.as_str()) => PieceType::Control,
+                _ => PieceType::Normal,
+            };
+            Piece { score: entry[1].as_f64().unwrap_or(0.0) as f32, piece, kind }
+        })
+        .collect();
+    let id = |p: &str| pieces.iter().position(|x| x.piece == p).map_or(-1, |i| i as i32);
+    let (normalizer, note) = match json["normalizer"]["type"].as_str() {
+        Some("NFKC") => (
+            NormalizerSpec {
+                name: "nmt_nfkc".into(),
+                precompiled_charsmap: NMT_NFKC_CHARSMAP.to_vec(),
+                ..NormalizerSpec::default()
+            },
+            Some(
+                "SentencePiece normalises with nmt_nfkc (NFKC, control characters removed, runs of spaces \
+                  collapsed) where tokenizer.json applied NFKC: text with unusual whitespace may segment differently"
+                    .to_string(),
+            ),
+        ),
+        None => (NormalizerSpec::default(), None),
+        Some(other) => return Err(format!("normalizer {other} has no SentencePiece equivalent")),
+    };
+    let trainer = TrainerSpec {
+        vocab_size: pieces.len() as i32,
+        unk_id: unk,
+        bos_id: id("<s>"),
+        eos_id: id("</s>"),
+        pad_id: id("<pad>"),
+        ..TrainerSpec::default()
+    };
+    Ok((SentencePieceModel::new(pieces, trainer, normalizer)?, note))
+}
+
+/// A candle tensor as a safetensors view (f32, contiguous).
+struct SafeView(Tensor);
+
+impl safetensors::View for SafeView {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.dims()
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let values: Vec<f32> = self.0.flatten_all().and_then(|t| t.to_vec1()).expect("f32 tensor");
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.0.elem_count() * 4
+    }
+}

@@ -122,6 +122,18 @@ impl Dropout {
     }
 }
 
+/// What the embedding of the padding token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PadEmbedding {
+    /// The table's row, like any token.
+    #[default]
+    Learned,
+    /// Always a zero vector (PyTorch's `padding_idx`): a decoder that starts from `<pad>`
+    /// starts from zero, as CTranslate2 runs Marian models.
+    Zero,
+}
+
 /// Token ids with a fixed meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecialIds {
@@ -159,6 +171,8 @@ pub struct ModelConfig {
     pub max_positions: usize,
     pub layer_norm_eps: f64,
     pub special: SpecialIds,
+    #[serde(default)]
+    pub pad_embedding: PadEmbedding,
 }
 
 /// Named configurations.
@@ -201,6 +215,7 @@ impl ModelConfig {
             max_positions: 1024,
             layer_norm_eps: 1e-5,
             special: SpecialIds::default(),
+            pad_embedding: PadEmbedding::Learned,
         }
     }
 

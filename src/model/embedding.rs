@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::config::{EmbeddingScale, ModelConfig, Positions};
+use super::config::{EmbeddingScale, ModelConfig, PadEmbedding, Positions};
 use super::context::Ctx;
 
 /// A `[vocab, d_model]` table; the output projection may share it (see `Tying`).
@@ -43,6 +43,8 @@ pub struct Embeddings {
     pub positions: Tensor,
     scale: f64,
     dropout: f32,
+    /// The padding id whose embedding is forced to zero ([`PadEmbedding::Zero`]).
+    zero_pad: Option<u32>,
 }
 
 impl Embeddings {
@@ -60,7 +62,8 @@ impl Embeddings {
             EmbeddingScale::None => 1.0,
             EmbeddingScale::SqrtDModel => (c.d_model as f64).sqrt(),
         };
-        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual })
+        let zero_pad = (c.pad_embedding == PadEmbedding::Zero).then_some(c.special.pad);
+        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual, zero_pad })
     }
 
     /// ids: [b, t] u32, first position `start` -> [b, t, d]
@@ -72,6 +75,11 @@ impl Embeddings {
         }
         let d = self.tokens.dim(1)?;
         let x = self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let x = match self.zero_pad {
+            // also stops the lookup's gradient into the padding row
+            Some(pad) => x.broadcast_mul(&ids.ne(pad)?.to_dtype(x.dtype())?.unsqueeze(2)?)?,
+            None => x,
+        };
         let x = if self.scale != 1.0 { (x * self.scale)? } else { x };
         let x = x.broadcast_add(&self.positions.narrow(0, start, t)?)?;
         ctx.dropout(&x, self.dropout)

@@ -17,7 +17,9 @@ use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::eval::{Bleu, Chrf};
-use crate::model::config::{Activation, Dropout, FinalNorm, ModelConfig, NormPlacement, Preset, Tying, Vocab};
+use crate::model::config::{
+    Activation, Dropout, FinalNorm, ModelConfig, NormPlacement, PadEmbedding, Positions, Preset, Tying, Vocab,
+};
 use crate::model::{Ctx, TrainableModel};
 use crate::search::greedy;
 use crate::text::{
@@ -118,10 +120,30 @@ pub struct ModelOverrides {
     pub decoder_layers: Option<usize>,
     pub norm_placement: Option<NormPlacement>,
     pub activation: Option<Activation>,
+    pub arch: Option<Architecture>,
+}
+
+/// A family of architectures, applied before the other overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// The preset as it is (pre-norm, interleaved sinusoids, ReLU, decoding from `<s>`).
+    Transduce,
+    /// Hugging Face Marian / OPUS-MT: post-norm without final norms, `[sin | cos]` sinusoids,
+    /// swish, decoding from `<pad>` whose embedding is zero; exports to Marian and CTranslate2.
+    Marian,
 }
 
 impl ModelOverrides {
     fn apply(&self, c: &mut ModelConfig) {
+        if self.arch == Some(Architecture::Marian) {
+            c.norm_placement = NormPlacement::Post;
+            c.final_norm = FinalNorm::None;
+            c.positions = Positions::SinusoidalHalves;
+            c.activation = Activation::Swish;
+            c.special.decoder_start = c.special.pad;
+            c.pad_embedding = PadEmbedding::Zero;
+        }
         macro_rules! take {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
         }
