@@ -2,10 +2,13 @@
 //! `tools/make_hf_fixtures.py`): SentencePiece and MarianTokenizer ids, logits, greedy and
 //! beam outputs of `generate()`; the same on `../shared/models/marian-fren-s` when present.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use serde_json::Value;
+use transduce::convert::hf_marian;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::text::sentencepiece::SentencePieceModel;
 use transduce::translate::Translator;
@@ -133,4 +136,68 @@ fn shared_opus_style_model_matches_transformers() {
     let reference = read_json(&fixtures().join("reference-fren.json"));
     check_spm(&SentencePieceModel::load(&dir.join("source.spm")).unwrap(), &reference["spm"], "marian-fren-s");
     check_model(&dir, &reference["model"], 1e-4);
+}
+
+/// A copy of the tiny Marian directory to break.
+fn broken_copy(tag: &str) -> common::TempDir {
+    let tmp = common::TempDir::new(tag);
+    for entry in std::fs::read_dir(fixtures().join("tiny")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tmp.0.join(path.file_name().unwrap())).unwrap();
+    }
+    tmp
+}
+
+fn edit_config(dir: &Path, edit: impl Fn(&mut Value)) {
+    let mut config = read_json(&dir.join("config.json"));
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn bad_marian_directories_are_errors_naming_the_field_file_or_tensor() {
+    let tmp = broken_copy("hf-bad-config");
+    let err = |dir: &Path| hf_marian::import(dir, &dir.join("out")).unwrap_err().to_string();
+    edit_config(&tmp.0, |c| c["normalize_before"] = Value::Bool(true));
+    assert!(err(&tmp.0).contains("field `normalize_before`"), "{}", err(&tmp.0));
+    edit_config(&tmp.0, |c| {
+        c["normalize_before"] = Value::Bool(false);
+        c["activation_function"] = "gelu_new".into();
+    });
+    assert!(err(&tmp.0).contains("field `activation_function`: \"gelu_new\""), "{}", err(&tmp.0));
+    edit_config(&tmp.0, |c| {
+        c["activation_function"] = "swish".into();
+        c["decoder_ffn_dim"] = 64.into();
+    });
+    assert!(err(&tmp.0).contains("decoder_ffn_dim = 64 differs from encoder_ffn_dim = 32"), "{}", err(&tmp.0));
+    edit_config(&tmp.0, |c| c["decoder_ffn_dim"] = 32.into());
+    hf_marian::import(&tmp.0, &tmp.0.join("out")).unwrap();
+
+    let weights = tmp.0.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    tensors.remove("model.decoder.layers.1.fc2.weight");
+    let bias = tensors.remove("model.encoder.layers.0.fc1.bias").unwrap();
+    tensors.insert("model.encoder.layers.0.fc1.bias".into(), bias.narrow(0, 0, 31).unwrap());
+    tensors.insert(
+        "model.encoder.layernorm_embedding.weight".into(),
+        Tensor::zeros(16, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let e = err(&tmp.0);
+    assert!(e.contains("missing tensor `model.decoder.layers.1.fc2.weight`"), "{e}");
+    assert!(e.contains("unexpected tensor `model.encoder.layernorm_embedding.weight`"), "{e}");
+    assert!(
+        e.contains(
+            "tensor `model.encoder.layers.0.fc1.bias` (transduce `encoder.layers.0.ffn.fc1.bias`) has shape [31]"
+        ),
+        "{e}"
+    );
+
+    let tmp = broken_copy("hf-bad-vocab");
+    std::fs::remove_file(tmp.0.join("vocab.json")).unwrap();
+    assert!(err(&tmp.0).contains("vocab.json"), "{}", err(&tmp.0));
+    let tmp = broken_copy("hf-bad-spm");
+    std::fs::write(tmp.0.join("source.spm"), b"\x0a\x05ab").unwrap();
+    let e = Translator::load(&tmp.0).err().unwrap().to_string();
+    assert!(e.contains("source.spm: not a readable SentencePiece model"), "{e}");
 }

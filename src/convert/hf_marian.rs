@@ -184,11 +184,20 @@ pub fn read_weights(dir: &Path, config: &ModelConfig, device: &Device) -> Result
     for (name, shape) in parameter_shapes(config)? {
         let from = hf_name(&name);
         let tensor = match name.as_str() {
-            "lm_head.bias" => hf.remove(&from).map(|t| t.flatten_all()).transpose()?,
+            // stored as [1, vocab]
+            "lm_head.bias" => hf
+                .remove(&from)
+                .map(|t| if t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0) } else { Ok(t) })
+                .transpose()?,
             "shared.weight" => hf.remove(&from).or_else(|| hf.remove("model.encoder.embed_tokens.weight")),
             _ => hf.remove(&from),
         };
         match tensor {
+            Some(t) if t.dims() != shape.dims() => problems.push(format!(
+                "tensor `{from}` (transduce `{name}`) has shape {:?}, the config needs {:?}",
+                t.dims(),
+                shape.dims()
+            )),
             Some(t) => {
                 tensors.insert(name, t);
             }
