@@ -57,7 +57,9 @@ pub fn beam_search<M: StepModel>(
     let kept = match beam.rule {
         BeamRule::Exact => n_best,
         BeamRule::HuggingFace => k,
+        BeamRule::CTranslate2 => usize::MAX,
     };
+
     let eos = model.eos();
     let v = model.vocab();
     let sources = targets.len();
@@ -66,6 +68,8 @@ pub fn beam_search<M: StepModel>(
     let mut active: Vec<Vec<Partial>> = vec![vec![Partial::default()]; sources];
     let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); sources];
     let mut done = vec![false; sources];
+    // finished hypotheses registered per sentence (CTranslate2 stops at `k`)
+    let mut registered = vec![0usize; sources];
     let mut live = LiveSentences::new(sources);
     let mut last = vec![model.start_token(); sources * k];
     let mut step_no = 0;
@@ -96,13 +100,19 @@ pub fn beam_search<M: StepModel>(
                     break;
                 }
                 let row = pos * k + b;
-                if t == eos && beam.rule == BeamRule::HuggingFace && rank >= k {
+                if t == eos && beam.rule != BeamRule::Exact && rank >= k {
                     continue;
                 }
                 if t == eos {
                     let hyp = active[s][b].extend(t, total - active[s][b].logp, &out, row, eos);
-                    let score = beam.length_penalty.score(hyp.logp, hyp.token_logp.len());
+                    // CTranslate2 does not count the EOS in the length
+                    let len = match beam.rule {
+                        BeamRule::CTranslate2 => hyp.tokens.len(),
+                        _ => hyp.token_logp.len(),
+                    };
+                    let score = beam.length_penalty.score(hyp.logp, len);
                     finished[s].push(hyp.finish(score));
+                    registered[s] += 1;
                 } else if next.len() < k {
                     next.push((b, active[s][b].extend(t, total - active[s][b].logp, &out, row, eos)));
                 }
@@ -113,21 +123,28 @@ pub fn beam_search<M: StepModel>(
             finished[s].sort_by(|a, b| b.score.total_cmp(&a.score));
             finished[s].truncate(kept);
             let worst_kept = finished[s].get(kept - 1).map(|h| h.score);
-            let best_live = match beam.rule {
-                // done once the n-best have finished and no live hypothesis can beat them, even
-                // with no further cost, within the length limit
+            let stop = match beam.rule {
+                // once the n-best have finished and no live hypothesis can beat them, even with
+                // no further cost, within the length limit
                 BeamRule::Exact => {
                     let max_total = targets[s].max_len + 1;
-                    next.iter()
+                    let best_live = next
+                        .iter()
                         .map(|(_, h)| beam.length_penalty.best_reachable(h.logp, max_total))
-                        .fold(f32::NEG_INFINITY, f32::max)
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    worst_kept.is_some_and(|w| w >= best_live)
                 }
-                // the best live hypothesis as if it ended now (`next` is sorted best first)
-                BeamRule::HuggingFace => next
-                    .first()
-                    .map_or(f32::NEG_INFINITY, |(_, h)| beam.length_penalty.score(h.logp, h.token_logp.len())),
+                // once the best live hypothesis, as if it ended now, cannot beat the worst kept
+                // (`next` is sorted best first)
+                BeamRule::HuggingFace => {
+                    let best_live = next
+                        .first()
+                        .map_or(f32::NEG_INFINITY, |(_, h)| beam.length_penalty.score(h.logp, h.token_logp.len()));
+                    worst_kept.is_some_and(|w| w >= best_live)
+                }
+                BeamRule::CTranslate2 => registered[s] >= k,
             };
-            if next.is_empty() || worst_kept.is_some_and(|w| w >= best_live) {
+            if next.is_empty() || stop {
                 done[s] = true;
                 continue;
             }

@@ -14,6 +14,11 @@ pub enum BeamRule {
     /// sentence stops when its best live hypothesis, scored at its current length, does not
     /// beat the worst of them, and the EOS forced at the length limit costs nothing.
     HuggingFace,
+    /// CTranslate2 (`translate_batch` with a length penalty): an EOS counts only among the
+    /// `beam` best candidates, a sentence stops once `beam` hypotheses have finished (at any
+    /// steps), the best by `logp / len^alpha` (EOS not counted) wins.
+    #[value(name = "ctranslate2")]
+    CTranslate2,
 }
 
 /// Beam search parameters.
@@ -41,6 +46,12 @@ impl BeamOptions {
             n_best: 1,
             rule: BeamRule::HuggingFace,
         }
+    }
+
+    /// What CTranslate2's `translate_batch(beam_size=beam)` does with its default
+    /// `length_penalty=1`.
+    pub fn ctranslate2(beam: usize) -> Self {
+        BeamOptions { rule: BeamRule::CTranslate2, ..Self::hugging_face(beam) }
     }
 }
 
@@ -134,7 +145,7 @@ impl DecodeOptions {
     /// Whether the EOS forced at the length limit adds nothing to a hypothesis' log-probability
     /// (Hugging Face) rather than the model's own EOS log-probability.
     pub fn forced_eos_is_free(&self) -> bool {
-        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::HuggingFace, .. }))
+        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::HuggingFace | BeamRule::CTranslate2, .. }))
     }
 
     /// Rows decoded per source sentence.
