@@ -201,3 +201,20 @@ fn bad_marian_directories_are_errors_naming_the_field_file_or_tensor() {
     let e = Translator::load(&tmp.0).err().unwrap().to_string();
     assert!(e.contains("source.spm: not a readable SentencePiece model"), "{e}");
 }
+
+#[test]
+fn ctranslate2_greedy_and_beam_search_are_reproduced() {
+    let reference = &read_json(&fixtures().join("reference.json"))["tiny_zero_pad_ctranslate2"];
+    let t = Translator::load(&fixtures().join("tiny-zero-pad")).unwrap();
+    // CTranslate2's max_decoding_length counts no EOS; its min_decoding_length is 1
+    let max_len = reference["max_decoding_length"].as_u64().unwrap() as usize;
+    for (name, strategy) in [("greedy", Strategy::Greedy), ("beam4", Strategy::Beam(BeamOptions::ctranslate2(4)))] {
+        let cases = reference[name].as_array().unwrap();
+        let sources: Vec<&str> = cases.iter().map(|c| c["source"].as_str().unwrap()).collect();
+        let opts = DecodeOptions { strategy, max_len, max_len_ratio: None, min_len: 1, ..DecodeOptions::default() };
+        let out = t.translate(&sources, &opts).unwrap();
+        for (case, translation) in cases.iter().zip(&out) {
+            assert_eq!(translation.outputs[0].tokens, ids(&case["ids"]), "{name}: {:?}", case["source"]);
+        }
+    }
+}

@@ -22,9 +22,11 @@ common=(--max-len 63 --max-len-ratio 0)
     --length-penalty power --alpha 1 --beam-rule hugging-face "${common[@]}"
 "$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.beam-exact" --beam 4 \
     --length-penalty power --alpha 1 "${common[@]}"
-# CTranslate2's max_decoding_length counts no EOS
+# CTranslate2's max_decoding_length counts no EOS, its min_decoding_length is 1
+ct2=(--max-len 64 --max-len-ratio 0 --min-len 1)
+"$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.greedy-ct2" --search greedy "${ct2[@]}"
 "$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.beam-ct2" --beam 4 \
-    --length-penalty power --alpha 1 --beam-rule ctranslate2 --max-len 64 --max-len-ratio 0
+    --length-penalty power --alpha 1 --beam-rule ctranslate2 "${ct2[@]}"
 "$bin" translate -m "$out/hf" --input "$out/test.$src" --output "$out/transduce-from-export.beam" --beam 4 \
     --length-penalty power --alpha 1 --beam-rule hugging-face "${common[@]}"
 /usr/bin/time -f "peers: %e s wall, %M KB peak" "$python" "$root/tools/hf_parity.py" --model "$out/hf" \
@@ -38,9 +40,14 @@ for system in peers:
         open(f"{out}/{system}.{search}", "w").write("\n".join(lines) + "\n")
 EOF
 printf "%-28s %8s %8s %8s  %s\n" system "BLEU" "BLEU-lc" "chrF" "lines equal to transduce"
-for f in transduce.greedy hf.greedy ct2.greedy transduce.beam transduce-from-export.beam hf.beam transduce.beam-exact \
-    transduce.beam-ct2 ct2.beam; do
-    case $f in *greedy) ref_sys=transduce.greedy ;; ct2.beam) ref_sys=transduce.beam-ct2 ;; *) ref_sys=transduce.beam ;; esac
+for f in transduce.greedy hf.greedy transduce.greedy-ct2 ct2.greedy transduce.beam transduce-from-export.beam hf.beam \
+    transduce.beam-exact transduce.beam-ct2 ct2.beam; do
+    case $f in
+        ct2.greedy) ref_sys=transduce.greedy-ct2 ;;
+        *greedy*) ref_sys=transduce.greedy ;;
+        ct2.beam) ref_sys=transduce.beam-ct2 ;;
+        *) ref_sys=transduce.beam ;;
+    esac
     bleu=$("$bin" score --ref "$out/ref.$tgt" --hyp "$out/$f" --metrics bleu | awk '{print $3}')
     lc=$("$bin" score --ref "$out/ref.$tgt" --hyp "$out/$f" --metrics bleu -lc | awk '{print $3}')
     chrf=$("$bin" score --ref "$out/ref.$tgt" --hyp "$out/$f" --metrics chrf | awk '{print $3}')

@@ -12,9 +12,11 @@ Writes tests/fixtures/hf_marian/:
   spm-bytes.model            unigram with byte fallback, nfkc_cf, whitespace kept as is
   tiny/                      a MarianMTModel directory (config.json, model.safetensors, source.spm,
                              target.spm, vocab.json, tokenizer_config.json, generation_config.json)
+  tiny-zero-pad/             the same with a zero <pad> embedding, as CTranslate2 runs Marian models
   reference.json             SentencePiece pieces/ids/decoding of tricky strings for both models,
                              MarianTokenizer ids and decoding, logits of a padded batch, greedy and
-                             beam-4 generate() outputs
+                             beam-4 generate() outputs; CTranslate2 greedy and beam-4 outputs of
+                             tiny-zero-pad (converted with ct2-transformers-converter)
   reference-fren.json        the same checks on ../shared/models/marian-fren-s when it is present
 """
 
@@ -184,6 +186,28 @@ def train_copy(model, tok, lines, steps, batch=32):
     print(f"copy-task loss after {steps} steps: {loss.item():.3f}")
 
 
+def ctranslate2_reference(model, tok, out_dir, sources, max_decoding_length):
+    """The model with its <pad> row zeroed, saved to out_dir, converted for CTranslate2 and run
+    greedy and with beam 4 (CTranslate2's own beam rule, default length penalty 1)."""
+    import tempfile
+    import ctranslate2
+
+    with torch.no_grad():
+        model.model.shared.weight[model.config.pad_token_id].zero_()
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    ref = {"max_decoding_length": max_decoding_length}
+    with tempfile.TemporaryDirectory() as converted:
+        ctranslate2.converters.TransformersConverter(str(out_dir)).convert(converted, force=True)
+        translator = ctranslate2.Translator(converted, device="cpu", intra_threads=1)
+        tokens = [tok.convert_ids_to_tokens(tok(s)["input_ids"]) for s in sources]
+        for name, beam in [("greedy", 1), ("beam4", 4)]:
+            results = translator.translate_batch(tokens, beam_size=beam, max_decoding_length=max_decoding_length)
+            ref[name] = [{"source": s, "ids": tok.convert_tokens_to_ids(r.hypotheses[0])}
+                         for s, r in zip(sources, results)]
+    return ref
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     lines = corpus()
@@ -196,6 +220,7 @@ def main():
         "spm": {"spm-nmt-nfkc.model": spm_reference(nfkc), "spm-bytes.model": spm_reference(byte)},
         "tiny": marian_reference(tok, model, SOURCES, max_new_tokens=30),
     }
+    reference["tiny_zero_pad_ctranslate2"] = ctranslate2_reference(model, tok, OUT / "tiny-zero-pad", SOURCES, 30)
     (OUT / "reference.json").write_text(json.dumps(reference, ensure_ascii=False, indent=1))
     if SHARED_MODEL.exists():
         tok = MarianTokenizer.from_pretrained(SHARED_MODEL)

@@ -105,12 +105,7 @@ pub fn beam_search<M: StepModel>(
                 }
                 if t == eos {
                     let hyp = active[s][b].extend(t, total - active[s][b].logp, &out, row, eos);
-                    // CTranslate2 does not count the EOS in the length
-                    let len = match beam.rule {
-                        BeamRule::CTranslate2 => hyp.tokens.len(),
-                        _ => hyp.token_logp.len(),
-                    };
-                    let score = beam.length_penalty.score(hyp.logp, len);
+                    let score = beam.length_penalty.score(hyp.logp, hyp.token_logp.len());
                     finished[s].push(hyp.finish(score));
                     registered[s] += 1;
                 } else if next.len() < k {

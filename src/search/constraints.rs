@@ -36,8 +36,15 @@ pub fn next_token_logp(
             *x = if *x > 0.0 { *x / opts.repetition_penalty } else { *x * opts.repetition_penalty };
         }
     }
-    log_softmax_in_place(out);
     let step = history.len();
+    let unforced = step >= target.prefix.len() && step < target.max_len;
+    // CTranslate2 takes disabled tokens out of the distribution; the others (Hugging Face,
+    // Marian) give them -inf after normalising
+    let renormalize = unforced && opts.bans_before_softmax();
+    if renormalize {
+        ban(out, history, opts, tokens, step);
+    }
+    log_softmax_in_place(out);
     if let Some(&forced) = target.prefix.get(step) {
         force(out, forced);
         return;
@@ -49,6 +56,14 @@ pub fn next_token_logp(
         }
         return;
     }
+    if !renormalize {
+        ban(out, history, opts, tokens, step);
+    }
+}
+
+/// Disallows padding, repeated n-grams and an early EOS (`-inf`); if nothing is left, EOS.
+fn ban(out: &mut [f32], history: &[u32], opts: &DecodeOptions, tokens: SearchTokens, step: usize) {
+    let eos = tokens.eos;
     if let Some(pad) = tokens.pad.filter(|&p| p != eos) {
         out[pad as usize] = f32::NEG_INFINITY;
     }

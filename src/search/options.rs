@@ -16,7 +16,9 @@ pub enum BeamRule {
     HuggingFace,
     /// CTranslate2 (`translate_batch` with a length penalty): an EOS counts only among the
     /// `beam` best candidates, a sentence stops once `beam` hypotheses have finished (at any
-    /// steps), the best by `logp / len^alpha` (EOS not counted) wins.
+    /// steps), the best by `logp / len^alpha` (EOS counted) wins; disallowed tokens leave
+    /// the distribution before it is normalised. (CTranslate2 also never ends before one token:
+    /// `min_len` 1.)
     #[value(name = "ctranslate2")]
     CTranslate2,
 }
@@ -146,6 +148,12 @@ impl DecodeOptions {
     /// (Hugging Face) rather than the model's own EOS log-probability.
     pub fn forced_eos_is_free(&self) -> bool {
         matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::HuggingFace | BeamRule::CTranslate2, .. }))
+    }
+
+    /// Whether disallowed tokens leave the distribution before it is normalised (CTranslate2)
+    /// rather than getting `-inf` after (Hugging Face, Marian).
+    pub fn bans_before_softmax(&self) -> bool {
+        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::CTranslate2, .. }))
     }
 
     /// Rows decoded per source sentence.
