@@ -15,3 +15,11 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
 }
+
+/// The process's peak resident memory (`VmHWM`), where the platform reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use serde_json::Value;
+use transduce::bench::translation::TranslationBench;
 use transduce::convert::hf_marian;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::text::sentencepiece::SentencePieceModel;
@@ -216,5 +217,33 @@ fn ctranslate2_greedy_and_beam_search_are_reproduced() {
         for (case, translation) in cases.iter().zip(&out) {
             assert_eq!(translation.outputs[0].tokens, ids(&case["ids"]), "{name}: {:?}", case["source"]);
         }
+    }
+}
+
+#[test]
+fn bench_translate_follows_the_peers_protocol_and_output() {
+    let reference = &read_json(&fixtures().join("reference.json"))["tiny_zero_pad_ctranslate2"];
+    let t = Translator::load(&fixtures().join("tiny-zero-pad")).unwrap();
+    let max_len = reference["max_decoding_length"].as_u64().unwrap() as usize;
+    let bench = TranslationBench { beam: 4, batch: 2, runs: 2, greedy_lines: 3, warmup_lines: 2, max_len };
+    for (name, mode) in [("beam4", "beam4"), ("greedy", "greedy1")] {
+        let cases = reference[name].as_array().unwrap();
+        let sources: Vec<&str> = cases.iter().map(|c| c["source"].as_str().unwrap()).collect();
+        let run = match name {
+            "beam4" => bench.beam(&t, &sources).unwrap(),
+            _ => bench.greedy(&t, &sources).unwrap(),
+        };
+        let lines = if name == "beam4" { sources.len() } else { 3.min(sources.len()) };
+        assert_eq!((run.figure.mode.as_str(), run.figure.lines, run.figure.times_s.len()), (mode, lines, 2));
+        assert_eq!(run.texts.len(), lines);
+        // batches of 2 over length-sorted lines, yet every line gets its own translation back
+        for (i, case) in cases.iter().take(lines).enumerate() {
+            let want = ids(&case["ids"]);
+            assert_eq!(run.pieces[i], t.tokenizers.target.id_pieces(&want), "{name} line {i}");
+            assert_eq!(run.texts[i], t.tokenizers.target.decode(&want).unwrap(), "{name} line {i}");
+        }
+        let tokens: usize = cases.iter().take(lines).map(|c| ids(&c["ids"]).len()).sum();
+        assert_eq!(run.figure.out_tokens, tokens);
+        assert!(run.figure.tok_per_s > 0.0 && run.figure.median_s > 0.0);
     }
 }

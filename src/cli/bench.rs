@@ -1,25 +1,42 @@
 //! `transduce bench`: prints one JSON line per figure.
 
-use anyhow::Result;
-use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use transduce::bench::gemm::{gemm_figures, peak_figure};
+use transduce::bench::translation::{TranslationBench, TranslationRun};
 use transduce::bench::{greedy_decode, train_step, Workload};
+use transduce::data::lines::LineReader;
 use transduce::model::Preset;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Figure {
-    /// Forward + loss + backward + AdamW on one batch.
-    Train,
-    /// Encode once, then greedy steps with the key/value cache, at batch 1 and 32.
-    Greedy,
-    /// Both.
-    All,
-}
+use transduce::runtime::peak_rss_bytes;
+use transduce::translate::Translator;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    #[arg(value_enum, default_value = "all")]
-    pub figure: Figure,
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Forward + loss + backward + AdamW on one random batch (as torch_ref.py train).
+    Train(ModelArgs),
+    /// Encode once, then greedy steps with the key/value cache, at batch 1 and 32.
+    Greedy(ModelArgs),
+    /// Train and greedy.
+    All(ModelArgs),
+    /// Translate a file with a model directory the way shared/bench/peers/bench_peers.py runs
+    /// CTranslate2 and transformers: beam search in sentence batches, then greedy one sentence
+    /// at a time; writes the outputs for scoring.
+    Translate(TranslateArgs),
+    /// f32 matrix products (GFLOP/s) and the machine's measured peak multiply-add rate.
+    Gemm,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
     #[arg(long, value_enum, default_value = "small")]
     pub preset: Preset,
     #[arg(long, default_value_t = 8000)]
@@ -32,15 +49,114 @@ pub struct BenchArgs {
     pub tgt_len: usize,
 }
 
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Model directory (transduce or Hugging Face Marian).
+    #[arg(long, short = 'm')]
+    pub model: PathBuf,
+    /// Source lines, plain or gzip.
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Directory for `<system>.{beamN,greedy1}.{txt,pieces}` and `<system>.json`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name of the outputs (default `transduce`).
+    #[arg(long, default_value = "transduce")]
+    pub name: String,
+    #[arg(long, default_value_t = 4)]
+    pub beam: usize,
+    /// Sentences per beam-search batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 200)]
+    pub greedy_lines: usize,
+    #[arg(long, default_value_t = 64)]
+    pub warmup_lines: usize,
+    #[arg(long, default_value_t = 256)]
+    pub max_len: usize,
+    /// Only the first N lines (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
+    match &args.command {
+        BenchCommand::Train(m) => model_figures(m, false, true),
+        BenchCommand::Greedy(m) => model_figures(m, true, false),
+        BenchCommand::All(m) => model_figures(m, true, true),
+        BenchCommand::Translate(t) => translate(t),
+        BenchCommand::Gemm => {
+            for figure in gemm_figures()? {
+                println!("{}", serde_json::to_string(&figure)?);
+            }
+            println!("{}", serde_json::to_string(&peak_figure())?);
+            Ok(())
+        }
+    }
+}
+
+fn model_figures(args: &ModelArgs, greedy: bool, train: bool) -> Result<()> {
     let w = Workload { vocab: args.vocab, batch: args.batch, src_len: args.src_len, tgt_len: args.tgt_len };
-    if matches!(args.figure, Figure::Greedy | Figure::All) {
+    if greedy {
         for batch in [1, 32.min(args.batch)] {
             println!("{}", serde_json::to_string(&greedy_decode(args.preset, w, batch)?)?);
         }
     }
-    if matches!(args.figure, Figure::Train | Figure::All) {
+    if train {
         println!("{}", serde_json::to_string(&train_step(args.preset, w)?)?);
     }
     Ok(())
+}
+
+fn translate(args: &TranslateArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let translator = Translator::load(&args.model)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let mut reader = LineReader::open(&args.src)?;
+    let mut lines = Vec::new();
+    while let Some(line) = reader.next_line()? {
+        lines.push(line);
+        if lines.len() == args.limit {
+            break;
+        }
+    }
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let bench = TranslationBench {
+        beam: args.beam,
+        batch: args.batch,
+        runs: args.runs,
+        greedy_lines: args.greedy_lines,
+        warmup_lines: args.warmup_lines,
+        max_len: args.max_len,
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let beam = bench.beam(&translator, &lines)?;
+    write_run(&args.out, &args.name, &beam)?;
+    let greedy = bench.greedy(&translator, &lines)?;
+    write_run(&args.out, &args.name, &greedy)?;
+    let record = serde_json::json!({
+        "system": args.name,
+        "load_s": load_s,
+        "n_lines": lines.len(),
+        "beam": beam.figure,
+        "greedy1": greedy.figure,
+        "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64),
+    });
+    let path = args.out.join(format!("{}.json", args.name));
+    std::fs::write(&path, serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Prints the figure and writes `<name>.<mode>.txt` (texts) and `.pieces` (space-joined pieces).
+fn write_run(dir: &Path, name: &str, run: &TranslationRun) -> Result<()> {
+    println!("{}", serde_json::to_string(&run.figure)?);
+    let write = |ext: &str, lines: Vec<String>| -> Result<()> {
+        let path = dir.join(format!("{name}.{}.{ext}", run.figure.mode));
+        std::fs::write(&path, lines.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))
+    };
+    write("txt", run.texts.clone())?;
+    write("pieces", run.pieces.iter().map(|p| p.join(" ")).collect())
 }

@@ -17,6 +17,9 @@ use crate::model::{Ctx, TrainableModel};
 use crate::train::loss::label_smoothed_cross_entropy;
 use crate::train::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
 
+pub mod gemm;
+pub mod translation;
+
 /// Shape of the benchmark workload.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {

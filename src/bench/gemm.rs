@@ -1,0 +1,186 @@
+//! How close the hot loop is to the machine's limit: f32 GEMM GFLOP/s on the shapes that
+//! dominate training and decoding (the same call the linear layers make), against the peak
+//! multiply-add rate measured on this machine with register-resident FMA chains.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{median, round, system};
+use crate::error::Result;
+
+#[derive(Debug, Serialize)]
+pub struct GemmFigure {
+    pub system: String,
+    pub figure: &'static str,
+    /// `m x k x n`.
+    pub shape: String,
+    pub threads: usize,
+    pub median_us: f64,
+    pub gflops: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeakFigure {
+    pub system: String,
+    pub figure: &'static str,
+    /// The widest vector FMA measured (`avx512f`, `avx2+fma`, or none).
+    pub isa: &'static str,
+    pub threads: usize,
+    /// Multiply-adds count as 2 flops.
+    pub gflops: Option<f64>,
+}
+
+/// `[m, k] x [k, n]` row-major, as the linear layers call it, on `threads` threads.
+fn gemm_once(a: &[f32], b: &[f32], c: &mut [f32], (m, k, n): (usize, usize, usize), threads: usize) {
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: a is [m, k], b is [k, n], c is [m, n], all row-major with exactly these sizes.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// torch_ref.py's two shapes (an activation block times a square weight; a decoding batch times
+/// the output projection), a training-sized FFN product, and the batch-1 decoding product.
+pub fn gemm_figures() -> Result<Vec<GemmFigure>> {
+    let threads = rayon::current_num_threads();
+    let shapes = [(1024, 256, 1024), (32, 256, 8000), (2048, 512, 2048), (1, 256, 1024)];
+    let mut figures = Vec::new();
+    for (m, k, n) in shapes {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+        let mut c = vec![0f32; m * n];
+        let t = if m * n * k >= 1 << 22 { threads } else { 1 };
+        let flops = 2.0 * (m * k * n) as f64;
+        let reps = ((2e9 / flops) as usize).clamp(5, 20_000);
+        for _ in 0..reps / 10 + 1 {
+            gemm_once(&a, &b, &mut c, (m, k, n), t);
+        }
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            gemm_once(&a, &b, &mut c, (m, k, n), t);
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        let med = median(times);
+        figures.push(GemmFigure {
+            system: system(),
+            figure: "matmul_f32",
+            shape: format!("{m}x{k}x{n}"),
+            threads: t,
+            median_us: round(med * 1e6, 1),
+            gflops: round(flops / med / 1e9, 1),
+        });
+    }
+    Ok(figures)
+}
+
+/// Peak f32 multiply-add rate: every thread runs independent FMA chains that never leave the
+/// registers, so only the FMA units limit it.
+pub fn peak_figure() -> PeakFigure {
+    let threads = rayon::current_num_threads();
+    let (isa, per_thread) = fma_kernel();
+    let gflops = per_thread.map(|kernel| {
+        const ITERS: u64 = 20_000_000;
+        let run = || {
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || kernel(ITERS))).collect();
+                let sum: f32 = handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum();
+                std::hint::black_box(sum);
+            });
+            t0.elapsed().as_secs_f64()
+        };
+        run();
+        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        let flops = threads as f64 * ITERS as f64 * FMA_CHAINS as f64 * lanes(isa) as f64 * 2.0;
+        round(flops / best / 1e9, 1)
+    });
+    PeakFigure { system: system(), figure: "peak_f32", isa, threads, gflops }
+}
+
+/// Runs `n` rounds of the FMA chains; returns their sum (so nothing is optimised away).
+type FmaKernel = fn(u64) -> f32;
+
+/// Independent accumulators per thread: enough to cover the FMA latency on two ports.
+const FMA_CHAINS: usize = 12;
+
+fn lanes(isa: &str) -> usize {
+    match isa {
+        "avx512f" => 16,
+        "avx2+fma" => 8,
+        _ => 0,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn fma_kernel() -> (&'static str, Option<FmaKernel>) {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was detected at run time.
+        ("avx512f", Some(|n| unsafe { x86::fma_avx512(n) }))
+    } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were detected at run time.
+        ("avx2+fma", Some(|n| unsafe { x86::fma_avx2(n) }))
+    } else {
+        ("none", None)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn fma_kernel() -> (&'static str, Option<FmaKernel>) {
+    ("none", None)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::FMA_CHAINS;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_avx512(iters: u64) -> f32 {
+        let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); FMA_CHAINS];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, m, a);
+            }
+        }
+        acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fma_avx2(iters: u64) -> f32 {
+        let (m, a) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); FMA_CHAINS];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm256_fmadd_ps(*x, m, a);
+            }
+        }
+        let mut out = [0f32; 8];
+        let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &x| _mm256_add_ps(s, x));
+        _mm256_storeu_ps(out.as_mut_ptr(), sum);
+        out.iter().sum()
+    }
+}
