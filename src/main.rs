@@ -29,6 +29,8 @@ enum Command {
     Import(cli::convert::ImportArgs),
     /// Write a transduce model as another toolkit's model directory (Hugging Face Marian).
     Export(cli::convert::ExportArgs),
+    /// Store a model's matrices in int8 with per-row scales (translates with int8 arithmetic).
+    Quantize(cli::quantize::QuantizeArgs),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cli::score::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Average(args) => cli::average::run(args),
+        Command::Quantize(args) => cli::quantize::run(args),
         Command::Translate(args) => cli::translate::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Align(args) => cli::align::run(args),

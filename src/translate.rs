@@ -20,6 +20,16 @@ pub struct Translator {
     pub tokenizers: Tokenizers,
 }
 
+/// Which arithmetic the model's linear layers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Quantization {
+    /// As the weights file stores them (int8 if written by `transduce quantize`, else f32).
+    #[default]
+    AsStored,
+    /// Int8 with per-row scales, quantizing a floating-point model at load.
+    Int8,
+}
+
 /// One sentence to translate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Input<'a> {
@@ -74,6 +84,11 @@ impl Translator {
     /// `source_tokenizer.json` and `target_tokenizer.json`, or Marian's SentencePiece files).
     /// A Hugging Face Marian directory loads as it is, converted on the fly.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_as(dir, Quantization::AsStored)
+    }
+
+    /// [`Translator::load`], quantizing a floating-point model to int8 if asked.
+    pub fn load_as(dir: &Path, quantization: Quantization) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Input(format!("{}: not a model directory", dir.display())));
         }
@@ -85,6 +100,10 @@ impl Translator {
             let config = ModelConfig::load(&dir.join("config.json"))?;
             load_model(&config, &dir.join("model.safetensors"), DType::F32, &Device::Cpu)?
         };
+        let mut model = model;
+        if quantization == Quantization::Int8 && model.lm_head.int8().is_none() {
+            model.quantize_int8()?;
+        }
         let config = model.config.clone();
         let tokenizers = Tokenizers::load(dir)?;
         let sides = [

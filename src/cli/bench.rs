@@ -11,7 +11,7 @@ use transduce::bench::{greedy_decode, train_step, Workload};
 use transduce::data::lines::LineReader;
 use transduce::model::Preset;
 use transduce::runtime::peak_rss_bytes;
-use transduce::translate::Translator;
+use transduce::translate::{Quantization, Translator};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -76,6 +76,9 @@ pub struct TranslateArgs {
     pub warmup_lines: usize,
     #[arg(long, default_value_t = 256)]
     pub max_len: usize,
+    /// Run the linear layers in int8 (`int8`), or as the weights are stored.
+    #[arg(long, value_enum, default_value_t = Quantization::AsStored)]
+    pub quantization: Quantization,
     /// Only the first N lines (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
@@ -112,7 +115,7 @@ fn model_figures(args: &ModelArgs, greedy: bool, train: bool) -> Result<()> {
 
 fn translate(args: &TranslateArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let translator = Translator::load(&args.model)?;
+    let translator = Translator::load_as(&args.model, args.quantization)?;
     let load_s = started.elapsed().as_secs_f64();
     let mut reader = LineReader::open(&args.src)?;
     let mut lines = Vec::new();

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod convert;
 pub mod demo;
 pub mod explain;
+pub mod quantize;
 pub mod score;
 pub mod train;
 pub mod translate;

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use transduce::data::lines::LineReader;
 use transduce::explain::align::pharaoh;
 use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
-use transduce::translate::{Input, Translation, Translator};
+use transduce::translate::{Input, Quantization, Translation, Translator};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +118,9 @@ pub struct TranslateArgs {
     /// Source tokens per batch (padding and beam copies included).
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: usize,
+    /// Run the linear layers in int8 (`int8`), or as the weights are stored.
+    #[arg(long, value_enum, default_value_t = Quantization::AsStored)]
+    pub quantization: Quantization,
     /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
     #[arg(long, default_value_t = 2000)]
     pub window: usize,
@@ -218,7 +221,7 @@ fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &Tran
 
 pub fn run(args: &TranslateArgs) -> Result<()> {
     let opts = args.decode_options()?;
-    let translator = Translator::load(&args.model)?;
+    let translator = Translator::load_as(&args.model, args.quantization)?;
     let mut input = match &args.input {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),

@@ -1,3 +1,4 @@
 //! Model directories of other toolkits, read and written: Hugging Face Marian (OPUS-MT).
 
 pub mod hf_marian;
+pub mod int8;

@@ -9,6 +9,7 @@ pub mod attention;
 pub mod cpu;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod int8;
 pub mod layer_norm;
 pub mod linear;
 pub mod softmax;

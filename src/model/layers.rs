@@ -1,11 +1,15 @@
 //! Small building blocks: linear projection, layer norm, feed-forward block.
 
+use std::sync::Arc;
+
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::config::{Activation, ModelConfig};
 use super::context::Ctx;
 use super::params::xavier_uniform;
+use crate::kernels::cpu::with_f32;
+use crate::kernels::int8::Int8Matrix;
 use crate::kernels::{self, reference_bias_add, BiasActivation};
 
 /// `y = x W^T + b`. weight: [out, in], bias: [out].
@@ -15,6 +19,8 @@ pub struct Linear {
     pub bias: Tensor,
     /// `weight` transposed to [in, out], contiguous, for decoding (see [`Linear::prepare_inference`]).
     weight_t: Option<Tensor>,
+    /// `weight` quantized to int8 per output row (see [`Linear::quantize_int8`]).
+    int8: Option<Arc<Int8Matrix>>,
 }
 
 impl Linear {
@@ -26,7 +32,22 @@ impl Linear {
 
     /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
     pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
-        Linear { weight, bias, weight_t: None }
+        Linear { weight, bias, weight_t: None, int8: None }
+    }
+
+    /// Makes inference run in int8 (per-row scales, activations quantized per row on the fly);
+    /// drops the transposed f32 copy. Training ignores it.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        let (n, k) = self.weight.dims2()?;
+        let w = with_f32(&self.weight.to_dtype(candle_core::DType::F32)?, |w| Int8Matrix::quantize(w, n, k))?;
+        self.int8 = Some(Arc::new(w));
+        self.weight_t = None;
+        Ok(())
+    }
+
+    /// The int8 weight, when quantized.
+    pub fn int8(&self) -> Option<&Int8Matrix> {
+        self.int8.as_deref()
     }
 
     /// Adds a transposed copy of the weight, which the inference GEMM reads without
@@ -46,7 +67,14 @@ impl Linear {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
         let x2 = x.reshape((x.elem_count() / d_in.max(1), d_in))?;
-        let y = if !ctx.kernels.fused_for(x) {
+        let y = if let Some(q) = self.int8.as_deref().filter(|_| !ctx.is_training() && kernels::cpu::applies(x)) {
+            let m = x2.dim(0)?;
+            let mut y = with_f32(&x2, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))??;
+            if activation == BiasActivation::Relu {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            Tensor::from_vec(y, (m, q.rows()), x.device())?
+        } else if !ctx.kernels.fused_for(x) {
             reference_bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
         } else {
             match &self.weight_t {

@@ -69,6 +69,23 @@ impl Seq2Seq {
         self.lm_head.prepare_inference()
     }
 
+    /// Runs every linear layer, the output projection included, in int8 (per-row scales):
+    /// see [`crate::kernels::int8`]. Token embeddings take the values an int8 table stores
+    /// (so a model quantized at load and one stored in int8 compute the same); lookups, layer
+    /// norms and attention stay f32.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for embeddings in [&mut self.encoder.embeddings, &mut self.decoder.embeddings] {
+            embeddings.tokens = crate::kernels::int8::round_trip(&embeddings.tokens)?;
+        }
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(|l| l.quantize_int8())?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(|l| l.quantize_int8())?;
+        }
+        self.lm_head.quantize_int8()
+    }
+
     /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
     pub fn encode(&self, src: &Tensor, src_mask: &Tensor) -> Result<Memory> {
         self.encoder.forward(src, src_mask, Record::Nothing, &Ctx::eval())

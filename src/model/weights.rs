@@ -5,13 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
+use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::{var_builder::SimpleBackend, Init, VarBuilder, VarMap};
+use safetensors::tensor::TensorView;
+use safetensors::SafeTensors;
 
 use super::config::ModelConfig;
 use super::params::SeededInit;
 use super::seq2seq::Seq2Seq;
 use crate::error::{Error, Result};
+use crate::kernels::int8::Int8Matrix;
 
 /// Records the name and shape of every parameter a model asks for.
 #[derive(Default)]
@@ -75,20 +79,120 @@ pub fn check_tensors(config: &ModelConfig, tensors: &HashMap<String, Tensor>, pa
     }
 }
 
-/// Reads a safetensors file into a name -> tensor map.
+/// How a weights file stores its matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Floating point (f32, or what the file holds).
+    Float,
+    /// Every matrix in int8 with one f32 scale per row (`<name>_scale`), written by
+    /// `transduce quantize`; the rest in f32.
+    Int8,
+}
+
+/// Suffix of the per-row scales `<name>_scale` [rows] of an int8 matrix `<name>`.
+pub const INT8_SCALE_SUFFIX: &str = "_scale";
+
+/// Reads a safetensors file into a name -> tensor map (int8 matrices dequantized).
 pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    if !path.exists() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
+    Ok(read_weights_file(path, device)?.0)
+}
+
+/// Reads a safetensors file; int8 matrices come back dequantized (`scale * q`, exactly what
+/// [`Int8Matrix::quantize`] turns back into the stored values) and the precision says so.
+pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
+    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+    let mut tensors = HashMap::new();
+    let mut int8 = Vec::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() == safetensors::Dtype::I8 {
+            int8.push((name, view.shape().to_vec(), view.data().iter().map(|&b| b as i8).collect::<Vec<i8>>()));
+        } else {
+            let t = view.load(device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            tensors.insert(name, t);
+        }
     }
-    candle_core::safetensors::load(path, device)
-        .map_err(|e| Error::Weights { path: path.to_path_buf(), why: format!("not a readable safetensors file: {e}") })
+    if int8.is_empty() {
+        return Ok((tensors, Precision::Float));
+    }
+    for (name, shape, q) in int8 {
+        let &[n, k] = &shape[..] else {
+            return Err(bad(format!("int8 tensor `{name}` has shape {shape:?}; only matrices are stored in int8")));
+        };
+        let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+        let scales = tensors
+            .remove(&scale_name)
+            .ok_or_else(|| bad(format!("int8 tensor `{name}` has no scales `{scale_name}`")))?;
+        if scales.dims() != [n] {
+            return Err(bad(format!("`{scale_name}` has shape {:?}, `{name}` needs [{n}]", scales.dims())));
+        }
+        let scales = scales.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let w = Int8Matrix::from_quantized(&q, scales, n, k).dequantize();
+        tensors.insert(name, Tensor::from_vec(w, (n, k), device)?);
+    }
+    Ok((tensors, Precision::Int8))
+}
+
+/// Writes `tensors` with every matrix named `*weight` in int8 (per-row scales), learned
+/// positions and the rest in f32; returns (matrices quantized, tensors kept in f32).
+pub fn write_int8(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(usize, usize)> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut buffers: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let (mut quantized, mut kept) = (0, 0);
+    for name in names {
+        let t = tensors[name].to_dtype(DType::F32)?;
+        let f32_bytes = |t: &Tensor| -> Result<Vec<u8>> {
+            Ok(t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect())
+        };
+        match t.dims() {
+            &[n, k] if name.ends_with("weight") && !name.contains("embed_positions") => {
+                let q = Int8Matrix::quantize(&t.flatten_all()?.to_vec1::<f32>()?, n, k);
+                let (values, scales) = q.unpack();
+                buffers.push((
+                    name.clone(),
+                    safetensors::Dtype::I8,
+                    vec![n, k],
+                    values.iter().map(|&v| v as u8).collect(),
+                ));
+                let scales = Tensor::from_vec(scales, n, &Device::Cpu)?;
+                buffers.push((
+                    format!("{name}{INT8_SCALE_SUFFIX}"),
+                    safetensors::Dtype::F32,
+                    vec![n],
+                    f32_bytes(&scales)?,
+                ));
+                quantized += 1;
+            }
+            dims => {
+                buffers.push((name.clone(), safetensors::Dtype::F32, dims.to_vec(), f32_bytes(&t)?));
+                kept += 1;
+            }
+        }
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), why: e.to_string() })?;
+    let metadata =
+        Some(HashMap::from([("format".to_string(), "pt".to_string()), ("transduce".to_string(), "int8".to_string())]));
+    safetensors::serialize_to_file(views, metadata, path)
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), why: e.to_string() })?;
+    Ok((quantized, kept))
 }
 
 /// Loads a model for inference (weights laid out for decoding) from a checked safetensors file.
+/// A file written in int8 loads as an int8 model.
 pub fn load_model(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Seq2Seq> {
-    let tensors = read_safetensors(path, device)?;
+    let (tensors, precision) = read_weights_file(path, device)?;
     check_tensors(config, &tensors, path)?;
-    model_from_tensors(config, tensors, dtype, device)
+    let mut model = model_from_tensors(config, tensors, dtype, device)?;
+    if precision == Precision::Int8 {
+        model.quantize_int8()?;
+    }
+    Ok(model)
 }
 
 /// An inference model over checked tensors (named as [`parameter_shapes`] lists them).
