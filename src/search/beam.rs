@@ -4,7 +4,7 @@
 
 use candle_core::Result;
 
-use super::constraints::rows_logp;
+use super::constraints::rows_top;
 use super::hypothesis::{check, limits, Hypothesis, LiveSentences, Partial};
 use super::options::{BeamOptions, BeamRule, DecodeOptions, Target};
 use super::step::StepModel;
@@ -61,7 +61,6 @@ pub fn beam_search<M: StepModel>(
     };
 
     let eos = model.eos();
-    let v = model.vocab();
     let sources = targets.len();
     let mut state = model.start(k)?;
     // only the first row of each group is live at the start, so the beam does not fill with copies
@@ -84,14 +83,13 @@ pub fn beam_search<M: StepModel>(
                 (0..k).map(move |b| (active_ref[s].get(b).map_or(&[][..], |h| &h.tokens[..]), &targets_ref[s]))
             })
             .collect();
-        let logp = rows_logp(&out.logits, &rows, opts, model.search_tokens());
+        let tops = rows_top(&out.logits, &rows, opts, model.search_tokens(), 2 * k);
         let mut reorder: Vec<u32> = (0..(live.sentences.len() * k) as u32).collect();
         for (pos, &s) in live.sentences.iter().enumerate() {
             // the 2k best (score, beam row, token) over the group's live rows
             let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k * active[s].len());
             for (b, hyp) in active[s].iter().enumerate() {
-                let row = &logp[(pos * k + b) * v..(pos * k + b + 1) * v];
-                cands.extend(top(row, 2 * k).into_iter().map(|(lp, t)| (hyp.logp + lp, b, t)));
+                cands.extend(tops[pos * k + b].iter().map(|&(lp, t)| (hyp.logp + lp, b, t)));
             }
             cands.sort_by(|a, b| b.0.total_cmp(&a.0));
             let mut next: Vec<(usize, Partial)> = Vec::with_capacity(k);
@@ -164,18 +162,4 @@ pub fn beam_search<M: StepModel>(
             f
         })
         .collect())
-}
-
-/// The `n` largest finite entries of `row` as (value, index), largest first.
-fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
-    for (t, &lp) in row.iter().enumerate() {
-        if lp == f32::NEG_INFINITY || (best.len() == n && lp <= best[n - 1].0) {
-            continue;
-        }
-        let at = best.partition_point(|b| b.0 >= lp);
-        best.insert(at, (lp, t as u32));
-        best.truncate(n);
-    }
-    best
 }

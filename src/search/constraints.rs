@@ -115,9 +115,94 @@ pub fn rows_logp(logits: &[f32], rows: &[(&[u32], &Target)], opts: &DecodeOption
     out
 }
 
+/// The `n` most probable next tokens of a hypothesis holding `history`, as (log-probability,
+/// token), best first, ties to the lower id: exactly [`next_token_logp`] followed by [`top`],
+/// but in two passes over the logits and no copy when only padding and an early EOS can be
+/// banned (the common case in beam search).
+pub fn top_next_tokens(
+    logits: &[f32],
+    history: &[u32],
+    target: &Target,
+    opts: &DecodeOptions,
+    tokens: SearchTokens,
+    n: usize,
+) -> Vec<(f32, u32)> {
+    let step = history.len();
+    let simple = opts.repetition_penalty == 1.0
+        && opts.no_repeat_ngram == 0
+        && step >= target.prefix.len()
+        && step < target.max_len;
+    let pad = tokens.pad.filter(|&p| p != tokens.eos).map(|p| p as usize);
+    let early_eos = (step < opts.min_len).then_some(tokens.eos as usize);
+    let banned = |t: usize| Some(t) == pad || Some(t) == early_eos;
+    // CTranslate2 normalises over the allowed tokens only, the others over all
+    let before = opts.bans_before_softmax();
+    let max = logits
+        .iter()
+        .enumerate()
+        .filter(|&(t, _)| !(before && banned(t)))
+        .fold(f32::NEG_INFINITY, |m, (_, &x)| m.max(x));
+    if !simple || !max.is_finite() || logits.len() <= 2 {
+        let mut row = vec![0f32; logits.len()];
+        next_token_logp(logits, history, target, opts, tokens, &mut row);
+        return top(&row, n);
+    }
+    // the same sum, in the same order, as log_softmax_in_place (a banned -inf adds 0)
+    let sum: f32 =
+        logits.iter().enumerate().map(|(t, &x)| if before && banned(t) { 0.0 } else { (x - max).exp() }).sum();
+    let lse = max + sum.ln();
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
+    for (t, &x) in logits.iter().enumerate() {
+        let lp = x - lse;
+        if lp == f32::NEG_INFINITY || banned(t) || (best.len() == n && lp <= best[n - 1].0) {
+            continue;
+        }
+        let at = best.partition_point(|b| b.0 >= lp);
+        best.insert(at, (lp, t as u32));
+        best.truncate(n);
+    }
+    best
+}
+
+/// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`.
+pub fn rows_top(
+    logits: &[f32],
+    rows: &[(&[u32], &Target)],
+    opts: &DecodeOptions,
+    tokens: SearchTokens,
+    n: usize,
+) -> Vec<Vec<(f32, u32)>> {
+    let v = logits.len() / rows.len().max(1);
+    let work = |(i, row): (usize, &[f32])| {
+        let (history, target) = rows[i];
+        top_next_tokens(row, history, target, opts, tokens, n)
+    };
+    if logits.len() >= 1 << 16 {
+        logits.par_chunks(v.max(1)).enumerate().map(work).collect()
+    } else {
+        logits.chunks(v.max(1)).enumerate().map(work).collect()
+    }
+}
+
+/// The `n` largest finite entries of `row` as (value, index), largest first, ties to the
+/// lower index.
+pub fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
+    for (t, &lp) in row.iter().enumerate() {
+        if lp == f32::NEG_INFINITY || (best.len() == n && lp <= best[n - 1].0) {
+            continue;
+        }
+        let at = best.partition_point(|b| b.0 >= lp);
+        best.insert(at, (lp, t as u32));
+        best.truncate(n);
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::{BeamOptions, BeamRule, Strategy};
 
     fn run(history: &[u32], prefix: &[u32], max_len: usize, opts: DecodeOptions) -> Vec<f32> {
         let logits = [0.0f32, 1.0, 2.0, -1.0, 0.5];
@@ -131,6 +216,37 @@ mod tests {
             &mut out,
         );
         out
+    }
+
+    #[test]
+    fn top_next_tokens_equals_full_log_probabilities_then_top() {
+        let logits: Vec<f32> = (0..40).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37).collect();
+        let tokens = SearchTokens { eos: 2, pad: Some(39) };
+        let beam = |rule| Strategy::Beam(BeamOptions { rule, ..BeamOptions::default() });
+        let strategies = [beam(BeamRule::Exact), beam(BeamRule::HuggingFace), beam(BeamRule::CTranslate2)];
+        let histories: [&[u32]; 4] = [&[], &[5], &[5, 7, 5], &[5, 7, 5, 7]];
+        for strategy in strategies {
+            for (min_len, ngram, penalty) in [(0, 0, 1.0), (2, 0, 1.0), (0, 2, 1.0), (0, 0, 1.5)] {
+                let opts = DecodeOptions {
+                    strategy,
+                    min_len,
+                    no_repeat_ngram: ngram,
+                    repetition_penalty: penalty,
+                    ..DecodeOptions::default()
+                };
+                for history in histories {
+                    for (prefix, max_len) in [(&[][..], 10), (&[5, 7, 9][..], 10), (&[][..], 3)] {
+                        let target = Target { max_len, prefix };
+                        let mut row = vec![0f32; logits.len()];
+                        next_token_logp(&logits, history, &target, &opts, tokens, &mut row);
+                        for n in [1, 4, 8] {
+                            let fast = top_next_tokens(&logits, history, &target, &opts, tokens, n);
+                            assert_eq!(fast, top(&row, n), "{strategy:?} {history:?} {prefix:?} {max_len} n {n}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
