@@ -44,8 +44,11 @@ fn decoder_outputs_up_to_t_ignore_later_target_tokens() {
 #[test]
 fn cached_steps_equal_the_full_teacher_forced_forward() {
     let configs = PLACEMENTS.iter().flat_map(|&p| [tiny_config(p), tiny_config_untied(p)]);
-    for (config, prepared) in configs.flat_map(|c| [(c.clone(), false), (c, true)]) {
-        let mut m = model(&config, DType::F32).model;
+    // f32 on the CPU steps through the per-step cache kernels; f64 through the tensor cache
+    let cases =
+        configs.flat_map(|c| [(c.clone(), false, DType::F32), (c.clone(), true, DType::F32), (c, true, DType::F64)]);
+    for (config, prepared, dtype) in cases {
+        let mut m = model(&config, dtype).model;
         if prepared {
             m.prepare_inference().unwrap();
         }
@@ -59,7 +62,7 @@ fn cached_steps_equal_the_full_teacher_forced_forward() {
         for t in 0..6 {
             let step = m.decode_step(&tgt.i((.., t)).unwrap().contiguous().unwrap(), &mut state).unwrap();
             let d = max_diff(&step, &full.i((.., t)).unwrap());
-            let what = (config.norm_placement, config.positions, prepared);
+            let what = (config.norm_placement, config.positions, prepared, dtype);
             assert!(d <= 1e-5, "{what:?}: step {t} differs by {d}");
         }
         assert_eq!(state.step(), 6);

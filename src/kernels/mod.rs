@@ -13,6 +13,7 @@ pub mod int8;
 pub mod layer_norm;
 pub mod linear;
 pub mod softmax;
+pub mod step_attention;
 
 use candle_core::{Tensor, D};
 

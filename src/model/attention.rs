@@ -12,6 +12,8 @@ use candle_nn::VarBuilder;
 use super::config::ModelConfig;
 use super::context::Ctx;
 use super::layers::Linear;
+use crate::kernels::cpu::with_f32;
+use crate::kernels::step_attention::{self, SharedMemory, StepCache};
 
 /// Additive mask value for positions that must receive zero attention. Finite, so a fully
 /// masked row (a padding query) stays finite instead of turning into NaN.
@@ -178,6 +180,76 @@ impl MultiHeadAttention {
         let probs = probs.map(ungroup).transpose()?;
         let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?, ctx)?;
         Ok(AttentionOutput { output, probs })
+    }
+}
+
+impl MultiHeadAttention {
+    /// One decoding step of self-attention on the CPU: x [rows, 1, d]. The step's keys and
+    /// values join `cache`, and every row attends over its own beam history there.
+    pub fn attend_step(&self, x: &Tensor, cache: &mut StepCache, record: Record, ctx: &Ctx) -> Result<AttentionOutput> {
+        let (rows, t, d) = x.dims3()?;
+        if t != 1 {
+            candle_core::bail!("a step cache takes one position at a time, got {t}");
+        }
+        let x = x.reshape((rows, d))?;
+        let flat = |l: &Linear| -> Result<Vec<f32>> { l.forward(&x, ctx)?.flatten_all()?.to_vec1::<f32>() };
+        cache.push(flat(&self.k_proj)?, flat(&self.v_proj)?);
+        let q = flat(&self.q_proj)?;
+        self.finish_step(&q, rows, cache, record, ctx, x.device())
+    }
+
+    /// One decoding step of cross-attention on the CPU: x [rows, 1, d] against the memory's
+    /// keys/values [rows / group, heads, s, head_dim] and padding bias [rows / group, 1, 1, s],
+    /// read in place.
+    pub fn attend_memory_step(
+        &self,
+        x: &Tensor,
+        kv: &KeyValues,
+        bias: &Tensor,
+        group: usize,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<AttentionOutput> {
+        let (rows, _, d) = x.dims3()?;
+        let x = x.reshape((rows, d))?;
+        let q = self.q_proj.forward(&x, ctx)?.flatten_all()?.to_vec1::<f32>()?;
+        let len = kv.len()?;
+        with_f32(&kv.k, |k| {
+            with_f32(&kv.v, |v| {
+                with_f32(bias, |bias| {
+                    let memory = SharedMemory {
+                        k,
+                        v,
+                        bias,
+                        heads: self.heads,
+                        len,
+                        head_dim: self.head_dim,
+                        group: group.max(1),
+                    };
+                    self.finish_step(&q, rows, &memory, record, ctx, x.device())
+                })
+            })
+        })???
+    }
+
+    fn finish_step(
+        &self,
+        q: &[f32],
+        rows: usize,
+        source: &impl step_attention::KeyValueSource,
+        record: Record,
+        ctx: &Ctx,
+        device: &Device,
+    ) -> Result<AttentionOutput> {
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let mut probs = (record == Record::Probabilities).then(Vec::new);
+        let out = step_attention::attend(q, self.heads, self.head_dim, scale, source, probs.as_mut());
+        let out = Tensor::from_vec(out, (rows, 1, self.heads * self.head_dim), device)?;
+        let len = source.positions();
+        Ok(AttentionOutput {
+            output: self.out_proj.forward(&out, ctx)?,
+            probs: probs.map(|p| Tensor::from_vec(p, (rows, self.heads, 1, len), device)).transpose()?,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
 use super::embedding::Embeddings;
 use super::layers::{FeedForward, LayerNorm, Linear};
+use super::state::SelfCache;
 
 /// Attention probabilities of one decoder layer, when recorded.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ impl DecoderLayer {
     pub fn forward(
         &self,
         x: &Tensor,
-        cache: &mut Option<KeyValues>,
+        cache: &mut SelfCache,
         cross: &CrossInputs,
         cross_kv: &KeyValues,
         record: Record,
@@ -86,20 +87,30 @@ impl DecoderLayer {
     ) -> Result<(Tensor, Option<DecoderLayerAttention>)> {
         let mut self_probs = None;
         let mut cross_probs = None;
-        let self_attention =
-            |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut Option<KeyValues>| -> Result<Tensor> {
-                let new = self.self_attn.project_kv(h, ctx)?;
-                let kv = match cache.as_ref() {
-                    Some(past) => past.append(&new)?,
-                    None => new,
-                };
-                let out = self.self_attn.attend(h, &kv, cross.self_bias, 1, record, ctx)?;
-                *cache = Some(kv);
-                *probs = out.probs;
-                ctx.dropout(&out.output, self.dropout)
+        // one position per call against a per-step cache: the CPU step kernels
+        let stepping = matches!(cache, SelfCache::Steps(_));
+        let self_attention = |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut SelfCache| -> Result<Tensor> {
+            let out = match cache {
+                SelfCache::Steps(steps) => self.self_attn.attend_step(h, steps, record, ctx)?,
+                _ => {
+                    let new = self.self_attn.project_kv(h, ctx)?;
+                    let kv = match cache {
+                        SelfCache::Tensors(past) => past.append(&new)?,
+                        _ => new,
+                    };
+                    let out = self.self_attn.attend(h, &kv, cross.self_bias, 1, record, ctx)?;
+                    *cache = SelfCache::Tensors(kv);
+                    out
+                }
             };
+            *probs = out.probs;
+            ctx.dropout(&out.output, self.dropout)
+        };
         let cross_attention = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
-            let out = self.cross_attn.attend(h, cross_kv, Some(cross.bias), cross.group, record, ctx)?;
+            let out = match stepping {
+                true => self.cross_attn.attend_memory_step(h, cross_kv, cross.bias, cross.group, record, ctx)?,
+                false => self.cross_attn.attend(h, cross_kv, Some(cross.bias), cross.group, record, ctx)?,
+            };
             *probs = out.probs;
             ctx.dropout(&out.output, self.dropout)
         };
@@ -161,7 +172,7 @@ impl Decoder {
         &self,
         ids: &Tensor,
         start: usize,
-        caches: &mut [Option<KeyValues>],
+        caches: &mut [SelfCache],
         cross: &CrossInputs,
         record: Record,
         ctx: &Ctx,

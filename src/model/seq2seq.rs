@@ -11,7 +11,8 @@ use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::embedding_table;
 use super::encoder::{Encoder, Memory};
 use super::layers::Linear;
-use super::state::DecoderState;
+use super::state::{DecoderState, SelfCache};
+use crate::kernels::step_attention::StepCache;
 
 #[derive(Debug, Clone)]
 pub struct Seq2Seq {
@@ -117,7 +118,7 @@ impl Seq2Seq {
         let kv = self.decoder.cross_kv(&memory.states, ctx)?;
         let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
         let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1, self_bias: self_bias.as_ref() };
-        let mut caches = vec![None; self.decoder.layers.len()];
+        let mut caches = vec![SelfCache::Empty; self.decoder.layers.len()];
         self.decoder.forward(tgt_in, 0, &mut caches, &cross, record, ctx)
     }
 
@@ -137,7 +138,12 @@ impl Seq2Seq {
     /// (the beam size). Cross-attention keys/values are projected here, once.
     pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {
         Ok(DecoderState {
-            self_kv: vec![None; self.decoder.layers.len()],
+            self_kv: (0..self.decoder.layers.len())
+                .map(|_| match crate::kernels::Kernels::default().fused_for(&memory.states) {
+                    true => SelfCache::Steps(StepCache::new(self.config.d_model, self.config.head_dim())),
+                    false => SelfCache::Empty,
+                })
+                .collect(),
             cross_kv: self.decoder.cross_kv(&memory.states, &Ctx::eval())?,
             cross_bias: memory.bias.clone(),
             group: group.max(1),

@@ -3,6 +3,31 @@
 use candle_core::{Device, Result, Tensor};
 
 use super::attention::KeyValues;
+use crate::kernels::step_attention::StepCache;
+
+/// One decoder layer's self-attention keys/values of the positions decoded so far.
+#[derive(Debug, Clone, Default)]
+pub enum SelfCache {
+    #[default]
+    Empty,
+    /// [rows, heads, t, head_dim], copied when rows are reordered: any device, any number of
+    /// new positions per call.
+    Tensors(KeyValues),
+    /// Kept per step on the CPU and reordered by index (one new position per call).
+    Steps(StepCache),
+}
+
+impl SelfCache {
+    /// New row `i` continues old row `indices[i]`.
+    fn select_rows(&mut self, indices: &[u32], device: &Device) -> Result<()> {
+        match self {
+            SelfCache::Empty => {}
+            SelfCache::Tensors(kv) => *kv = kv.index_rows(&Tensor::new(indices, device)?)?,
+            SelfCache::Steps(steps) => steps.select_rows(indices),
+        }
+        Ok(())
+    }
+}
 
 /// Everything a decoder step needs from earlier steps and from the source.
 ///
@@ -11,9 +36,8 @@ use super::attention::KeyValues;
 /// never copied per row.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
-    /// Per layer, self-attention keys/values of the positions decoded so far:
-    /// [rows, heads, step, head_dim]; `None` before the first step.
-    pub(crate) self_kv: Vec<Option<KeyValues>>,
+    /// Per layer, self-attention keys/values of the positions decoded so far.
+    pub(crate) self_kv: Vec<SelfCache>,
     /// Per layer, projected memory: [sources, heads, s, head_dim].
     pub(crate) cross_kv: Vec<KeyValues>,
     /// Source padding bias [sources, 1, 1, s].
@@ -62,9 +86,8 @@ impl DecoderState {
             }
         }
         let device: Device = self.cross_bias.device().clone();
-        let index = Tensor::new(indices, &device)?;
-        for kv in self.self_kv.iter_mut().flatten() {
-            *kv = kv.index_rows(&index)?;
+        for cache in self.self_kv.iter_mut() {
+            cache.select_rows(indices, &device)?;
         }
         Ok(())
     }
@@ -76,9 +99,8 @@ impl DecoderState {
         let src_index = Tensor::new(sources, &device)?;
         let group = self.group as u32;
         let rows: Vec<u32> = sources.iter().flat_map(|&s| (0..group).map(move |r| s * group + r)).collect();
-        let row_index = Tensor::new(rows.as_slice(), &device)?;
-        for kv in self.self_kv.iter_mut().flatten() {
-            *kv = kv.index_rows(&row_index)?;
+        for cache in self.self_kv.iter_mut() {
+            cache.select_rows(&rows, &device)?;
         }
         for kv in self.cross_kv.iter_mut() {
             *kv = kv.index_rows(&src_index)?;
