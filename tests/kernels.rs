@@ -208,5 +208,13 @@ fn fused_linear_matches_matmul_plus_bias_forward_and_backward() {
                 assert!(max_diff(f, r) < 1e-3, "{m}x{k}x{n} {act:?} d{name}: {}", max_diff(f, r));
             }
         }
+        // the fused silu (swish) is for inference: forward only, and its backward refuses
+        let silu = linear(&x, &w, &b, BiasActivation::Silu).unwrap();
+        let reference =
+            kernels::reference_bias_add(&x.matmul(&w.t().unwrap()).unwrap(), &b, BiasActivation::Silu).unwrap();
+        assert!(max_diff(&silu, &reference) < 1e-3, "{m}x{k}x{n} silu: {}", max_diff(&silu, &reference));
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let y = linear(xv.as_tensor(), &w, &b, BiasActivation::Silu).unwrap();
+        assert!(y.sum_all().unwrap().backward().is_err(), "the fused silu must not pretend to backpropagate");
     }
 }

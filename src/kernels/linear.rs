@@ -18,6 +18,21 @@ const PARALLEL_MIN_MACS: usize = 1 << 22;
 pub enum BiasActivation {
     Identity,
     Relu,
+    /// `x * sigmoid(x)` (swish), for inference: its backward needs the input, which the fused
+    /// op does not keep.
+    Silu,
+}
+
+impl BiasActivation {
+    /// Applies the activation to `y` in place.
+    pub fn apply(self, y: &mut [f32]) {
+        match self {
+            BiasActivation::Identity => {}
+            BiasActivation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            // candle's silu, to the bit
+            BiasActivation::Silu => y.iter_mut().for_each(|v| *v /= 1.0 + (-*v).exp()),
+        }
+    }
 }
 
 /// How the weight is stored.
@@ -99,9 +114,9 @@ impl CustomOp3 for Linear {
                 parallelism,
             );
         }
-        if self.activation == BiasActivation::Relu {
+        if self.activation != BiasActivation::Identity {
             let chunk = rows_per_task(m, n) * n;
-            y.par_chunks_mut(chunk).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+            y.par_chunks_mut(chunk).for_each(|c| self.activation.apply(c));
         }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
@@ -119,6 +134,7 @@ impl CustomOp3 for Linear {
         }
         let n = w.dim(0)?;
         let g = match self.activation {
+            BiasActivation::Silu => candle_core::bail!("linear: the fused silu is for inference only"),
             BiasActivation::Identity => grad.contiguous()?.detach(),
             BiasActivation::Relu => with_f32(res, |y| {
                 with_f32(grad, |g| {

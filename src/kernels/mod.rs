@@ -68,6 +68,7 @@ pub fn reference_bias_add(x: &Tensor, b: &Tensor, activation: BiasActivation) ->
     match activation {
         BiasActivation::Identity => Ok(y),
         BiasActivation::Relu => y.relu(),
+        BiasActivation::Silu => y.silu(),
     }
 }
 

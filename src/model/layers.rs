@@ -70,9 +70,7 @@ impl Linear {
         let y = if let Some(q) = self.int8.as_deref().filter(|_| !ctx.is_training() && kernels::cpu::applies(x)) {
             let m = x2.dim(0)?;
             let mut y = with_f32(&x2, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))??;
-            if activation == BiasActivation::Relu {
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
+            activation.apply(&mut y);
             Tensor::from_vec(y, (m, q.rows()), x.device())?
         } else if !ctx.kernels.fused_for(x) {
             reference_bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
@@ -136,6 +134,9 @@ impl FeedForward {
         let h = match self.activation {
             Activation::Relu => self.fc1.forward_act(x, BiasActivation::Relu, ctx)?,
             Activation::Gelu => self.fc1.forward(x, ctx)?.gelu_erf()?,
+            Activation::Silu | Activation::Swish if !ctx.is_training() => {
+                self.fc1.forward_act(x, BiasActivation::Silu, ctx)?
+            }
             Activation::Silu | Activation::Swish => self.fc1.forward(x, ctx)?.silu()?,
         };
         let h = ctx.dropout(&h, self.dropout)?;
