@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use super::cpu::fast_exp;
+
 /// Where the keys and values a row attends to are.
 pub trait KeyValueSource: Sync {
     /// Positions every row attends to.
@@ -45,7 +47,7 @@ pub fn attend(
             }
             let mut sum = 0f32;
             for s in p.iter_mut() {
-                *s = (*s - max).exp();
+                *s = fast_exp(*s - max);
                 sum += *s;
             }
             let inv = 1.0 / sum;

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::options::{DecodeOptions, Target};
+use crate::kernels::cpu::fast_exp;
 
 /// Tokens with a fixed role in the search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +95,7 @@ fn force(out: &mut [f32], token: u32) {
 
 fn log_softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    let sum: f32 = row.iter().map(|&x| fast_exp(x - max)).sum();
     let lse = max + sum.ln();
     row.iter_mut().for_each(|x| *x -= lse);
 }
@@ -147,9 +148,12 @@ pub fn top_next_tokens(
         next_token_logp(logits, history, target, opts, tokens, &mut row);
         return top(&row, n);
     }
-    // the same sum, in the same order, as log_softmax_in_place (a banned -inf adds 0)
-    let sum: f32 =
-        logits.iter().enumerate().map(|(t, &x)| if before && banned(t) { 0.0 } else { (x - max).exp() }).sum();
+    // the same terms, in the same order, as log_softmax_in_place sums
+    let sum: f32 = logits
+        .iter()
+        .enumerate()
+        .map(|(t, &x)| fast_exp(if before && banned(t) { f32::NEG_INFINITY } else { x } - max))
+        .sum();
     let lse = max + sum.ln();
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
     for (t, &x) in logits.iter().enumerate() {
