@@ -61,9 +61,51 @@ pub fn fast_exp(x: f32) -> f32 {
     e * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
+/// Lanes of the partial results in [`max_of`] and [`sum_exp`]: independent chains the
+/// compiler turns into vector registers.
+const LANES: usize = 16;
+
+/// The largest element (`-inf` for an empty slice), in vector-wide steps.
+pub fn max_of(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().fold(rest, |m, &x| m.max(x))
+}
+
+/// `sum(exp(x - max))` with [`fast_exp`], in `LANES` partial sums (a fixed order, so every
+/// caller gets the same bits).
+pub fn sum_exp(xs: &[f32], max: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|&x| fast_exp(x - max)).sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += fast_exp(c[i] - max);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 #[cfg(test)]
 mod tests {
-    use super::fast_exp;
+    use super::{fast_exp, max_of, sum_exp};
+
+    #[test]
+    fn max_and_sum_of_exponentials_match_plain_loops() {
+        for n in [0, 1, 15, 16, 17, 100, 8000] {
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.01).collect();
+            let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max_of(&xs), max);
+            let plain: f64 = xs.iter().map(|&x| ((x - max) as f64).exp()).sum();
+            assert!((sum_exp(&xs, max) as f64 - plain).abs() <= 1e-5 * plain.max(1.0), "n {n}");
+        }
+    }
 
     #[test]
     fn fast_exp_is_within_a_few_ulp_of_exp() {

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::options::{DecodeOptions, Target};
-use crate::kernels::cpu::fast_exp;
+use crate::kernels::cpu::{max_of, sum_exp};
 
 /// Tokens with a fixed role in the search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +94,13 @@ fn force(out: &mut [f32], token: u32) {
 }
 
 fn log_softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&x| fast_exp(x - max)).sum();
-    let lse = max + sum.ln();
+    let lse = log_sum_exp(row);
     row.iter_mut().for_each(|x| *x -= lse);
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = max_of(row);
+    max + sum_exp(row, max).ln()
 }
 
 /// [`next_token_logp`] for every row: `rows[i] = (history, target)` of row `i`.
@@ -136,34 +139,41 @@ pub fn top_next_tokens(
     let pad = tokens.pad.filter(|&p| p != tokens.eos).map(|p| p as usize);
     let early_eos = (step < opts.min_len).then_some(tokens.eos as usize);
     let banned = |t: usize| Some(t) == pad || Some(t) == early_eos;
-    // CTranslate2 normalises over the allowed tokens only, the others over all
-    let before = opts.bans_before_softmax();
-    let max = logits
-        .iter()
-        .enumerate()
-        .filter(|&(t, _)| !(before && banned(t)))
-        .fold(f32::NEG_INFINITY, |m, (_, &x)| m.max(x));
-    if !simple || !max.is_finite() || logits.len() <= 2 {
+    if !simple || logits.len() <= 2 {
         let mut row = vec![0f32; logits.len()];
         next_token_logp(logits, history, target, opts, tokens, &mut row);
         return top(&row, n);
     }
-    // the same terms, in the same order, as log_softmax_in_place sums
-    let sum: f32 = logits
-        .iter()
-        .enumerate()
-        .map(|(t, &x)| fast_exp(if before && banned(t) { f32::NEG_INFINITY } else { x } - max))
-        .sum();
-    let lse = max + sum.ln();
+    // exactly what log_softmax_in_place computes: CTranslate2 normalises over the allowed
+    // tokens only (banned ones at -inf first), the others over all
+    let lse = if opts.bans_before_softmax() && (pad.is_some() || early_eos.is_some()) {
+        let mut row = logits.to_vec();
+        for t in [pad, early_eos].into_iter().flatten() {
+            row[t] = f32::NEG_INFINITY;
+        }
+        log_sum_exp(&row)
+    } else {
+        log_sum_exp(logits)
+    };
+    if !lse.is_finite() {
+        let mut row = vec![0f32; logits.len()];
+        next_token_logp(logits, history, target, opts, tokens, &mut row);
+        return top(&row, n);
+    }
+    // what `top` keeps: finite values and, once n are held, only those above the n-th
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
+    let mut floor = f32::NEG_INFINITY;
     for (t, &x) in logits.iter().enumerate() {
         let lp = x - lse;
-        if lp == f32::NEG_INFINITY || banned(t) || (best.len() == n && lp <= best[n - 1].0) {
+        if lp <= floor || banned(t) {
             continue;
         }
         let at = best.partition_point(|b| b.0 >= lp);
         best.insert(at, (lp, t as u32));
         best.truncate(n);
+        if best.len() == n {
+            floor = best[n - 1].0;
+        }
     }
     best
 }
