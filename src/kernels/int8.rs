@@ -26,6 +26,11 @@ pub struct Int8Matrix {
     offsets: Vec<i32>,
 }
 
+/// Where weight `(j, kk)` lies in the packed layout (inputs padded to `k4`).
+fn packed_index(k4: usize, j: usize, kk: usize) -> usize {
+    (j / BLOCK) * BLOCK * k4 + (kk / 4) * BLOCK * 4 + (j % BLOCK) * 4 + kk % 4
+}
+
 /// Symmetric per-row quantization of one row: the scale and the int8 values.
 pub fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
     let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
@@ -54,9 +59,8 @@ impl Int8Matrix {
         let blocks = n.div_ceil(BLOCK);
         let mut packed = vec![0i8; blocks * BLOCK * k4];
         for j in 0..n {
-            let (block, col) = (j / BLOCK, j % BLOCK);
             for kk in 0..k {
-                packed[block * BLOCK * k4 + (kk / 4) * BLOCK * 4 + col * 4 + kk % 4] = q[j * k + kk];
+                packed[packed_index(k4, j, kk)] = q[j * k + kk];
             }
         }
         let offsets = q.chunks_exact(k.max(1)).map(|r| 128 * r.iter().map(|&v| v as i32).sum::<i32>()).collect();
@@ -77,9 +81,8 @@ impl Int8Matrix {
     pub fn unpack(&self) -> (Vec<i8>, Vec<f32>) {
         let mut q = vec![0i8; self.n * self.k];
         for j in 0..self.n {
-            let (block, col) = (j / BLOCK, j % BLOCK);
             for kk in 0..self.k {
-                q[j * self.k + kk] = self.packed[block * BLOCK * self.k4 + (kk / 4) * BLOCK * 4 + col * 4 + kk % 4];
+                q[j * self.k + kk] = self.packed[packed_index(self.k4, j, kk)];
             }
         }
         (q, self.scales.clone())

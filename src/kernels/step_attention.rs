@@ -59,7 +59,6 @@ pub fn attend(
             }
         }
     };
-    let chunks = out.chunks_mut(d.max(1)).zip(p.chunks_mut((heads * len).max(1)));
     if rows * len * d >= 1 << 16 {
         // a row is a few microseconds of work: hand rows out in blocks, not one by one
         let block = rows.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
@@ -69,7 +68,7 @@ pub fn attend(
             .with_min_len(block)
             .for_each(work);
     } else {
-        chunks.enumerate().for_each(work);
+        out.chunks_mut(d.max(1)).zip(p.chunks_mut((heads * len).max(1))).enumerate().for_each(work);
     }
     if let Some(probs) = probs {
         *probs = p;

@@ -139,10 +139,13 @@ pub fn top_next_tokens(
     let pad = tokens.pad.filter(|&p| p != tokens.eos).map(|p| p as usize);
     let early_eos = (step < opts.min_len).then_some(tokens.eos as usize);
     let banned = |t: usize| Some(t) == pad || Some(t) == early_eos;
-    if !simple || logits.len() <= 2 {
+    let full_then_top = || {
         let mut row = vec![0f32; logits.len()];
         next_token_logp(logits, history, target, opts, tokens, &mut row);
-        return top(&row, n);
+        top(&row, n)
+    };
+    if !simple || logits.len() <= 2 {
+        return full_then_top();
     }
     // exactly what log_softmax_in_place computes: CTranslate2 normalises over the allowed
     // tokens only (banned ones at -inf first), the others over all
@@ -156,26 +159,9 @@ pub fn top_next_tokens(
         log_sum_exp(logits)
     };
     if !lse.is_finite() {
-        let mut row = vec![0f32; logits.len()];
-        next_token_logp(logits, history, target, opts, tokens, &mut row);
-        return top(&row, n);
+        return full_then_top();
     }
-    // what `top` keeps: finite values and, once n are held, only those above the n-th
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
-    let mut floor = f32::NEG_INFINITY;
-    for (t, &x) in logits.iter().enumerate() {
-        let lp = x - lse;
-        if lp <= floor || banned(t) {
-            continue;
-        }
-        let at = best.partition_point(|b| b.0 >= lp);
-        best.insert(at, (lp, t as u32));
-        best.truncate(n);
-        if best.len() == n {
-            floor = best[n - 1].0;
-        }
-    }
-    best
+    top_of(logits.iter().enumerate().filter(|&(t, _)| !banned(t)).map(|(t, &x)| (t, x - lse)), n)
 }
 
 /// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`.
@@ -201,14 +187,27 @@ pub fn rows_top(
 /// The `n` largest finite entries of `row` as (value, index), largest first, ties to the
 /// lower index.
 pub fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
+    top_of(row.iter().copied().enumerate(), n)
+}
+
+/// [`top`] over `(index, value)` pairs in index order.
+fn top_of(values: impl Iterator<Item = (usize, f32)>, n: usize) -> Vec<(f32, u32)> {
+    if n == 0 {
+        return Vec::new();
+    }
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
-    for (t, &lp) in row.iter().enumerate() {
-        if lp == f32::NEG_INFINITY || (best.len() == n && lp <= best[n - 1].0) {
+    // below `floor` nothing enters: -inf never, and once n are held, nothing above the n-th
+    let mut floor = f32::NEG_INFINITY;
+    for (t, v) in values {
+        if v <= floor {
             continue;
         }
-        let at = best.partition_point(|b| b.0 >= lp);
-        best.insert(at, (lp, t as u32));
+        let at = best.partition_point(|b| b.0 >= v);
+        best.insert(at, (v, t as u32));
         best.truncate(n);
+        if best.len() == n {
+            floor = best[n - 1].0;
+        }
     }
     best
 }
