@@ -161,7 +161,9 @@ pub fn top_next_tokens(
     if !lse.is_finite() {
         return full_then_top();
     }
-    top_of(logits.iter().enumerate().filter(|&(t, _)| !banned(t)).map(|(t, &x)| (t, x - lse)), n)
+    // a banned token's -inf never passes the selection's floor
+    let logp = |(t, &x): (usize, &f32)| (t, if banned(t) { f32::NEG_INFINITY } else { x - lse });
+    top_of(logits.iter().enumerate().map(logp), n)
 }
 
 /// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`.
