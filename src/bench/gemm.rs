@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::{median, round, system};
 use crate::error::Result;
+use crate::kernels::panel::{self, PanelMatrix};
+use crate::kernels::BiasActivation;
 
 #[derive(Debug, Serialize)]
 pub struct GemmFigure {
@@ -60,39 +62,77 @@ fn gemm_once(a: &[f32], b: &[f32], c: &mut [f32], (m, k, n): (usize, usize, usiz
     }
 }
 
+/// The product that runs a shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// The `gemm` crate, as training and the encoder call it.
+    Gemm,
+    /// [`PanelMatrix`], as decoding calls it (weights packed once, outside the timing).
+    Panel,
+}
+
 /// torch_ref.py's two shapes (an activation block times a square weight; a decoding batch times
-/// the output projection), a training-sized FFN product, and the batch-1 decoding product.
+/// the output projection) and a training-sized FFN product with the GEMM; the decoding products
+/// (one hypothesis, a beam-4 batch of 32) with both the GEMM and the panel kernel.
 pub fn gemm_figures() -> Result<Vec<GemmFigure>> {
+    use Kernel::{Gemm, Panel};
+    let shapes = [
+        (1024, 256, 1024, Gemm),
+        (32, 256, 8000, Gemm),
+        (2048, 512, 2048, Gemm),
+        (1, 256, 1024, Gemm),
+        (1, 256, 1024, Panel),
+        (1, 256, 8000, Gemm),
+        (1, 256, 8000, Panel),
+        (128, 256, 1024, Gemm),
+        (128, 256, 1024, Panel),
+        (128, 256, 8000, Gemm),
+        (128, 256, 8000, Panel),
+    ];
+    shapes.into_iter().map(|(m, k, n, kernel)| gemm_figure(m, k, n, kernel)).collect()
+}
+
+fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigure> {
     let threads = rayon::current_num_threads();
-    let shapes = [(1024, 256, 1024), (32, 256, 8000), (2048, 512, 2048), (1, 256, 1024)];
-    let mut figures = Vec::new();
-    for (m, k, n) in shapes {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
-        let mut c = vec![0f32; m * n];
-        let t = if m * n * k >= 1 << 22 { threads } else { 1 };
-        let flops = 2.0 * (m * k * n) as f64;
-        let reps = ((2e9 / flops) as usize).clamp(5, 20_000);
-        for _ in 0..reps / 10 + 1 {
-            gemm_once(&a, &b, &mut c, (m, k, n), t);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let mut c = vec![0f32; m * n];
+    let (t, mut run): (usize, Box<dyn FnMut()>) = match kernel {
+        Kernel::Gemm => {
+            let t = if m * n * k >= 1 << 22 { threads } else { 1 };
+            (t, Box::new(move || gemm_once(&a, &b, &mut c, (m, k, n), t)))
         }
-        let mut times = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let t0 = Instant::now();
-            gemm_once(&a, &b, &mut c, (m, k, n), t);
-            times.push(t0.elapsed().as_secs_f64());
+        Kernel::Panel => {
+            // b read as W [n, k]: the same numbers, the layout the model stores
+            let w = PanelMatrix::pack(&b, n, k);
+            let bias = vec![0f32; n];
+            let t = if m * n * k >= panel::PARALLEL_MIN_MACS { threads } else { 1 };
+            (t, Box::new(move || drop(std::hint::black_box(w.matmul(&a, m, &bias, BiasActivation::Identity)))))
         }
-        let med = median(times);
-        figures.push(GemmFigure {
-            system: system(),
-            figure: "matmul_f32",
-            shape: format!("{m}x{k}x{n}"),
-            threads: t,
-            median_us: round(med * 1e6, 1),
-            gflops: round(flops / med / 1e9, 1),
-        });
+    };
+    let flops = 2.0 * (m * k * n) as f64;
+    let reps = ((2e9 / flops) as usize).clamp(5, 20_000);
+    for _ in 0..reps / 10 + 1 {
+        run();
     }
-    Ok(figures)
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        run();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let med = median(times);
+    Ok(GemmFigure {
+        system: system(),
+        figure: match kernel {
+            Kernel::Gemm => "matmul_f32",
+            Kernel::Panel => "matmul_f32_panel",
+        },
+        shape: format!("{m}x{k}x{n}"),
+        threads: t,
+        median_us: round(med * 1e6, 1),
+        gflops: round(flops / med / 1e9, 1),
+    })
 }
 
 /// Peak f32 multiply-add rate: every thread runs independent FMA chains that never leave the

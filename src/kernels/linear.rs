@@ -1,8 +1,8 @@
 //! Fused linear layer `y = act(x W^T + b)` for CPU f32, with its backward.
 //!
-//! The forward calls the GEMM directly so the thread count can follow the problem size
-//! (decoding multiplies a few rows by each weight matrix, where waking a second thread costs
-//! more than it saves). The backward computes dx, dW and db in one node, instead of candle's
+//! The forward calls the GEMM directly so the thread count can follow the problem size (a few
+//! rows, where waking a second thread costs more than it saves, run on the calling thread).
+//! Inference reads weights packed once instead (`super::panel`). The backward computes dx, dW and db in one node, instead of candle's
 //! matmul + transpose + broadcast-add nodes, each with its own zero-filled gradient buffer.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -35,18 +35,8 @@ impl BiasActivation {
     }
 }
 
-/// How the weight is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightLayout {
-    /// W: [n, k], as trained (`y = x W^T`).
-    OutIn,
-    /// W^T: [k, n], contiguous: the GEMM reads it without repacking (decoding).
-    InOut,
-}
-
 struct Linear {
     activation: BiasActivation,
-    layout: WeightLayout,
 }
 
 impl CustomOp3 for Linear {
@@ -65,18 +55,7 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (f32_slice(sx, lx)?, f32_slice(sw, lw)?, f32_slice(sb, lb)?);
         let (m, k) = lx.shape().dims2()?;
-        let (n, kw) = match self.layout {
-            WeightLayout::OutIn => lw.shape().dims2()?,
-            WeightLayout::InOut => {
-                let (kw, n) = lw.shape().dims2()?;
-                (n, kw)
-            }
-        };
-        // (column stride, row stride) of W^T [k, n]
-        let (w_cs, w_rs) = match self.layout {
-            WeightLayout::OutIn => (k as isize, 1),
-            WeightLayout::InOut => (1, n as isize),
-        };
+        let (n, kw) = lw.shape().dims2()?;
         if k != kw || b.len() != n {
             candle_core::bail!("linear: x {:?}, weight {:?}, bias {:?}", lx.dims(), lw.dims(), lb.dims());
         }
@@ -89,8 +68,8 @@ impl CustomOp3 for Linear {
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: y is [m, n] row-major, x is [m, k] row-major, W^T [k, n] is read with the
-        // strides of its stored layout; all slices have exactly these sizes.
+        // SAFETY: y is [m, n] row-major, x is [m, k] row-major, W [n, k] row-major is read as
+        // W^T [k, n] (column stride k, row stride 1); all slices have exactly these sizes.
         unsafe {
             gemm::gemm(
                 m,
@@ -104,8 +83,8 @@ impl CustomOp3 for Linear {
                 1,
                 k as isize,
                 w.as_ptr(),
-                w_cs,
-                w_rs,
+                k as isize,
+                1,
                 1.0,
                 1.0,
                 false,
@@ -129,9 +108,6 @@ impl CustomOp3 for Linear {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        if self.layout != WeightLayout::OutIn {
-            candle_core::bail!("linear: the [in, out] weight layout is for inference only");
-        }
         let n = w.dim(0)?;
         let g = match self.activation {
             BiasActivation::Silu => candle_core::bail!("linear: the fused silu is for inference only"),
@@ -160,13 +136,7 @@ impl CustomOp3 for Linear {
 
 /// `activation(x W^T + b)` for CPU f32 x: [m, k], W: [n, k], b: [n] -> [m, n].
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation, layout: WeightLayout::OutIn })
-}
-
-/// Inference-only `activation(x W^T + b)` from a pre-transposed weight `wt`: [k, n].
-pub fn linear_pretransposed(x: &Tensor, wt: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
-    let op = Linear { activation, layout: WeightLayout::InOut };
-    x.contiguous()?.apply_op3_no_bwd(&wt.contiguous()?, &b.contiguous()?, &op)
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation })
 }
 
 /// Sum of the rows of `g` (row length `n`), in parallel over row blocks.

@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::params::xavier_uniform;
 use crate::kernels::cpu::with_f32;
 use crate::kernels::int8::Int8Matrix;
+use crate::kernels::panel::PanelMatrix;
 use crate::kernels::{self, reference_bias_add, BiasActivation};
 
 /// `y = x W^T + b`. weight: [out, in], bias: [out].
@@ -17,8 +18,8 @@ use crate::kernels::{self, reference_bias_add, BiasActivation};
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
-    /// `weight` transposed to [in, out], contiguous, for decoding (see [`Linear::prepare_inference`]).
-    weight_t: Option<Tensor>,
+    /// `weight` packed in column panels for inference on the CPU (see [`Linear::prepare_inference`]).
+    panels: Option<Arc<PanelMatrix>>,
     /// `weight` quantized to int8 per output row (see [`Linear::quantize_int8`]).
     int8: Option<Arc<Int8Matrix>>,
 }
@@ -32,16 +33,16 @@ impl Linear {
 
     /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
     pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
-        Linear { weight, bias, weight_t: None, int8: None }
+        Linear { weight, bias, panels: None, int8: None }
     }
 
     /// Makes inference run in int8 (per-row scales, activations quantized per row on the fly);
-    /// drops the transposed f32 copy. Training ignores it.
+    /// drops the packed f32 copy. Training ignores it.
     pub fn quantize_int8(&mut self) -> Result<()> {
         let (n, k) = self.weight.dims2()?;
         let w = with_f32(&self.weight.to_dtype(candle_core::DType::F32)?, |w| Int8Matrix::quantize(w, n, k))?;
         self.int8 = Some(Arc::new(w));
-        self.weight_t = None;
+        self.panels = None;
         Ok(())
     }
 
@@ -50,10 +51,14 @@ impl Linear {
         self.int8.as_deref()
     }
 
-    /// Adds a transposed copy of the weight, which the inference GEMM reads without
-    /// repacking. A snapshot: call it on a model that will not be trained further.
+    /// Packs a copy of an f32 CPU weight in column panels, which inference reads in address
+    /// order (other devices and dtypes, and int8 layers, are left as they are). A snapshot: call
+    /// it on a model that will not be trained further.
     pub fn prepare_inference(&mut self) -> Result<()> {
-        self.weight_t = Some(self.weight.t()?.contiguous()?);
+        if self.int8.is_none() && kernels::cpu::applies(&self.weight) {
+            let (n, k) = self.weight.dims2()?;
+            self.panels = Some(Arc::new(with_f32(&self.weight, |w| PanelMatrix::pack(w, n, k))?));
+        }
         Ok(())
     }
 
@@ -74,14 +79,12 @@ impl Linear {
             Tensor::from_vec(y, (m, q.rows()), x.device())?
         } else if !ctx.kernels.fused_for(x) {
             reference_bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
+        } else if let Some(p) = self.panels.as_deref().filter(|_| !ctx.is_training()) {
+            let m = x2.dim(0)?;
+            let y = with_f32(&x2, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation)))??;
+            Tensor::from_vec(y, (m, p.rows()), x.device())?
         } else {
-            match &self.weight_t {
-                // A single row against a large matrix is a GEMV, faster on the [n, k] layout.
-                Some(wt) if !ctx.is_training() && (x2.dim(0)? > 1 || self.weight.elem_count() < 1 << 20) => {
-                    kernels::linear::linear_pretransposed(&x2, wt, &self.bias, activation)?
-                }
-                _ => kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?,
-            }
+            kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?
         };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
