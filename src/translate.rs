@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::explain::align::{hard_links, word_of_pieces};
 use crate::model::weights::model_from_tensors;
 use crate::model::{load_model, ModelConfig, Seq2Seq};
+use crate::runtime::Streams;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::Tokenizers;
 
@@ -18,6 +19,8 @@ use crate::text::Tokenizers;
 pub struct Translator {
     pub model: Seq2Seq,
     pub tokenizers: Tokenizers,
+    /// Batches translated at once (see [`Translator::set_streams`]).
+    streams: Streams,
 }
 
 /// Which arithmetic the model's linear layers use.
@@ -119,7 +122,7 @@ impl Translator {
                 )));
             }
         }
-        Ok(Translator { model, tokenizers })
+        Ok(Translator { model, tokenizers, streams: Streams::default() })
     }
 
     /// Translates `lines` in order (sentence `i` samples from stream `i`).
@@ -129,61 +132,109 @@ impl Translator {
         self.translate_inputs(&inputs, opts)
     }
 
+    /// Translates `n` batches at once, each on its own share of the threads (1: one batch at a
+    /// time on all of them). Outputs do not change, only throughput: more streams suit files,
+    /// one suits latency.
+    pub fn set_streams(&mut self, n: usize) -> Result<()> {
+        self.streams =
+            Streams::new(n).map_err(|e| Error::Input(format!("cannot start {n} translation streams: {e}")))?;
+        Ok(())
+    }
+
     /// Translates `inputs` in order, batching sentences of similar length up to
     /// `opts.max_tokens` source tokens (padding and beam copies included).
     pub fn translate_inputs(&self, inputs: &[Input], opts: &DecodeOptions) -> Result<Vec<Translation>> {
+        Ok(self.translate_groups(&[inputs], opts)?.pop().unwrap_or_default())
+    }
+
+    /// [`Translator::translate_inputs`] on each group: groups never share a batch (a caller's
+    /// own batching), but all their batches are spread over the streams.
+    pub fn translate_groups(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
         let max_src = self.model.config.max_positions - 1;
-        let mut prepared = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let mut ids = self.tokenizers.source.encode(input.text)?;
-            let truncated = ids.len() > max_src;
-            ids.truncate(max_src);
-            let prefix = match input.prefix {
-                Some(p) => self.tokenizers.target.encode(p)?,
-                None => Vec::new(),
-            };
-            prepared.push(Prepared { ids, prefix, truncated });
+        let mut prepared: Vec<Vec<Prepared>> = Vec::with_capacity(groups.len());
+        for inputs in groups {
+            let mut group = Vec::with_capacity(inputs.len());
+            for input in inputs.iter() {
+                let mut ids = self.tokenizers.source.encode(input.text)?;
+                let truncated = ids.len() > max_src;
+                ids.truncate(max_src);
+                let prefix = match input.prefix {
+                    Some(p) => self.tokenizers.target.encode(p)?,
+                    None => Vec::new(),
+                };
+                group.push(Prepared { ids, prefix, truncated });
+            }
+            prepared.push(group);
         }
-        // blank lines stay blank
-        let mut order: Vec<usize> =
-            (0..inputs.len()).filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty()).collect();
-        order.sort_by_key(|&i| prepared[i].ids.len());
+        // (group, sentences of the batch)
+        let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (g, (inputs, prepared)) in groups.iter().zip(&prepared).enumerate() {
+            // blank lines stay blank
+            let mut order: Vec<usize> = (0..inputs.len())
+                .filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty())
+                .collect();
+            order.sort_by_key(|&i| prepared[i].ids.len());
+            let group = opts.group();
+            let mut start = 0;
+            while start < order.len() {
+                // lengths rise along `order`: the last sentence of a batch is its longest
+                let mut end = start + 1;
+                while end < order.len()
+                    && (end + 1 - start) * group * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
+                {
+                    end += 1;
+                }
+                batches.push((g, order[start..end].to_vec()));
+                start = end;
+            }
+        }
+        let results =
+            self.streams.map(&batches, |(g, chunk)| self.translate_batch(groups[*g], &prepared[*g], chunk, opts))?;
         let empty =
             Output { text: String::new(), tokens: Vec::new(), score: 0.0, token_scores: Vec::new(), alignment: None };
-        let mut out: Vec<Translation> =
-            prepared.iter().map(|p| Translation { outputs: vec![empty.clone()], truncated: p.truncated }).collect();
-        let group = opts.group();
-        let mut start = 0;
-        while start < order.len() {
-            // lengths rise along `order`: the last sentence of a batch is its longest
-            let mut end = start + 1;
-            while end < order.len()
-                && (end + 1 - start) * group * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
-            {
-                end += 1;
+        let mut out: Vec<Vec<Translation>> = prepared
+            .iter()
+            .map(|group| {
+                group.iter().map(|p| Translation { outputs: vec![empty.clone()], truncated: p.truncated }).collect()
+            })
+            .collect();
+        for ((g, chunk), outputs) in batches.iter().zip(results) {
+            for (&i, outputs) in chunk.iter().zip(outputs) {
+                out[*g][i].outputs = outputs;
             }
-            let chunk = &order[start..end];
-            start = end;
-            let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
-            let (src, mask) = Batch::sources(&sources, self.model.config.special, &Device::Cpu)?;
-            let memory = self.model.encode(&src, &mask)?;
-            let step = EncodedBatch { model: &self.model, memory: &memory };
-            let targets: Vec<Target> = chunk
-                .iter()
-                .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
-                .collect();
-            let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
-            let hyps = decode(&step, &targets, &streams, opts)?;
-            for (&i, hyps) in chunk.iter().zip(hyps) {
+        }
+        Ok(out)
+    }
+
+    /// The outputs of sentences `chunk` of `inputs`, searched as one batch.
+    fn translate_batch(
+        &self,
+        inputs: &[Input],
+        prepared: &[Prepared],
+        chunk: &[usize],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<Vec<Output>>> {
+        let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
+        let (src, mask) = Batch::sources(&sources, self.model.config.special, &Device::Cpu)?;
+        let memory = self.model.encode(&src, &mask)?;
+        let step = EncodedBatch { model: &self.model, memory: &memory };
+        let targets: Vec<Target> = chunk
+            .iter()
+            .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
+            .collect();
+        let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
+        let hyps = decode(&step, &targets, &streams, opts)?;
+        chunk
+            .iter()
+            .zip(hyps)
+            .map(|(&i, hyps)| {
                 let source_words = match opts.alignment {
                     Alignment::Off => None,
                     _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared[i].ids))),
                 };
-                out[i].outputs =
-                    hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect::<Result<_>>()?;
-            }
-        }
-        Ok(out)
+                hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect()
+            })
+            .collect()
     }
 
     /// `source_words`: the word of each source piece, when alignments are asked for.

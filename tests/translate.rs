@@ -100,6 +100,30 @@ fn batching_does_not_change_any_strategy() {
 }
 
 #[test]
+fn streams_change_nothing_but_the_speed() {
+    let mut t = Translator::load(model_dir()).unwrap();
+    let pairs = sentences(30, 11);
+    let inputs: Vec<Input> =
+        pairs.iter().enumerate().map(|(i, p)| Input { text: &p.0, prefix: None, stream: i as u64 }).collect();
+    let sampling = Strategy::Sample(SamplingOptions { temperature: 1.5, top_k: 0, top_p: 0.95, seed: 5 });
+    for strategy in [Strategy::Greedy, beam(4, 2), sampling] {
+        // small batches, so the streams share many of them
+        let opts = DecodeOptions { strategy, max_tokens: 40, ..DecodeOptions::default() };
+        t.set_streams(1).unwrap();
+        let one = t.translate_inputs(&inputs, &opts).unwrap();
+        let groups: Vec<&[Input]> = inputs.chunks(7).collect();
+        let one_groups = t.translate_groups(&groups, &opts).unwrap();
+        t.set_streams(3).unwrap();
+        assert_eq!(t.translate_inputs(&inputs, &opts).unwrap(), one, "{strategy:?}");
+        assert_eq!(t.translate_groups(&groups, &opts).unwrap(), one_groups, "{strategy:?}");
+        // a group is translated as the inputs alone would be
+        for (group, out) in groups.iter().zip(&one_groups) {
+            assert_eq!(&t.translate_inputs(group, &opts).unwrap(), out, "{strategy:?}");
+        }
+    }
+}
+
+#[test]
 fn prefixes_n_best_scores_and_alignments() {
     let t = Translator::load(model_dir()).unwrap();
     let input = Input { text: "le chat mange une pomme", prefix: Some("the dog"), stream: 0 };

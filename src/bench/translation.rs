@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{median, round, system};
 use crate::error::{Error, Result};
 use crate::search::{BeamOptions, DecodeOptions, Strategy};
-use crate::translate::{Output, Translator};
+use crate::translate::{Input, Output, Translator};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +73,8 @@ impl TranslationBench {
         }
     }
 
-    /// Beam search over every line, sorted by source length (stable), `batch` sentences at a time.
+    /// Beam search over every line, sorted by source length (stable), in batches of `batch`
+    /// sentences (as many at once as the translator has streams).
     pub fn beam(&self, translator: &Translator, lines: &[&str]) -> Result<TranslationRun> {
         let opts = self.options(Strategy::Beam(BeamOptions::ctranslate2(self.beam)));
         let by_length = |lines: &[&str]| -> Result<Vec<usize>> {
@@ -86,12 +87,12 @@ impl TranslationBench {
             Ok(order)
         };
         let run = |order: &[usize]| -> Result<Vec<Output>> {
+            let inputs: Vec<Input> =
+                order.iter().map(|&i| Input { text: lines[i], prefix: None, stream: i as u64 }).collect();
+            let groups: Vec<&[Input]> = inputs.chunks(self.batch.max(1)).collect();
             let mut outputs = vec![None; lines.len()];
-            for chunk in order.chunks(self.batch.max(1)) {
-                let batch: Vec<&str> = chunk.iter().map(|&i| lines[i]).collect();
-                for (&i, t) in chunk.iter().zip(translator.translate(&batch, &opts)?) {
-                    outputs[i] = t.outputs.into_iter().next();
-                }
+            for (&i, t) in order.iter().zip(translator.translate_groups(&groups, &opts)?.into_iter().flatten()) {
+                outputs[i] = t.outputs.into_iter().next();
             }
             Ok(outputs.into_iter().flatten().collect())
         };

@@ -121,6 +121,10 @@ pub struct TranslateArgs {
     /// Run the linear layers in int8 (`int8`), or as the weights are stored.
     #[arg(long, value_enum, default_value_t = Quantization::AsStored)]
     pub quantization: Quantization,
+    /// Batches translated at once, each on its share of the threads (CTranslate2's
+    /// `inter_threads`): 2 on two cores for throughput, 1 for the lowest latency.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
     /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
     #[arg(long, default_value_t = 2000)]
     pub window: usize,
@@ -221,7 +225,8 @@ fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &Tran
 
 pub fn run(args: &TranslateArgs) -> Result<()> {
     let opts = args.decode_options()?;
-    let translator = Translator::load_as(&args.model, args.quantization)?;
+    let mut translator = Translator::load_as(&args.model, args.quantization)?;
+    translator.set_streams(args.streams)?;
     let mut input = match &args.input {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),

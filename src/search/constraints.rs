@@ -162,8 +162,20 @@ pub fn top_next_tokens(
         return full_then_top();
     }
     // a banned token's -inf never passes the selection's floor
-    let logp = |(t, &x): (usize, &f32)| (t, if banned(t) { f32::NEG_INFINITY } else { x - lse });
-    top_of(logits.iter().enumerate().map(logp), n)
+    let mut best = Best::new(n);
+    const CHUNK: usize = 16;
+    for (c, chunk) in logits.chunks(CHUNK).enumerate() {
+        // the selection's own test, on a whole chunk at once (vectorised): most add nothing
+        let floor = best.floor;
+        if !chunk.iter().fold(false, |any, &x| any | (x - lse > floor)) {
+            continue;
+        }
+        for (j, &x) in chunk.iter().enumerate() {
+            let t = c * CHUNK + j;
+            best.offer(t, if banned(t) { f32::NEG_INFINITY } else { x - lse });
+        }
+    }
+    best.into_vec()
 }
 
 /// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`.
@@ -194,24 +206,41 @@ pub fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
 
 /// [`top`] over `(index, value)` pairs in index order.
 fn top_of(values: impl Iterator<Item = (usize, f32)>, n: usize) -> Vec<(f32, u32)> {
-    if n == 0 {
-        return Vec::new();
+    let mut best = Best::new(n);
+    values.for_each(|(t, v)| best.offer(t, v));
+    best.into_vec()
+}
+
+/// The `n` highest values offered, best first, ties to the earlier offer.
+struct Best {
+    held: Vec<(f32, u32)>,
+    n: usize,
+    /// Nothing at or below this enters: -inf never, and once n are held, nothing above the
+    /// n-th.
+    floor: f32,
+}
+
+impl Best {
+    fn new(n: usize) -> Self {
+        Best { held: Vec::with_capacity(n + 1), n, floor: f32::NEG_INFINITY }
     }
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
-    // below `floor` nothing enters: -inf never, and once n are held, nothing above the n-th
-    let mut floor = f32::NEG_INFINITY;
-    for (t, v) in values {
-        if v <= floor {
-            continue;
+
+    #[inline]
+    fn offer(&mut self, t: usize, v: f32) {
+        if v <= self.floor || self.n == 0 {
+            return;
         }
-        let at = best.partition_point(|b| b.0 >= v);
-        best.insert(at, (v, t as u32));
-        best.truncate(n);
-        if best.len() == n {
-            floor = best[n - 1].0;
+        let at = self.held.partition_point(|b| b.0 >= v);
+        self.held.insert(at, (v, t as u32));
+        self.held.truncate(self.n);
+        if self.held.len() == self.n {
+            self.floor = self.held[self.n - 1].0;
         }
     }
-    best
+
+    fn into_vec(self) -> Vec<(f32, u32)> {
+        self.held
+    }
 }
 
 #[cfg(test)]
