@@ -11,7 +11,9 @@ Each round runs every system in its own process under /usr/bin/time -v (one time
 after a warm-up): CTranslate2 and transformers through shared/bench/peers/bench_peers.py, transduce
 through `transduce bench translate`, which follows the same protocol (test_2016_flickr, all 1000
 lines sorted by source length, beam 4 at batch 32; the first 200 lines greedy at batch 1; 2
-threads; text in, text out). A speed counts only when that system's BLEU is within 0.2 of
+threads; text in, text out). transduce translates beam batches --streams at a time (default 2,
+each on one thread); the `-inter` CTranslate2 systems do the same (inter_threads 2, intra_threads 1),
+besides the shared script's intra_threads 2. A speed counts only when that system's BLEU is within 0.2 of
 CTranslate2 fp32's (cased, sacrebleu 13a).
 
 Ratios (higher is better for transduce):
@@ -31,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers" / "bench_peers.py"
+# CTranslate2 with its threads over batches (inter_threads), as transduce's --streams
+INTER = ROOT / "bench" / "ct2_inter.py"
 
 
 def read_lines(path):
@@ -57,19 +61,28 @@ def convert(model, out, quantization, converter):
 def run_system(system, args, models, src, out):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), RAYON_NUM_THREADS=str(args.threads))
     time_file = out / f"{system}.time"
+    # a peer variant writes under its base name into its own folder, renamed after
+    peer_out = out
     if system.startswith("transduce"):
         cmd = [args.binary, "bench", "translate", "-m", str(models[system]), "--src", str(src), "--out", str(out),
-               "--name", system, "--runs", "1"]
+               "--name", system, "--runs", "1", "--streams", str(args.streams)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
     else:
-        cmd = [sys.executable, str(PEERS), "run", "--system", system, "--model", str(models[system]), "--src",
-               str(src), "--out", str(out), "--runs", "1", "--threads", str(args.threads)]
+        script, base = PEERS, system
+        if system.endswith("-inter"):
+            script, base = INTER, system.removesuffix("-inter")
+            peer_out = out / system
+        cmd = [sys.executable, str(script), "run", "--system", base, "--model", str(models[system]), "--src",
+               str(src), "--out", str(peer_out), "--runs", "1", "--threads", str(args.threads)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
     proc = subprocess.run(["/usr/bin/time", "-v", "-o", str(time_file)] + cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{system} failed:\n{proc.stderr[-3000:]}")
+    if peer_out != out:
+        for f in peer_out.iterdir():
+            f.replace(out / f.name.replace(base, system, 1))
     rec = json.loads((out / f"{system}.json").read_text())
     return {"beam4_tok_s": rec["beam"]["tok_per_s"], "beam4_s": rec["beam"]["median_s"],
             "greedy1_ms": rec["greedy1"]["ms_per_sent"], "greedy1_tok_s": rec["greedy1"]["tok_per_s"],
@@ -90,7 +103,10 @@ def main():
     ap.add_argument("--work", type=Path, default=None, help="converted models and outputs (default bench/work/<model>)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--systems", default="transduce,ct2-fp32,ct2-int8,hf")
+    ap.add_argument("--systems", default="transduce,ct2-fp32,ct2-fp32-inter,ct2-int8,ct2-int8-inter,hf",
+                    help="a `-inter` CTranslate2 spreads its threads over batches (inter_threads)")
+    ap.add_argument("--streams", type=int, default=2,
+                    help="transduce's --streams: beam batches translated at once (greedy is one sentence)")
     ap.add_argument("--hf-rounds", type=int, default=1, help="transformers is slow: run it in this many rounds")
     ap.add_argument("--transduce-int8", type=Path, default=None, help="a `transduce quantize`d model directory")
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "transduce"))
@@ -104,13 +120,14 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     converter = str(Path(sys.executable).parent / "ct2-transformers-converter")
     systems = args.systems.split(",")
-    models = {"transduce": args.model, "hf": args.model, "ct2-fp32": work / "ct2-fp32", "ct2-int8": work / "ct2-int8"}
+    models = {"transduce": args.model, "hf": args.model, "ct2-fp32": work / "ct2-fp32", "ct2-int8": work / "ct2-int8",
+              "ct2-fp32-inter": work / "ct2-fp32", "ct2-int8-inter": work / "ct2-int8"}
     if args.transduce_int8:
         models["transduce-int8"] = args.transduce_int8
         systems.insert(1, "transduce-int8")
-    if "ct2-fp32" in systems:
+    if {"ct2-fp32", "ct2-fp32-inter"} & set(systems):
         convert(args.model, models["ct2-fp32"], None, converter)
-    if "ct2-int8" in systems:
+    if {"ct2-int8", "ct2-int8-inter"} & set(systems):
         convert(args.model, models["ct2-int8"], "int8", converter)
 
     figures = {s: [] for s in systems}

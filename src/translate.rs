@@ -107,6 +107,8 @@ impl Translator {
         if quantization == Quantization::Int8 && model.lm_head.int8().is_none() {
             model.quantize_int8()?;
         }
+        // a translator never trains: the packed or int8 copies are the only ones it needs
+        model.release_weights()?;
         let config = model.config.clone();
         let tokenizers = Tokenizers::load(dir)?;
         let sides = [

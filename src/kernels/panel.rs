@@ -64,6 +64,19 @@ impl PanelMatrix {
         PanelMatrix { packed, n, k }
     }
 
+    /// W [n, k] back, exactly as packed.
+    pub fn unpack(&self) -> Vec<f32> {
+        let (n, k) = (self.n, self.k);
+        let mut w = vec![0f32; n * k];
+        for (j, row) in w.chunks_exact_mut(k.max(1)).enumerate().take(n) {
+            let panel = &self.packed[(j / PANEL) * k * PANEL..][..k * PANEL];
+            for (kk, v) in row.iter_mut().enumerate() {
+                *v = panel[kk * PANEL + j % PANEL];
+            }
+        }
+        w
+    }
+
     /// Output features (`n`).
     pub fn rows(&self) -> usize {
         self.n
@@ -257,6 +270,14 @@ mod tests {
             for path in [Path::Portable, Path::detect()] {
                 assert_eq!(p.matmul_with(&x, m, &b, BiasActivation::Identity, path), want, "{m}x{k}x{n} {path:?}");
             }
+        }
+    }
+
+    #[test]
+    fn unpacking_gives_the_weight_back() {
+        for (n, k) in [(1, 1), (70, 5), (128, 3)] {
+            let w = data(n * k, 7);
+            assert_eq!(PanelMatrix::pack(&w, n, k).unpack(), w, "{n}x{k}");
         }
     }
 

@@ -16,7 +16,10 @@ use crate::kernels::{self, reference_bias_add, BiasActivation};
 /// `y = x W^T + b`. weight: [out, in], bias: [out].
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    /// [out, in]; `None` once an inference copy replaces it (see [`Linear::release_weight`]).
+    weight: Option<Tensor>,
+    /// (out, in)
+    shape: (usize, usize),
     pub bias: Tensor,
     /// `weight` packed in column panels for inference on the CPU (see [`Linear::prepare_inference`]).
     panels: Option<Arc<PanelMatrix>>,
@@ -28,22 +31,47 @@ impl Linear {
     pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
         let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
-        Ok(Self::from_parts(weight, bias))
+        Self::from_parts(weight, bias)
     }
 
     /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
-    pub fn from_parts(weight: Tensor, bias: Tensor) -> Self {
-        Linear { weight, bias, panels: None, int8: None }
+    pub fn from_parts(weight: Tensor, bias: Tensor) -> Result<Self> {
+        let shape = weight.dims2()?;
+        Ok(Linear { weight: Some(weight), shape, bias, panels: None, int8: None })
+    }
+
+    /// The weight [out, in]: the tensor itself, or, once released, rebuilt from the inference
+    /// copy (exactly the packed values; the int8 values for an int8 layer).
+    pub fn weight(&self) -> Result<Tensor> {
+        let (n, k) = self.shape;
+        if let Some(w) = &self.weight {
+            Ok(w.clone())
+        } else if let Some(p) = &self.panels {
+            Tensor::from_vec(p.unpack(), (n, k), self.bias.device())
+        } else if let Some(q) = &self.int8 {
+            Tensor::from_vec(q.dequantize(), (n, k), self.bias.device())
+        } else {
+            candle_core::bail!("linear: the weight was released without an inference copy")
+        }
     }
 
     /// Makes inference run in int8 (per-row scales, activations quantized per row on the fly);
     /// drops the packed f32 copy. Training ignores it.
     pub fn quantize_int8(&mut self) -> Result<()> {
-        let (n, k) = self.weight.dims2()?;
-        let w = with_f32(&self.weight.to_dtype(candle_core::DType::F32)?, |w| Int8Matrix::quantize(w, n, k))?;
+        let (n, k) = self.shape;
+        let w = with_f32(&self.weight()?.to_dtype(candle_core::DType::F32)?, |w| Int8Matrix::quantize(w, n, k))?;
         self.int8 = Some(Arc::new(w));
         self.panels = None;
         Ok(())
+    }
+
+    /// Drops the weight tensor where an inference copy (panels or int8) holds it, for a model
+    /// that only translates: the memory of one copy of every matrix. [`Linear::weight`] still
+    /// gives it back; training such a layer is an error.
+    pub fn release_weight(&mut self) {
+        if self.panels.is_some() || self.int8.is_some() {
+            self.weight = None;
+        }
     }
 
     /// The int8 weight, when quantized.
@@ -55,10 +83,11 @@ impl Linear {
     /// order (other devices and dtypes, and int8 layers, are left as they are). A snapshot: call
     /// it on a model that will not be trained further.
     pub fn prepare_inference(&mut self) -> Result<()> {
-        if self.int8.is_none() && kernels::cpu::applies(&self.weight) {
-            let (n, k) = self.weight.dims2()?;
-            self.panels = Some(Arc::new(with_f32(&self.weight, |w| PanelMatrix::pack(w, n, k))?));
-        }
+        let Some(weight) = self.weight.as_ref().filter(|w| self.int8.is_none() && kernels::cpu::applies(w)) else {
+            return Ok(());
+        };
+        let (n, k) = self.shape;
+        self.panels = Some(Arc::new(with_f32(weight, |w| PanelMatrix::pack(w, n, k))?));
         Ok(())
     }
 
@@ -78,13 +107,16 @@ impl Linear {
             activation.apply(&mut y);
             Tensor::from_vec(y, (m, q.rows()), x.device())?
         } else if !ctx.kernels.fused_for(x) {
-            reference_bias_add(&x2.matmul(&self.weight.t()?)?, &self.bias, activation)?
+            reference_bias_add(&x2.matmul(&self.weight()?.t()?)?, &self.bias, activation)?
         } else if let Some(p) = self.panels.as_deref().filter(|_| !ctx.is_training()) {
             let m = x2.dim(0)?;
             let y = with_f32(&x2, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation)))??;
             Tensor::from_vec(y, (m, p.rows()), x.device())?
         } else {
-            kernels::linear::linear(&x2, &self.weight, &self.bias, activation)?
+            let Some(weight) = &self.weight else {
+                candle_core::bail!("linear: this layer's weight was released for inference; it cannot train")
+            };
+            kernels::linear::linear(&x2, weight, &self.bias, activation)?
         };
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;

@@ -54,7 +54,7 @@ impl Seq2Seq {
             config: config.clone(),
             encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
             decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
-            lm_head: Linear::from_parts(lm_head, lm_bias),
+            lm_head: Linear::from_parts(lm_head, lm_bias)?,
         })
     }
 
@@ -68,6 +68,26 @@ impl Seq2Seq {
             layer.for_each_linear(|l| l.prepare_inference())?;
         }
         self.lm_head.prepare_inference()
+    }
+
+    /// Drops each linear layer's weight tensor where an inference copy holds it (after
+    /// [`Seq2Seq::prepare_inference`] or [`Seq2Seq::quantize_int8`]): for a model that only
+    /// translates, one copy of every matrix less in memory. Training it afterwards is an error.
+    pub fn release_weights(&mut self) -> Result<()> {
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(|l| {
+                l.release_weight();
+                Ok(())
+            })?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(|l| {
+                l.release_weight();
+                Ok(())
+            })?;
+        }
+        self.lm_head.release_weight();
+        Ok(())
     }
 
     /// Runs every linear layer, the output projection included, in int8 (per-row scales):

@@ -9,7 +9,6 @@ use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::{var_builder::SimpleBackend, Init, VarBuilder, VarMap};
 use safetensors::tensor::TensorView;
-use safetensors::SafeTensors;
 
 use super::config::ModelConfig;
 use super::params::SeededInit;
@@ -89,6 +88,54 @@ pub enum Precision {
     Int8,
 }
 
+/// Calls `f` on every tensor of a safetensors file in storage order, reading each one's bytes
+/// by itself (header checked as `safetensors` does: offsets contiguous, within the file, and
+/// matching each tensor's dtype and shape).
+fn for_each_stored_tensor(path: &Path, mut f: impl FnMut(String, TensorView) -> Result<()>) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
+    let unreadable = |e: &dyn std::fmt::Display| bad(format!("not a readable safetensors file: {e}"));
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|e| unreadable(&e))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > file_len {
+        return Err(unreadable(&format!("header of {n} bytes in a file of {file_len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| unreadable(&e))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| unreadable(&format!("header: {e}")))?;
+    let mut infos = Vec::with_capacity(header.len());
+    for (name, value) in header {
+        if name != "__metadata__" {
+            let info: safetensors::tensor::TensorInfo =
+                serde_json::from_value(value).map_err(|e| unreadable(&format!("tensor `{name}`: {e}")))?;
+            infos.push((name, info));
+        }
+    }
+    infos.sort_by_key(|(_, info)| info.data_offsets);
+    let data_len = file_len - 8 - n;
+    let mut end = 0;
+    for (name, info) in infos {
+        let (start, stop) = info.data_offsets;
+        if start != end || stop < start || stop as u64 > data_len {
+            return Err(unreadable(&format!("tensor `{name}`: data offsets {start}..{stop} (expected from {end})")));
+        }
+        end = stop;
+        let mut bytes = vec![0u8; stop - start];
+        file.seek(SeekFrom::Start(8 + n + start as u64)).map_err(|e| Error::io(path, e))?;
+        file.read_exact(&mut bytes).map_err(|e| Error::io(path, e))?;
+        let view = TensorView::new(info.dtype, info.shape, &bytes).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        f(name, view)?;
+    }
+    if end as u64 != data_len {
+        return Err(unreadable(&format!("{} bytes of tensor data, the header accounts for {end}", data_len)));
+    }
+    Ok(())
+}
+
 /// Suffix of the per-row scales `<name>_scale` [rows] of an int8 matrix `<name>`.
 pub const INT8_SCALE_SUFFIX: &str = "_scale";
 
@@ -101,18 +148,18 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
 /// [`Int8Matrix::quantize`] turns back into the stored values) and the precision says so.
 pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
     let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
     let mut tensors = HashMap::new();
     let mut int8 = Vec::new();
-    for (name, view) in file.tensors() {
+    // one tensor's bytes at a time: loading never holds the whole file besides the tensors
+    for_each_stored_tensor(path, |name, view| {
         if view.dtype() == safetensors::Dtype::I8 {
             int8.push((name, view.shape().to_vec(), view.data().iter().map(|&b| b as i8).collect::<Vec<i8>>()));
         } else {
             let t = view.load(device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
             tensors.insert(name, t);
         }
-    }
+        Ok(())
+    })?;
     if int8.is_empty() {
         return Ok((tensors, Precision::Float));
     }
