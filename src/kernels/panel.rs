@@ -96,7 +96,8 @@ impl PanelMatrix {
     pub fn matmul_with(&self, x: &[f32], m: usize, bias: &[f32], activation: BiasActivation, path: Path) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
         assert_eq!((x.len(), bias.len()), (m * k, n), "x is not [m, k] or bias not [n]");
-        let mut y = vec![0f32; m * n];
+        // every element is written below (each row meets every panel): no zero-fill
+        let mut y: Vec<f32> = Vec::with_capacity(m * n);
         let out = SharedOut(y.as_mut_ptr());
         let panels = n.div_ceil(PANEL);
         let threads = rayon::current_num_threads().max(1);
@@ -118,13 +119,16 @@ impl PanelMatrix {
                 unsafe { self.block(x, rows, 0..panels, bias, activation, path, out) };
             });
         }
+        // SAFETY: the blocks above wrote all m * n elements.
+        unsafe { y.set_len(m * n) };
         y
     }
 
     /// Rows `rows` of x against panels `panels`, into those rows and panel columns of y.
     ///
     /// # Safety
-    /// `y` points to [m, n] floats (x is [m, k]) and no other thread writes the same part.
+    /// `y` points to room for [m, n] floats (x is [m, k]) and no other thread writes the
+    /// same part.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         &self,
@@ -152,12 +156,11 @@ impl PanelMatrix {
                     Path::Avx512 => unsafe { avx512::tile(panel, k, xs, r, &mut tile) },
                     _ => portable_tile(panel, k, xs, r, &mut tile),
                 }
-                for (t, row) in tile.iter().take(r).enumerate() {
-                    let out = std::slice::from_raw_parts_mut(y.get().add((i + t) * n + cols.start), cols.len());
-                    for ((o, &acc), &b) in out.iter_mut().zip(row).zip(&bias[cols.clone()]) {
-                        *o = acc + b;
-                    }
-                    activation.apply(out);
+                for (t, row) in tile.iter_mut().take(r).enumerate() {
+                    let row = &mut row[..cols.len()];
+                    row.iter_mut().zip(&bias[cols.clone()]).for_each(|(v, &b)| *v += b);
+                    activation.apply(row);
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), y.get().add((i + t) * n + cols.start), cols.len());
                 }
                 i += r;
             }
