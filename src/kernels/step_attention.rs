@@ -9,12 +9,22 @@ use super::cpu::fast_exp;
 
 /// Where the keys and values a row attends to are.
 pub trait KeyValueSource: Sync {
+    /// The keys and values of one row.
+    type Row<'a>: RowKeyValues
+    where
+        Self: 'a;
     /// Positions every row attends to.
     fn positions(&self) -> usize;
-    /// Key and value of `row` at position `t` for head `h`: `head_dim` floats each.
-    fn key_value(&self, row: usize, head: usize, t: usize) -> (&[f32], &[f32]);
-    /// Additive bias of position `t` for `row` (source padding).
-    fn bias(&self, _row: usize, _t: usize) -> f32 {
+    /// What `row` attends to (looked up once per row, not per position and head).
+    fn row(&self, row: usize) -> Self::Row<'_>;
+}
+
+/// The keys and values one row attends to.
+pub trait RowKeyValues {
+    /// Key and value at position `t` for head `h`: `head_dim` floats each.
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]);
+    /// Additive bias of position `t` (source padding).
+    fn bias(&self, _t: usize) -> f32 {
         0.0
     }
 }
@@ -36,26 +46,15 @@ pub fn attend(
     let mut out = vec![0f32; rows * d];
     let mut p = vec![0f32; rows * heads * len];
     let work = |(row, (out, p)): (usize, (&mut [f32], &mut [f32]))| {
+        let kv = source.row(row);
         for h in 0..heads {
             let q = &q[row * d + h * head_dim..][..head_dim];
             let p = &mut p[h * len..(h + 1) * len];
-            let mut max = f32::NEG_INFINITY;
-            for (t, s) in p.iter_mut().enumerate() {
-                let (k, _) = source.key_value(row, h, t);
-                *s = dot(q, k) * scale + source.bias(row, t);
-                max = max.max(*s);
-            }
-            let mut sum = 0f32;
-            for s in p.iter_mut() {
-                *s = fast_exp(*s - max);
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
             let out = &mut out[h * head_dim..(h + 1) * head_dim];
-            for (t, s) in p.iter_mut().enumerate() {
-                *s *= inv;
-                let (_, v) = source.key_value(row, h, t);
-                out.iter_mut().zip(v).for_each(|(o, &v)| *o += *s * v);
+            match head_dim {
+                64 => head::<64>(q, &kv, h, scale, p, out),
+                32 => head::<32>(q, &kv, h, scale, p, out),
+                _ => head_any(q, &kv, h, scale, p, out),
             }
         }
     };
@@ -76,6 +75,50 @@ pub fn attend(
     out
 }
 
+/// One head of one row: scores into `p` (then the attention), `p · v` into `out` (zeros).
+fn head_any(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32], out: &mut [f32]) {
+    let inv = scores(q, kv, h, scale, p);
+    for (t, s) in p.iter_mut().enumerate() {
+        *s *= inv;
+        let (_, v) = kv.key_value(h, t);
+        out.iter_mut().zip(v).for_each(|(o, &v)| *o += *s * v);
+    }
+}
+
+/// [`head_any`] for a head size known at compile time: the output stays in registers over
+/// all positions (the same operations in the same order, so the same bits).
+fn head<const HD: usize>(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32], out: &mut [f32]) {
+    let inv = scores(q, kv, h, scale, p);
+    let mut acc = [0f32; HD];
+    for (t, s) in p.iter_mut().enumerate() {
+        *s *= inv;
+        let (_, v) = kv.key_value(h, t);
+        let v: &[f32; HD] = v.try_into().expect("a value has head_dim floats");
+        for i in 0..HD {
+            acc[i] += *s * v[i];
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// `exp(q k_t * scale + bias_t - max)` into `p`; returns 1 / their sum.
+#[inline(always)]
+fn scores(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32]) -> f32 {
+    let mut max = f32::NEG_INFINITY;
+    for (t, s) in p.iter_mut().enumerate() {
+        let (k, _) = kv.key_value(h, t);
+        *s = dot(q, k) * scale + kv.bias(t);
+        max = max.max(*s);
+    }
+    let mut sum = 0f32;
+    for s in p.iter_mut() {
+        *s = fast_exp(*s - max);
+        sum += *s;
+    }
+    1.0 / sum
+}
+
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     // eight partial sums: vectorises, and does not wait on one long chain of additions
     let mut acc = [0f32; 8];
@@ -139,12 +182,29 @@ impl StepCache {
 }
 
 impl KeyValueSource for StepCache {
+    type Row<'a> = StepRow<'a>;
+
     fn positions(&self) -> usize {
         self.steps.len()
     }
 
-    fn key_value(&self, row: usize, head: usize, t: usize) -> (&[f32], &[f32]) {
-        let at = self.paths[row][t] as usize * self.d + head * self.head_dim;
+    fn row(&self, row: usize) -> StepRow<'_> {
+        StepRow { steps: &self.steps, path: &self.paths[row], d: self.d, head_dim: self.head_dim }
+    }
+}
+
+/// One row's history in a [`StepCache`].
+pub struct StepRow<'a> {
+    steps: &'a [(Vec<f32>, Vec<f32>)],
+    path: &'a [u32],
+    d: usize,
+    head_dim: usize,
+}
+
+impl RowKeyValues for StepRow<'_> {
+    #[inline(always)]
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
+        let at = self.path[t] as usize * self.d + head * self.head_dim;
         let (k, v) = &self.steps[t];
         (&k[at..at + self.head_dim], &v[at..at + self.head_dim])
     }
@@ -162,17 +222,47 @@ pub struct SharedMemory<'a> {
     pub group: usize,
 }
 
-impl KeyValueSource for SharedMemory<'_> {
+impl<'m> KeyValueSource for SharedMemory<'m> {
+    type Row<'a>
+        = MemoryRow<'a>
+    where
+        Self: 'a;
+
     fn positions(&self) -> usize {
         self.len
     }
 
-    fn key_value(&self, row: usize, head: usize, t: usize) -> (&[f32], &[f32]) {
-        let at = ((row / self.group * self.heads + head) * self.len + t) * self.head_dim;
+    fn row(&self, row: usize) -> MemoryRow<'_> {
+        let source = row / self.group;
+        let block = self.heads * self.len * self.head_dim;
+        MemoryRow {
+            k: &self.k[source * block..][..block],
+            v: &self.v[source * block..][..block],
+            bias: &self.bias[source * self.len..][..self.len],
+            len: self.len,
+            head_dim: self.head_dim,
+        }
+    }
+}
+
+/// The memory of one row's source: keys and values [heads, s, head_dim], bias [s].
+pub struct MemoryRow<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
+    bias: &'a [f32],
+    len: usize,
+    head_dim: usize,
+}
+
+impl RowKeyValues for MemoryRow<'_> {
+    #[inline(always)]
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
+        let at = (head * self.len + t) * self.head_dim;
         (&self.k[at..at + self.head_dim], &self.v[at..at + self.head_dim])
     }
 
-    fn bias(&self, row: usize, t: usize) -> f32 {
-        self.bias[row / self.group * self.len + t]
+    #[inline(always)]
+    fn bias(&self, t: usize) -> f32 {
+        self.bias[t]
     }
 }
