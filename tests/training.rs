@@ -205,3 +205,29 @@ fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
     assert!(matches!(config.vocab, Vocab::Separate { .. }), "{:?}", config.vocab);
     assert_eq!(config.tying, Tying::DecoderInputOutput);
 }
+
+#[test]
+fn loss_curve_writes_the_state_it_trains_from_and_repeats_exactly() {
+    use transduce::bench::loss_curve::LossCurve;
+    use transduce::bench::Workload;
+    use transduce::model::config::Preset;
+    let tmp = TempDir::new("loss-curve");
+    let dir = tmp.0.clone();
+    let curve = LossCurve {
+        preset: Preset::Tiny,
+        workload: Workload { vocab: 50, batch: 8, src_len: 6, tgt_len: 5 },
+        steps: 40,
+        dropout: 0.0,
+    };
+    let losses = curve.run(&dir).unwrap();
+    assert_eq!(losses.len(), 40);
+    assert!(losses.windows(2).all(|w| w[1] < w[0]) && losses[39] < losses[0] - 0.5, "one batch: {losses:?}");
+    assert_eq!(curve.run(&dir).unwrap(), losses, "dropout 0 is deterministic");
+    let init = candle_core::safetensors::load(dir.join("init.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(init.contains_key("shared.weight") && init.contains_key("lm_head.weight"), "{:?}", init.keys());
+    let batch = candle_core::safetensors::load(dir.join("batch.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let tgt_out = batch["tgt_out"].flatten_all().unwrap().to_vec1::<i64>().unwrap();
+    assert_eq!(batch["src"].dims(), [8, 6]);
+    assert_eq!(tgt_out.len(), 8 * 6);
+    assert!(tgt_out.iter().all(|&t| t != 0), "no padding in the batch");
+}

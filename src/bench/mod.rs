@@ -18,6 +18,7 @@ use crate::train::loss::label_smoothed_cross_entropy;
 use crate::train::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
 
 pub mod gemm;
+pub mod loss_curve;
 pub mod translation;
 
 /// Shape of the benchmark workload.
@@ -69,7 +70,7 @@ pub struct GreedyFigure {
     pub total_ms: f64,
 }
 
-fn system() -> String {
+pub fn system() -> String {
     format!("transduce-{}", env!("CARGO_PKG_VERSION"))
 }
 

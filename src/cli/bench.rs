@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use transduce::bench::gemm::{gemm_figures, peak_figure};
+use transduce::bench::loss_curve::LossCurve;
 use transduce::bench::translation::{TranslationBench, TranslationRun};
 use transduce::bench::{greedy_decode, train_step, Workload};
 use transduce::data::lines::LineReader;
@@ -33,6 +34,23 @@ pub enum BenchCommand {
     Translate(TranslateArgs),
     /// f32 matrix products (GFLOP/s) and the machine's measured peak multiply-add rate.
     Gemm,
+    /// Training losses step by step on one random batch, with the initial weights and the batch
+    /// written beside them (bench/compare_loss_curve.py trains PyTorch from the same state).
+    LossCurve(LossCurveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LossCurveArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Dropout everywhere (0 makes the run deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Directory for init.safetensors, batch.safetensors and transduce_losses.json.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +112,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchCommand::Greedy(m) => model_figures(m, true, false),
         BenchCommand::All(m) => model_figures(m, true, true),
         BenchCommand::Translate(t) => translate(t),
+        BenchCommand::LossCurve(a) => loss_curve(a),
         BenchCommand::Gemm => {
             for figure in gemm_figures()? {
                 println!("{}", serde_json::to_string(&figure)?);
@@ -102,6 +121,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn loss_curve(args: &LossCurveArgs) -> Result<()> {
+    let m = &args.model;
+    let workload = Workload { vocab: m.vocab, batch: m.batch, src_len: m.src_len, tgt_len: m.tgt_len };
+    let curve = LossCurve { preset: m.preset, workload, steps: args.steps, dropout: args.dropout };
+    let losses = curve.run(&args.out)?;
+    let record = serde_json::json!({
+        "system": transduce::bench::system(),
+        "figure": "loss_curve",
+        "preset": m.preset,
+        "dropout": args.dropout,
+        "losses": losses,
+    });
+    let path = args.out.join("transduce_losses.json");
+    std::fs::write(&path, serde_json::to_string(&record)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("{record}");
+    Ok(())
 }
 
 fn model_figures(args: &ModelArgs, greedy: bool, train: bool) -> Result<()> {
