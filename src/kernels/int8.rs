@@ -103,62 +103,87 @@ impl Int8Matrix {
     pub fn matmul_with(&self, x: &[f32], m: usize, bias: &[f32], path: Path) -> Vec<f32> {
         assert_eq!((x.len(), bias.len()), (m * self.k, self.n), "x is not [m, k] or bias not [n]");
         let (xq, sx) = quantize_activations(x, m, self.k, self.k4);
-        let mut y = vec![0f32; m * self.n];
+        let mut y: Vec<f32> = Vec::with_capacity(m * self.n);
+        let out = SharedOut(y.as_mut_ptr());
         let blocks = self.n.div_ceil(BLOCK);
         // split the output columns across threads when the product is large enough to pay for it
         let groups = if m * self.n * self.k >= 1 << 21 { rayon::current_num_threads().max(1) * 2 } else { 1 };
         let per_group = blocks.div_ceil(groups).max(1);
-        let task = |g: usize| -> (usize, Vec<f32>) {
-            let (b0, b1) = (g * per_group, ((g + 1) * per_group).min(blocks));
-            let mut part = vec![0f32; m * (b1.saturating_sub(b0)) * BLOCK];
-            if b1 > b0 {
-                self.blocks(&xq, &sx, m, b0..b1, bias, &mut part, path);
-            }
-            (b0, part)
+        let task = |g: usize| {
+            let range = g * per_group..((g + 1) * per_group).min(blocks);
+            let epilogue = Epilogue { sx: &sx, scales: &self.scales, offsets: &self.offsets, bias, n: self.n };
+            // SAFETY: tasks write disjoint column blocks of y, which has room for [m, n].
+            unsafe { self.blocks(&xq, m, range, &epilogue, out, path) };
         };
-        let parts: Vec<(usize, Vec<f32>)> = if groups > 1 {
-            (0..blocks.div_ceil(per_group)).into_par_iter().map(task).collect()
+        if groups > 1 {
+            (0..blocks.div_ceil(per_group)).into_par_iter().for_each(task);
         } else {
-            vec![task(0)]
-        };
-        for (b0, part) in parts {
-            let width = part.len() / m.max(1);
-            for i in 0..m {
-                let cols = (self.n - b0 * BLOCK).min(width);
-                y[i * self.n + b0 * BLOCK..][..cols].copy_from_slice(&part[i * width..][..cols]);
-            }
+            task(0);
         }
+        // SAFETY: the blocks wrote every column of every row.
+        unsafe { y.set_len(m * self.n) };
         y
     }
 
-    /// Output blocks `range` for all rows into `out` [m, range.len() * 16].
-    #[allow(clippy::too_many_arguments)]
-    fn blocks(
+    /// Output blocks `range` for all rows, written to `y` (row stride n).
+    ///
+    /// # Safety
+    /// `y` has room for [m, n] floats and no other thread writes these blocks.
+    unsafe fn blocks(
         &self,
         xq: &[u8],
-        sx: &[f32],
         m: usize,
         range: std::ops::Range<usize>,
-        bias: &[f32],
-        out: &mut [f32],
+        epilogue: &Epilogue,
+        y: SharedOut,
         path: Path,
     ) {
-        let width = range.len() * BLOCK;
-        let mut acc = vec![0i32; m * width];
         match path {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Path::Vnni is only chosen when the CPU has avx512f and avx512vnni.
-            Path::Vnni => unsafe { vnni::dot_blocks(&self.packed, self.k4, xq, m, range.clone(), &mut acc) },
-            _ => portable_dot_blocks(&self.packed, self.k4, xq, m, range.clone(), &mut acc),
-        }
-        for i in 0..m {
-            for (c, j) in (range.start * BLOCK..range.end * BLOCK).enumerate() {
-                if j < self.n {
-                    let v = acc[i * width + c] - self.offsets[j];
-                    out[i * width + c] = v as f32 * (sx[i] * self.scales[j]) + bias[j];
+            Path::Vnni => vnni::dot_blocks(&self.packed, self.k4, xq, m, range, epilogue, y),
+            _ => {
+                let mut sums = vec![0i32; m * range.len() * BLOCK];
+                portable_dot_blocks(&self.packed, self.k4, xq, m, range.clone(), &mut sums);
+                let width = range.len() * BLOCK;
+                for i in 0..m {
+                    for (c, j) in (range.start * BLOCK..range.end * BLOCK).enumerate() {
+                        if j < self.n {
+                            *y.get().add(i * self.n + j) = epilogue.apply(i, j, sums[i * width + c]);
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+/// What turns an exact i32 sum into an output: `(sum - offset[j]) * (sx[i] * scale[j]) + b[j]`.
+struct Epilogue<'a> {
+    sx: &'a [f32],
+    scales: &'a [f32],
+    offsets: &'a [i32],
+    bias: &'a [f32],
+    n: usize,
+}
+
+impl Epilogue<'_> {
+    #[inline(always)]
+    fn apply(&self, i: usize, j: usize, sum: i32) -> f32 {
+        (sum - self.offsets[j]) as f32 * (self.sx[i] * self.scales[j]) + self.bias[j]
+    }
+}
+
+/// A pointer to the output that parallel tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: only used for disjoint writes (see `matmul_with`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -189,18 +214,38 @@ impl Path {
     }
 }
 
-/// Rows of x as `round(x / s) + 128` (u8, k padded to `k4` with 128, i.e. zero) and their scales.
+/// Rows of x as `round(x / s) + 128` (u8, k padded to `k4` with 128, i.e. zero) and their scales:
+/// [`quantize_row`]'s values, computed in vector registers.
 fn quantize_activations(x: &[f32], m: usize, k: usize, k4: usize) -> (Vec<u8>, Vec<f32>) {
     let mut xq = vec![128u8; m * k4];
-    let mut q = vec![0i8; k];
     let mut scales = Vec::with_capacity(m);
-    for i in 0..m {
-        scales.push(quantize_row(&x[i * k..(i + 1) * k], &mut q));
-        for (o, &v) in xq[i * k4..i * k4 + k].iter_mut().zip(&q) {
-            *o = (v as i16 + 128) as u8;
+    for (row, out) in x.chunks_exact(k.max(1)).zip(xq.chunks_exact_mut(k4.max(1))).take(m) {
+        let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+        let scale = if max > 0.0 && max.is_finite() { max / 127.0 } else { 1.0 };
+        let inv = 1.0 / scale;
+        for (o, &v) in out.iter_mut().zip(row) {
+            let r = round_half_away(v * inv).clamp(-127.0, 127.0);
+            // an integer from -127 to 127 read off the bits of 1.5 * 2^23 + r (no saturating
+            // float-to-int conversion, which does not vectorise); NaN counts as 0, as `as` does
+            let r = if r.is_nan() { 0.0 } else { r };
+            *o = (((r + 12_582_912.0).to_bits() as i32 - 0x4B40_0000) + 128) as u8;
         }
+        scales.push(scale);
     }
     (xq, scales)
+}
+
+/// `f32::round` (halves away from zero) from `trunc`, which vectorises where `round` is a
+/// library call per element; NaN gives NaN.
+#[inline(always)]
+fn round_half_away(v: f32) -> f32 {
+    let t = v.trunc();
+    // v - t is exact (|v| < 2^23 has a fractional part; larger values have none)
+    if (v - t).abs() >= 0.5 {
+        t + 1f32.copysign(v)
+    } else {
+        t
+    }
 }
 
 /// `acc[i, c] = sum_k xq[i, k] * w[j, k]` (u8 x i8) for the columns `j` of `blocks`.
@@ -227,13 +272,18 @@ fn portable_dot_blocks(packed: &[i8], k4: usize, xq: &[u8], m: usize, blocks: st
 mod vnni {
     use std::arch::x86_64::*;
 
-    use super::BLOCK;
+    use super::{Epilogue, SharedOut, BLOCK};
 
     /// Rows per micro-tile and 16-column blocks per micro-tile.
     const MR: usize = 4;
     const NB: usize = 4;
 
-    /// As `portable_dot_blocks`, with `vpdpbusd` on micro-tiles of up to 4 rows × 64 columns.
+    /// The outputs of blocks `blocks` for all `m` rows, with `vpdpbusd` on micro-tiles of up to
+    /// 4 rows × 64 columns, finished in registers ([`Epilogue`]) and stored into `y`.
+    ///
+    /// # Safety
+    /// The CPU has avx512f and avx512vnni; `y` has room for [m, n] and no other thread writes
+    /// these blocks.
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub unsafe fn dot_blocks(
         packed: &[i8],
@@ -241,29 +291,27 @@ mod vnni {
         xq: &[u8],
         m: usize,
         blocks: std::ops::Range<usize>,
-        acc: &mut [i32],
+        e: &Epilogue,
+        y: SharedOut,
     ) {
-        let width = blocks.len() * BLOCK;
         let mut b = blocks.start;
         while b < blocks.end {
             let nb = (blocks.end - b).min(NB);
             let mut i = 0;
             while i < m {
                 let mr = (m - i).min(MR);
-                let out = acc.as_mut_ptr().add(i * width + (b - blocks.start) * BLOCK);
                 match (mr, nb) {
-                    (4, 4) => tile::<4, 4>(packed, k4, xq, i, b, out, width),
-                    (4, 3) => tile::<4, 3>(packed, k4, xq, i, b, out, width),
-                    (4, 2) => tile::<4, 2>(packed, k4, xq, i, b, out, width),
-                    (4, 1) => tile::<4, 1>(packed, k4, xq, i, b, out, width),
+                    (4, 4) => tile::<4, 4>(packed, k4, xq, i, b, e, y),
+                    (4, 3) => tile::<4, 3>(packed, k4, xq, i, b, e, y),
+                    (4, 2) => tile::<4, 2>(packed, k4, xq, i, b, e, y),
+                    (4, 1) => tile::<4, 1>(packed, k4, xq, i, b, e, y),
                     (3, _) | (2, _) | (1, _) => {
-                        for r in 0..mr {
-                            let out = out.add(r * width);
+                        for r in i..i + mr {
                             match nb {
-                                4 => tile::<1, 4>(packed, k4, xq, i + r, b, out, width),
-                                3 => tile::<1, 3>(packed, k4, xq, i + r, b, out, width),
-                                2 => tile::<1, 2>(packed, k4, xq, i + r, b, out, width),
-                                _ => tile::<1, 1>(packed, k4, xq, i + r, b, out, width),
+                                4 => tile::<1, 4>(packed, k4, xq, r, b, e, y),
+                                3 => tile::<1, 3>(packed, k4, xq, r, b, e, y),
+                                2 => tile::<1, 2>(packed, k4, xq, r, b, e, y),
+                                _ => tile::<1, 1>(packed, k4, xq, r, b, e, y),
                             }
                         }
                     }
@@ -275,8 +323,7 @@ mod vnni {
         }
     }
 
-    /// One micro-tile: rows `i .. i + R` of xq against blocks `b .. b + N`, written to `out`
-    /// (row stride `width`).
+    /// One micro-tile: rows `i .. i + R` of xq against blocks `b .. b + N`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vnni")]
     unsafe fn tile<const R: usize, const N: usize>(
@@ -285,8 +332,8 @@ mod vnni {
         xq: &[u8],
         i: usize,
         b: usize,
-        out: *mut i32,
-        width: usize,
+        e: &Epilogue,
+        y: SharedOut,
     ) {
         let mut acc = [[_mm512_setzero_si512(); N]; R];
         let w = packed.as_ptr().add(b * BLOCK * k4);
@@ -303,9 +350,19 @@ mod vnni {
                 }
             }
         }
+        // (sum - offset) * (sx * scale) + bias, as Epilogue::apply rounds it (no fused multiply-add)
         for (r, row) in acc.iter().enumerate() {
-            for (n, &a) in row.iter().enumerate() {
-                _mm512_storeu_si512(out.add(r * width + n * BLOCK) as *mut _, a);
+            let sx = _mm512_set1_ps(e.sx[i + r]);
+            for (nb, &a) in row.iter().enumerate() {
+                let j0 = (b + nb) * BLOCK;
+                let cols = (e.n - j0).min(BLOCK);
+                let mask: __mmask16 = if cols == BLOCK { 0xFFFF } else { (1u16 << cols) - 1 };
+                let offsets = _mm512_maskz_loadu_epi32(mask, e.offsets.as_ptr().add(j0));
+                let scales = _mm512_maskz_loadu_ps(mask, e.scales.as_ptr().add(j0));
+                let bias = _mm512_maskz_loadu_ps(mask, e.bias.as_ptr().add(j0));
+                let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, offsets));
+                let out = _mm512_add_ps(_mm512_mul_ps(v, _mm512_mul_ps(sx, scales)), bias);
+                _mm512_mask_storeu_ps(y.get().add((i + r) * e.n + j0), mask, out);
             }
         }
     }
@@ -348,6 +405,24 @@ mod tests {
         let (values, scales) = q.unpack();
         assert_eq!(Int8Matrix::from_quantized(&values, scales, n, k), q);
         assert_eq!(Int8Matrix::quantize(&q.dequantize(), n, k).unpack().0, values);
+    }
+
+    #[test]
+    fn activations_quantize_as_quantize_row_does() {
+        // halves, values next to halves, large, tiny, zero and NaN
+        let mut x: Vec<f32> = (-600..=600).map(|i| i as f32 * 0.25).collect();
+        x.extend([0.49999997, -0.49999997, 126.5, -126.5, 1e-30, 0.0, -0.0, f32::NAN, 3e38, -3e38]);
+        for v in x.iter().copied().filter(|v| !v.is_nan()) {
+            assert_eq!(round_half_away(v), v.round(), "{v}");
+        }
+        let (k, m) = (x.len() / 7, 7);
+        let (xq, scales) = quantize_activations(&x[..m * k], m, k, k.div_ceil(4) * 4);
+        let mut q = vec![0i8; k];
+        for i in 0..m {
+            assert_eq!(scales[i], quantize_row(&x[i * k..(i + 1) * k], &mut q), "row {i}");
+            let want: Vec<u8> = q.iter().map(|&v| (v as i16 + 128) as u8).collect();
+            assert_eq!(&xq[i * k.div_ceil(4) * 4..][..k], &want[..], "row {i}");
+        }
     }
 
     #[test]
