@@ -12,6 +12,7 @@ pub mod dropout;
 pub mod int8;
 pub mod layer_norm;
 pub mod linear;
+pub mod pair;
 pub mod panel;
 pub mod softmax;
 pub mod step_attention;

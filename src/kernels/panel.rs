@@ -22,6 +22,9 @@ const MR: usize = 6;
 /// worker costs tens of microseconds on these machines, more than a batch-1 product saves
 /// (measured: greedy batch-1 decoding got slower with 1 << 18 or 1 << 20).
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
+/// From this many multiply-adds (and below [`PARALLEL_MIN_MACS`]) a product is split with the
+/// spinning helper of [`super::pair`], which answers in well under a microsecond.
+pub const PAIR_MIN_MACS: usize = 1 << 17;
 
 /// The instruction set a product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +105,16 @@ impl PanelMatrix {
         let panels = n.div_ceil(PANEL);
         let threads = rayon::current_num_threads().max(1);
         // SAFETY (all three): the tasks write disjoint parts of y, which is [m, n].
-        if m * n * k < PARALLEL_MIN_MACS || threads == 1 {
+        let macs = m * n * k;
+        if threads == 1 || macs < PAIR_MIN_MACS || (macs < PARALLEL_MIN_MACS && panels < 2) {
             unsafe { self.block(x, 0..m, 0..panels, bias, activation, path, out) };
+        } else if macs < PARALLEL_MIN_MACS {
+            // a few rows: half the panels each on this thread and the spinning helper
+            let half = panels / 2;
+            super::pair::join(
+                || unsafe { self.block(x, 0..m, 0..half, bias, activation, path, out) },
+                || unsafe { self.block(x, 0..m, half..panels, bias, activation, path, out) },
+            );
         } else if panels >= 2 * threads {
             // split the columns: every task streams its own panels once
             let per_task = panels.div_ceil(threads * 2);
