@@ -117,7 +117,7 @@ pub fn join(mine: impl FnOnce(), theirs: impl Fn() + Sync) {
     let mut spins = 0u32;
     while h.done.load(Ordering::Acquire) != posted {
         spins = spins.wrapping_add(1);
-        if spins % 1024 == 0 {
+        if spins.is_multiple_of(1024) {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
