@@ -69,29 +69,71 @@ const LANES: usize = 16;
 
 /// The largest element (`-inf` for an empty slice), in vector-wide steps.
 pub fn max_of(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] = acc[i].max(c[i]);
-        }
-    }
-    acc.iter().fold(rest, |m, &x| m.max(x))
+    max_of_except(xs, &[])
 }
 
 /// `sum(exp(x - max))` with [`fast_exp`], in `LANES` partial sums (a fixed order, so every
 /// caller gets the same bits).
 pub fn sum_exp(xs: &[f32], max: f32) -> f32 {
+    sum_exp_except(xs, max, &[])
+}
+
+/// [`max_of`] with the elements at `banned` read as `-inf`: the same bits as on a copy of `xs`
+/// with those set, without the copy.
+pub fn max_of_except(xs: &[f32], banned: &[usize]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = xs.len() - chunks.remainder().len();
+    let rest =
+        masked(chunks.remainder(), tail, banned)[..xs.len() - tail].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    for (c, chunk) in chunks.enumerate() {
+        let chunk = masked_lanes(chunk, c * LANES, banned);
+        for i in 0..LANES {
+            acc[i] = acc[i].max(chunk[i]);
+        }
+    }
+    acc.iter().fold(rest, |m, &x| m.max(x))
+}
+
+/// [`sum_exp`] with the elements at `banned` read as `-inf` (as [`max_of_except`]).
+pub fn sum_exp_except(xs: &[f32], max: f32, banned: &[usize]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().map(|&x| fast_exp(x - max)).sum();
-    for c in chunks {
+    let tail = xs.len() - chunks.remainder().len();
+    let rest: f32 =
+        masked(chunks.remainder(), tail, banned)[..xs.len() - tail].iter().map(|&x| fast_exp(x - max)).sum();
+    for (c, chunk) in chunks.enumerate() {
+        let chunk = masked_lanes(chunk, c * LANES, banned);
         for i in 0..LANES {
-            acc[i] += fast_exp(c[i] - max);
+            acc[i] += fast_exp(chunk[i] - max);
         }
     }
     acc.iter().sum::<f32>() + rest
+}
+
+/// One full chunk starting at `start`, with banned positions at `-inf`.
+#[inline(always)]
+fn masked_lanes(chunk: &[f32], start: usize, banned: &[usize]) -> [f32; LANES] {
+    let mut lanes: [f32; LANES] = chunk.try_into().expect("a full chunk");
+    for &b in banned {
+        if (start..start + LANES).contains(&b) {
+            lanes[b - start] = f32::NEG_INFINITY;
+        }
+    }
+    lanes
+}
+
+/// The tail (shorter than a chunk) starting at `start`, with banned positions at `-inf`, in
+/// the first `tail.len()` lanes.
+fn masked(tail: &[f32], start: usize, banned: &[usize]) -> [f32; LANES] {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    lanes[..tail.len()].copy_from_slice(tail);
+    for &b in banned {
+        if (start..start + tail.len()).contains(&b) {
+            lanes[b - start] = f32::NEG_INFINITY;
+        }
+    }
+    lanes
 }
 
 #[cfg(test)]
@@ -106,6 +148,21 @@ mod tests {
             assert_eq!(max_of(&xs), max);
             let plain: f64 = xs.iter().map(|&x| ((x - max) as f64).exp()).sum();
             assert!((sum_exp(&xs, max) as f64 - plain).abs() <= 1e-5 * plain.max(1.0), "n {n}");
+        }
+    }
+
+    #[test]
+    fn masked_max_and_sum_equal_those_of_a_masked_copy_to_the_bit() {
+        use super::{max_of_except, sum_exp_except};
+        for n in [1, 15, 16, 17, 40, 8000] {
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.01).collect();
+            for banned in [vec![], vec![0], vec![n - 1], vec![n / 2, n - 1], vec![0, 0]] {
+                let mut copy = xs.clone();
+                banned.iter().for_each(|&b| copy[b] = f32::NEG_INFINITY);
+                let max = max_of(&copy);
+                assert_eq!(max_of_except(&xs, &banned).to_bits(), max.to_bits(), "n {n} {banned:?}");
+                assert_eq!(sum_exp_except(&xs, max, &banned).to_bits(), sum_exp(&copy, max).to_bits(), "n {n}");
+            }
         }
     }
 

@@ -160,6 +160,16 @@ impl PanelMatrix {
             while i < rows.end {
                 let r = (rows.end - i).min(MR);
                 let xs = &x[i * k..(i + r) * k];
+                #[cfg(target_arch = "x86_64")]
+                if path == Path::Avx512 && activation != BiasActivation::Silu {
+                    let relu = activation == BiasActivation::Relu;
+                    let at = y.get().add(i * n + cols.start);
+                    // SAFETY: as for `tile` below; the output rows i .. i + r of these columns
+                    // are this call's to write.
+                    unsafe { avx512::tile_out(panel, k, xs, r, &bias[cols.clone()], relu, at, n) };
+                    i += r;
+                    continue;
+                }
                 match path {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: Path::Avx512 is only chosen when the CPU has avx512f; the slices
@@ -215,18 +225,71 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile(panel: &[f32], k: usize, xs: &[f32], r: usize, tile: &mut [[f32; PANEL]; MR]) {
         match r {
-            6 => rows::<6>(panel, k, xs, tile),
-            5 => rows::<5>(panel, k, xs, tile),
-            4 => rows::<4>(panel, k, xs, tile),
-            3 => rows::<3>(panel, k, xs, tile),
-            2 => rows::<2>(panel, k, xs, tile),
-            _ => rows::<1>(panel, k, xs, tile),
+            6 => to_tile(&rows::<6>(panel, k, xs), tile),
+            5 => to_tile(&rows::<5>(panel, k, xs), tile),
+            4 => to_tile(&rows::<4>(panel, k, xs), tile),
+            3 => to_tile(&rows::<3>(panel, k, xs), tile),
+            2 => to_tile(&rows::<2>(panel, k, xs), tile),
+            _ => to_tile(&rows::<1>(panel, k, xs), tile),
+        }
+    }
+
+    /// As [`tile`], finishing in registers: `+ bias`, then ReLU if `relu`, stored straight into
+    /// the output rows (`y` at the tile's first row and column, row stride `n`, `bias.len()`
+    /// columns). Same operations as the scalar finish, so the same bits.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_out(
+        panel: &[f32],
+        k: usize,
+        xs: &[f32],
+        r: usize,
+        bias: &[f32],
+        relu: bool,
+        y: *mut f32,
+        n: usize,
+    ) {
+        match r {
+            6 => finish(&rows::<6>(panel, k, xs), bias, relu, y, n),
+            5 => finish(&rows::<5>(panel, k, xs), bias, relu, y, n),
+            4 => finish(&rows::<4>(panel, k, xs), bias, relu, y, n),
+            3 => finish(&rows::<3>(panel, k, xs), bias, relu, y, n),
+            2 => finish(&rows::<2>(panel, k, xs), bias, relu, y, n),
+            _ => finish(&rows::<1>(panel, k, xs), bias, relu, y, n),
         }
     }
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const R: usize>(panel: &[f32], k: usize, xs: &[f32], tile: &mut [[f32; PANEL]; MR]) {
+    unsafe fn finish<const R: usize>(acc: &[[__m512; 4]; R], bias: &[f32], relu: bool, y: *mut f32, n: usize) {
+        let cols = bias.len();
+        for (b, block) in (0..4).map(|b| (b, b * 16)).take_while(|&(_, c)| c < cols) {
+            let width = (cols - block).min(16);
+            let mask: __mmask16 = if width == 16 { 0xFFFF } else { (1u16 << width) - 1 };
+            let bv = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(block));
+            for (r, row) in acc.iter().enumerate() {
+                let mut v = _mm512_add_ps(row[b], bv);
+                if relu {
+                    v = _mm512_max_ps(v, _mm512_setzero_ps());
+                }
+                _mm512_mask_storeu_ps(y.add(r * n + block), mask, v);
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn to_tile<const R: usize>(acc: &[[__m512; 4]; R], tile: &mut [[f32; PANEL]; MR]) {
+        for (row, out) in acc.iter().zip(tile.iter_mut()) {
+            for (b, &a) in row.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(b * 16), a);
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows<const R: usize>(panel: &[f32], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
         debug_assert!(panel.len() >= k * PANEL && xs.len() >= R * k);
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let w = panel.as_ptr();
@@ -246,11 +309,7 @@ mod avx512 {
                 }
             }
         }
-        for (row, out) in acc.iter().zip(tile.iter_mut()) {
-            for (b, &a) in row.iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(b * 16), a);
-            }
-        }
+        acc
     }
 }
 

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::options::{DecodeOptions, Target};
-use crate::kernels::cpu::{max_of, sum_exp};
+use crate::kernels::cpu::{max_of, max_of_except, sum_exp, sum_exp_except};
 
 /// Tokens with a fixed role in the search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +150,10 @@ pub fn top_next_tokens(
     // exactly what log_softmax_in_place computes: CTranslate2 normalises over the allowed
     // tokens only (banned ones at -inf first), the others over all
     let lse = if opts.bans_before_softmax() && (pad.is_some() || early_eos.is_some()) {
-        let mut row = logits.to_vec();
-        for t in [pad, early_eos].into_iter().flatten() {
-            row[t] = f32::NEG_INFINITY;
-        }
-        log_sum_exp(&row)
+        // as on a copy with the banned tokens at -inf, without copying the row
+        let banned: Vec<usize> = [pad, early_eos].into_iter().flatten().collect();
+        let max = max_of_except(logits, &banned);
+        max + sum_exp_except(logits, max, &banned).ln()
     } else {
         log_sum_exp(logits)
     };
