@@ -18,6 +18,20 @@ pub fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [u3
     }
 }
 
+/// A pointer to an output buffer whose disjoint parts parallel tasks write (each task's part
+/// is its own: the caller guarantees it).
+#[derive(Clone, Copy)]
+pub struct SharedOut(pub *mut f32);
+// SAFETY: only used for disjoint writes, while the buffer outlives the tasks.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Whether the fused CPU kernels apply to `t` (f32 on the CPU); other devices and dtypes use
 /// the reference compositions.
 pub fn applies(t: &Tensor) -> bool {

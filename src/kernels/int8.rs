@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use super::cpu::SharedOut;
+
 /// Output columns per packed block (one 512-bit register of i32 lanes).
 const BLOCK: usize = 16;
 
@@ -171,19 +173,6 @@ impl Epilogue<'_> {
     #[inline(always)]
     fn apply(&self, i: usize, j: usize, sum: i32) -> f32 {
         (sum - self.offsets[j]) as f32 * (self.sx[i] * self.scales[j]) + self.bias[j]
-    }
-}
-
-/// A pointer to the output that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only used for disjoint writes (see `matmul_with`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::cpu::SharedOut;
 use super::linear::BiasActivation;
 
 /// Columns per panel (four 16-lane vectors).
@@ -186,19 +187,6 @@ impl PanelMatrix {
                 i += r;
             }
         }
-    }
-}
-
-/// A pointer to the output that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only used for disjoint writes (see `matmul_with`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
