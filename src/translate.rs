@@ -176,13 +176,14 @@ impl Translator {
                 .filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty())
                 .collect();
             order.sort_by_key(|&i| prepared[i].ids.len());
-            let group = opts.group();
+            // rows per sentence in the search (beam copies)
+            let copies = opts.group();
             let mut start = 0;
             while start < order.len() {
                 // lengths rise along `order`: the last sentence of a batch is its longest
                 let mut end = start + 1;
                 while end < order.len()
-                    && (end + 1 - start) * group * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
+                    && (end + 1 - start) * copies * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
                 {
                     end += 1;
                 }

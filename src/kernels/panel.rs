@@ -4,8 +4,8 @@
 //! to streaming the weights; a general GEMM strides through W or repacks it on each call. Here
 //! W^T [k, n] is packed once into panels of [`PANEL`] columns, each panel [k, PANEL] contiguous
 //! and zero-padded at the right edge. A micro-tile of up to 6 rows × 64 columns walks one panel
-//! front to back with up to 24 vector accumulators, so a single row reads each weight exactly once in
-//! address order; larger batches reuse a panel from L2 across all their row tiles.
+//! front to back with up to 24 vector accumulators, so a single row reads each weight exactly
+//! once in address order; larger batches reuse a panel from L2 across all their row tiles.
 //!
 //! Every output is `bias + Σ_k x[k] w[k]` summed in k order with fused multiply-adds, on every
 //! path, so the AVX-512 and the portable paths agree to the bit.
@@ -19,9 +19,9 @@ use super::linear::BiasActivation;
 pub const PANEL: usize = 64;
 /// Rows per micro-tile.
 const MR: usize = 6;
-/// Below this many multiply-adds a product runs on the calling thread: waking a sleeping
-/// worker costs tens of microseconds on these machines, more than a batch-1 product saves
-/// (measured: greedy batch-1 decoding got slower with 1 << 18 or 1 << 20).
+/// Below this many multiply-adds a product stays off the rayon pool: waking a sleeping worker
+/// costs tens of microseconds on these machines, more than a batch-1 product saves (measured:
+/// greedy batch-1 decoding got slower with 1 << 18 or 1 << 20).
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
 /// From this many multiply-adds (and below [`PARALLEL_MIN_MACS`]) a product is split with the
 /// spinning helper of [`super::pair`], which answers in well under a microsecond.
