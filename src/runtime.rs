@@ -33,9 +33,9 @@ pub fn quiet_candle_pool() {
 /// Makes threads started from now on share the allocator's existing heaps instead of each
 /// growing its own: memory one translation stream frees is reused by the others, not kept aside
 /// per thread (measured: two streams on marian-fren-s, peak RSS 143 -> 122 MB, about 3 % slower
-/// from the shared heap's lock). Call before starting translation streams; a no-op on other
-/// platforms.
-pub fn share_heaps() {
+/// from the shared heap's lock). [`Streams::new`] calls it before starting its threads; a no-op
+/// on other platforms.
+fn share_heaps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters.
     unsafe {
@@ -63,11 +63,13 @@ pub struct Streams {
 
 impl Streams {
     /// `n` streams sharing the global pool's threads (at least one thread each); `n <= 1` runs
-    /// jobs one after another on the global pool.
+    /// jobs one after another on the global pool. More than one makes the process's threads
+    /// share the allocator's heaps ([`share_heaps`]).
     pub fn new(n: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         if n <= 1 {
             return Ok(Streams::default());
         }
+        share_heaps();
         let threads = (rayon::current_num_threads() / n).max(1);
         let pools = (0..n)
             .map(|i| {

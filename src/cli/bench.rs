@@ -157,9 +157,6 @@ fn model_figures(args: &ModelArgs, greedy: bool, train: bool) -> Result<()> {
 fn translate(args: &TranslateArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let mut translator = Translator::load_as(&args.model, args.quantization)?;
-    if args.streams > 1 {
-        transduce::runtime::share_heaps();
-    }
     translator.set_streams(args.streams)?;
     let load_s = started.elapsed().as_secs_f64();
     let mut reader = LineReader::open(&args.src)?;

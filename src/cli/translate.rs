@@ -226,9 +226,6 @@ fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &Tran
 pub fn run(args: &TranslateArgs) -> Result<()> {
     let opts = args.decode_options()?;
     let mut translator = Translator::load_as(&args.model, args.quantization)?;
-    if args.streams > 1 {
-        transduce::runtime::share_heaps();
-    }
     translator.set_streams(args.streams)?;
     let mut input = match &args.input {
         Some(p) => LineReader::open(p)?,

@@ -98,10 +98,10 @@ pub fn max_of_except(xs: &[f32], banned: &[usize]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
     let tail = xs.len() - chunks.remainder().len();
-    let rest =
-        masked(chunks.remainder(), tail, banned)[..xs.len() - tail].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let rest = masked(chunks.remainder(), tail, banned);
+    let rest = rest[..xs.len() - tail].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     for (c, chunk) in chunks.enumerate() {
-        let chunk = masked_lanes(chunk, c * LANES, banned);
+        let chunk = masked(chunk, c * LANES, banned);
         for i in 0..LANES {
             acc[i] = acc[i].max(chunk[i]);
         }
@@ -114,10 +114,10 @@ pub fn sum_exp_except(xs: &[f32], max: f32, banned: &[usize]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
     let tail = xs.len() - chunks.remainder().len();
-    let rest: f32 =
-        masked(chunks.remainder(), tail, banned)[..xs.len() - tail].iter().map(|&x| fast_exp(x - max)).sum();
+    let rest = masked(chunks.remainder(), tail, banned);
+    let rest: f32 = rest[..xs.len() - tail].iter().map(|&x| fast_exp(x - max)).sum();
     for (c, chunk) in chunks.enumerate() {
-        let chunk = masked_lanes(chunk, c * LANES, banned);
+        let chunk = masked(chunk, c * LANES, banned);
         for i in 0..LANES {
             acc[i] += fast_exp(chunk[i] - max);
         }
@@ -125,25 +125,14 @@ pub fn sum_exp_except(xs: &[f32], max: f32, banned: &[usize]) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
-/// One full chunk starting at `start`, with banned positions at `-inf`.
+/// Up to `LANES` elements starting at index `start` in their first lanes, banned positions at
+/// `-inf` (and the lanes past a short tail too: callers read only `chunk.len()` of them).
 #[inline(always)]
-fn masked_lanes(chunk: &[f32], start: usize, banned: &[usize]) -> [f32; LANES] {
-    let mut lanes: [f32; LANES] = chunk.try_into().expect("a full chunk");
-    for &b in banned {
-        if (start..start + LANES).contains(&b) {
-            lanes[b - start] = f32::NEG_INFINITY;
-        }
-    }
-    lanes
-}
-
-/// The tail (shorter than a chunk) starting at `start`, with banned positions at `-inf`, in
-/// the first `tail.len()` lanes.
-fn masked(tail: &[f32], start: usize, banned: &[usize]) -> [f32; LANES] {
+fn masked(chunk: &[f32], start: usize, banned: &[usize]) -> [f32; LANES] {
     let mut lanes = [f32::NEG_INFINITY; LANES];
-    lanes[..tail.len()].copy_from_slice(tail);
+    lanes[..chunk.len()].copy_from_slice(chunk);
     for &b in banned {
-        if (start..start + tail.len()).contains(&b) {
+        if (start..start + chunk.len()).contains(&b) {
             lanes[b - start] = f32::NEG_INFINITY;
         }
     }

@@ -35,13 +35,33 @@ fn packed_index(k4: usize, j: usize, kk: usize) -> usize {
 
 /// Symmetric per-row quantization of one row: the scale and the int8 values.
 pub fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
-    let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
-    let scale = if max > 0.0 && max.is_finite() { max / 127.0 } else { 1.0 };
+    let scale = row_scale(row);
     let inv = 1.0 / scale;
     for (o, &v) in out.iter_mut().zip(row) {
-        *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        *o = level(v * inv) as i8;
     }
     scale
+}
+
+/// The scale of a row: its largest magnitude over 127 (1 for a row of zeros or non-finite).
+fn row_scale(row: &[f32]) -> f32 {
+    let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    if max > 0.0 && max.is_finite() {
+        max / 127.0
+    } else {
+        1.0
+    }
+}
+
+/// `v` rounded (halves away from zero) and clamped to -127 ..= 127, NaN as 0: what
+/// `v.round().clamp(-127.0, 127.0) as i32` gives, in operations that vectorise.
+#[inline(always)]
+fn level(v: f32) -> i32 {
+    let r = round_half_away(v).clamp(-127.0, 127.0);
+    let r = if r.is_nan() { 0.0 } else { r };
+    // the integer read off the bits of 1.5 * 2^23 + r (no saturating float-to-int conversion,
+    // which Rust does lane by lane)
+    (r + 12_582_912.0).to_bits() as i32 - 0x4B40_0000
 }
 
 impl Int8Matrix {
@@ -209,15 +229,10 @@ fn quantize_activations(x: &[f32], m: usize, k: usize, k4: usize) -> (Vec<u8>, V
     let mut xq = vec![128u8; m * k4];
     let mut scales = Vec::with_capacity(m);
     for (row, out) in x.chunks_exact(k.max(1)).zip(xq.chunks_exact_mut(k4.max(1))).take(m) {
-        let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
-        let scale = if max > 0.0 && max.is_finite() { max / 127.0 } else { 1.0 };
+        let scale = row_scale(row);
         let inv = 1.0 / scale;
         for (o, &v) in out.iter_mut().zip(row) {
-            let r = round_half_away(v * inv).clamp(-127.0, 127.0);
-            // an integer from -127 to 127 read off the bits of 1.5 * 2^23 + r (no saturating
-            // float-to-int conversion, which does not vectorise); NaN counts as 0, as `as` does
-            let r = if r.is_nan() { 0.0 } else { r };
-            *o = (((r + 12_582_912.0).to_bits() as i32 - 0x4B40_0000) + 128) as u8;
+            *o = (level(v * inv) + 128) as u8;
         }
         scales.push(scale);
     }
@@ -403,6 +418,10 @@ mod tests {
         x.extend([0.49999997, -0.49999997, 126.5, -126.5, 1e-30, 0.0, -0.0, f32::NAN, 3e38, -3e38]);
         for v in x.iter().copied().filter(|v| !v.is_nan()) {
             assert_eq!(round_half_away(v), v.round(), "{v}");
+        }
+        // the levels are the plain definition's, the int8 weights' as they always were
+        for v in x.iter().flat_map(|&v| [v, v * 0.37, v * 1e3]) {
+            assert_eq!(level(v), v.round().clamp(-127.0, 127.0) as i32, "{v}");
         }
         let (k, m) = (x.len() / 7, 7);
         let (xq, scales) = quantize_activations(&x[..m * k], m, k, k.div_ceil(4) * 4);

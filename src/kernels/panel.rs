@@ -54,15 +54,19 @@ pub struct PanelMatrix {
     k: usize,
 }
 
+/// Where weight `(j, kk)` of W [n, k] lies in the packed panels.
+fn packed_index(k: usize, j: usize, kk: usize) -> usize {
+    ((j / PANEL) * k + kk) * PANEL + j % PANEL
+}
+
 impl PanelMatrix {
     /// Packs W: [n, k] row-major.
     pub fn pack(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "weight is not [n, k]");
         let mut packed = vec![0f32; n.div_ceil(PANEL) * k * PANEL];
         for (j, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
-            let panel = &mut packed[(j / PANEL) * k * PANEL..][..k * PANEL];
             for (kk, &v) in row.iter().enumerate() {
-                panel[kk * PANEL + j % PANEL] = v;
+                packed[packed_index(k, j, kk)] = v;
             }
         }
         PanelMatrix { packed, n, k }
@@ -73,9 +77,8 @@ impl PanelMatrix {
         let (n, k) = (self.n, self.k);
         let mut w = vec![0f32; n * k];
         for (j, row) in w.chunks_exact_mut(k.max(1)).enumerate().take(n) {
-            let panel = &self.packed[(j / PANEL) * k * PANEL..][..k * PANEL];
             for (kk, v) in row.iter_mut().enumerate() {
-                *v = panel[kk * PANEL + j % PANEL];
+                *v = self.packed[packed_index(k, j, kk)];
             }
         }
         w
@@ -84,11 +87,6 @@ impl PanelMatrix {
     /// Output features (`n`).
     pub fn rows(&self) -> usize {
         self.n
-    }
-
-    /// Input features (`k`).
-    pub fn cols(&self) -> usize {
-        self.k
     }
 
     /// `activation(x W^T + b)` for x [m, k] -> [m, n], on the fastest path this CPU has.

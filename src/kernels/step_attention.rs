@@ -222,7 +222,7 @@ pub struct SharedMemory<'a> {
     pub group: usize,
 }
 
-impl<'m> KeyValueSource for SharedMemory<'m> {
+impl KeyValueSource for SharedMemory<'_> {
     type Row<'a>
         = MemoryRow<'a>
     where

@@ -58,36 +58,32 @@ impl Seq2Seq {
         })
     }
 
-    /// Lays out weights for fast decoding (transposed copies the inference GEMM reads without
-    /// repacking). A snapshot: use it on a model that is done training, or on a clone.
-    pub fn prepare_inference(&mut self) -> Result<()> {
+    /// `f` on every linear layer: the encoder's, the decoder's and the output projection.
+    fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
         for layer in &mut self.encoder.layers {
-            layer.for_each_linear(|l| l.prepare_inference())?;
+            layer.for_each_linear(&mut f)?;
         }
         for layer in &mut self.decoder.layers {
-            layer.for_each_linear(|l| l.prepare_inference())?;
+            layer.for_each_linear(&mut f)?;
         }
-        self.lm_head.prepare_inference()
+        f(&mut self.lm_head)
+    }
+
+    /// Lays out weights for fast decoding (each f32 CPU weight packed once in the column panels
+    /// the inference products read). A snapshot: use it on a model that is done training, or on
+    /// a clone.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        self.for_each_linear(|l| l.prepare_inference())
     }
 
     /// Drops each linear layer's weight tensor where an inference copy holds it (after
     /// [`Seq2Seq::prepare_inference`] or [`Seq2Seq::quantize_int8`]): for a model that only
     /// translates, one copy of every matrix less in memory. Training it afterwards is an error.
     pub fn release_weights(&mut self) -> Result<()> {
-        for layer in &mut self.encoder.layers {
-            layer.for_each_linear(|l| {
-                l.release_weight();
-                Ok(())
-            })?;
-        }
-        for layer in &mut self.decoder.layers {
-            layer.for_each_linear(|l| {
-                l.release_weight();
-                Ok(())
-            })?;
-        }
-        self.lm_head.release_weight();
-        Ok(())
+        self.for_each_linear(|l| {
+            l.release_weight();
+            Ok(())
+        })
     }
 
     /// Runs every linear layer, the output projection included, in int8 (per-row scales):
@@ -98,13 +94,7 @@ impl Seq2Seq {
         for embeddings in [&mut self.encoder.embeddings, &mut self.decoder.embeddings] {
             embeddings.tokens = crate::kernels::int8::round_trip(&embeddings.tokens)?;
         }
-        for layer in &mut self.encoder.layers {
-            layer.for_each_linear(|l| l.quantize_int8())?;
-        }
-        for layer in &mut self.decoder.layers {
-            layer.for_each_linear(|l| l.quantize_int8())?;
-        }
-        self.lm_head.quantize_int8()
+        self.for_each_linear(|l| l.quantize_int8())
     }
 
     /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
@@ -157,13 +147,13 @@ impl Seq2Seq {
     /// A fresh decoder state for `memory`, with `group` decoder rows per source sentence
     /// (the beam size). Cross-attention keys/values are projected here, once.
     pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {
+        // the CPU step kernels keep keys per step; elsewhere the tensor cache
+        let cache = match crate::kernels::Kernels::default().fused_for(&memory.states) {
+            true => SelfCache::Steps(StepCache::new(self.config.d_model, self.config.head_dim())),
+            false => SelfCache::Empty,
+        };
         Ok(DecoderState {
-            self_kv: (0..self.decoder.layers.len())
-                .map(|_| match crate::kernels::Kernels::default().fused_for(&memory.states) {
-                    true => SelfCache::Steps(StepCache::new(self.config.d_model, self.config.head_dim())),
-                    false => SelfCache::Empty,
-                })
-                .collect(),
+            self_kv: vec![cache; self.decoder.layers.len()],
             cross_kv: self.decoder.cross_kv(&memory.states, &Ctx::eval())?,
             cross_bias: memory.bias.clone(),
             group: group.max(1),

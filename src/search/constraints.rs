@@ -148,15 +148,13 @@ pub fn top_next_tokens(
         return full_then_top();
     }
     // exactly what log_softmax_in_place computes: CTranslate2 normalises over the allowed
-    // tokens only (banned ones at -inf first), the others over all
-    let lse = if opts.bans_before_softmax() && (pad.is_some() || early_eos.is_some()) {
-        // as on a copy with the banned tokens at -inf, without copying the row
-        let banned: Vec<usize> = [pad, early_eos].into_iter().flatten().collect();
-        let max = max_of_except(logits, &banned);
-        max + sum_exp_except(logits, max, &banned).ln()
-    } else {
-        log_sum_exp(logits)
+    // tokens only (banned ones read as -inf), the others over all
+    let before: Vec<usize> = match opts.bans_before_softmax() {
+        true => [pad, early_eos].into_iter().flatten().collect(),
+        false => Vec::new(),
     };
+    let max = max_of_except(logits, &before);
+    let lse = max + sum_exp_except(logits, max, &before).ln();
     if !lse.is_finite() {
         return full_then_top();
     }
@@ -200,13 +198,8 @@ pub fn rows_top(
 /// The `n` largest finite entries of `row` as (value, index), largest first, ties to the
 /// lower index.
 pub fn top(row: &[f32], n: usize) -> Vec<(f32, u32)> {
-    top_of(row.iter().copied().enumerate(), n)
-}
-
-/// [`top`] over `(index, value)` pairs in index order.
-fn top_of(values: impl Iterator<Item = (usize, f32)>, n: usize) -> Vec<(f32, u32)> {
     let mut best = Best::new(n);
-    values.for_each(|(t, v)| best.offer(t, v));
+    row.iter().enumerate().for_each(|(t, &v)| best.offer(t, v));
     best.into_vec()
 }
 
