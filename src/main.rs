@@ -1,6 +1,6 @@
 //! The `transduce` command line.
 
-mod cli;
+use transduce_cli::{cli, process};
 
 use std::process::ExitCode;
 
@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     }
     // sacrebleu spells its lowercase flag `-lc`; accept it as `--lc`.
     let cli = Cli::parse_from(std::env::args_os().map(|a| if a == "-lc" { "--lc".into() } else { a }));
-    transduce::runtime::keep_freed_memory();
-    transduce::runtime::quiet_candle_pool();
+    process::keep_freed_memory();
+    process::quiet_candle_pool();
     let result = match &cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Import(args) => cli::convert::import(args),

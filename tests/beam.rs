@@ -240,7 +240,7 @@ fn beam_one_is_greedy_batches_do_not_change_results_attention_is_recorded() {
     let sources: [&[u32]; 3] = [&[5, 6, 7, 8, 9], &[10, 11], &[12, 13, 14]];
     let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
     let memory = m.encode(&src, &mask).unwrap();
-    let step = EncodedBatch { model: &m, memory: &memory };
+    let step = EncodedBatch::new(&m, &memory);
     let t = targets(3, 12);
     let lp = LengthPenalty::None;
     let one = beam_search(
@@ -260,7 +260,7 @@ fn beam_one_is_greedy_batches_do_not_change_results_attention_is_recorded() {
     for (i, s) in sources.iter().enumerate() {
         let (src, mask) = Batch::sources(&[s], config.special, &Device::Cpu).unwrap();
         let mem = m.encode(&src, &mask).unwrap();
-        let alone = beam_search(&EncodedBatch { model: &m, memory: &mem }, &t[..1], &o, &b5).unwrap();
+        let alone = beam_search(&EncodedBatch::new(&m, &mem), &t[..1], &o, &b5).unwrap();
         assert_eq!(alone[0][0].tokens, batched[i][0].tokens, "sentence {i}");
         assert!((alone[0][0].score - batched[i][0].score).abs() < 1e-4);
         // one attention row per output token and EOS, over the padded source; sums to 1,

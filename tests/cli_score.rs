@@ -1,9 +1,9 @@
 //! `transduce score` from the command line: sacrebleu's numbers, its `-lc`, stdin input, and a
 //! clear message for each kind of bad input.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/score")
@@ -14,16 +14,7 @@ fn expected() -> serde_json::Value {
 }
 
 fn transduce(args: &[&str], stdin: Option<&[u8]>) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_transduce"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    common::transduce(args, stdin.unwrap_or_default())
 }
 
 #[test]

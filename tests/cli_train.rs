@@ -1,11 +1,12 @@
 //! `transduce train` and `transduce average` from the command line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn transduce(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_transduce")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let (ok, _, stderr) = common::transduce(args, b"");
+    (ok, stderr)
 }
 
 fn corpus(dir: &Path) -> (String, String) {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::TempDir;
-use transduce::demo::{alignment_error, exact_match, DemoSetup};
+use transduce_cli::demo::{alignment_error, exact_match, DemoSetup};
 
 #[test]
 fn the_demo_model_translates_unseen_grammar_sentences() {
@@ -23,7 +23,7 @@ fn the_demo_model_translates_unseen_grammar_sentences() {
         .map(|(p, o)| format!("{} -> {o} (want {})", p.french, p.english))
         .collect();
     assert!(accuracy >= 0.95, "{:.1}% exact; e.g. {wrong:#?}", accuracy * 100.0);
-    let (je, _) = exact_match(&translator, &[transduce::data::grammar::je_t_aime()]).unwrap();
+    let (je, _) = exact_match(&translator, &[transduce_cli::demo::grammar::je_t_aime()]).unwrap();
     assert_eq!(je, 1.0, "Je t'aime .");
     let aer = alignment_error(&translator, &heldout[..100]).unwrap();
     let best = aer.iter().map(|c| c.aer()).fold(1.0, f64::min);

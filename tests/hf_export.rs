@@ -14,13 +14,13 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use common::TempDir;
-use rand::{Rng, SeedableRng};
 use transduce::convert::hf_marian;
 use transduce::data::corpus::CorpusSource;
+use transduce::model::config::Architecture;
 use transduce::model::weights::read_safetensors;
 use transduce::model::Preset;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
-use transduce::train::trainer::{train, Architecture, ModelOverrides, Start, TrainConfig};
+use transduce::train::{train, ModelOverrides, Start, TrainConfig};
 use transduce::translate::Translator;
 
 fn tiny_hf() -> PathBuf {
@@ -73,18 +73,8 @@ fn models_marian_cannot_hold_are_refused_with_the_setting_named() {
     assert!(err.contains("already a Hugging Face Marian directory"), "{err}");
 }
 
-const SRC: [&str; 10] = ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "rouge"];
-const TGT: [&str; 10] = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "red"];
-
 fn sentences(n: usize, seed: u64) -> Vec<(String, String)> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let idx: Vec<usize> = (0..rng.gen_range(2..7)).map(|_| rng.gen_range(0..SRC.len())).collect();
-            let join = |words: &[&str]| idx.iter().map(|&i| words[i]).collect::<Vec<_>>().join(" ");
-            (join(&SRC), join(&TGT))
-        })
-        .collect()
+    common::word_for_word(n, 2..7, seed)
 }
 
 /// A tiny `--arch marian` model trained once per run, and its export.
@@ -145,63 +135,67 @@ fn a_trained_model_translates_the_same_after_export() {
         let before = translate(model, &lines, strategy);
         let after = translate(exported, &lines, strategy);
         assert_eq!(before, after, "{strategy:?}");
-        let words_right = before.iter().filter(|t| t.split(' ').all(|w| TGT.contains(&w))).count();
+        let words_right = before.iter().filter(|t| t.split(' ').all(|w| common::TGT.contains(&w))).count();
         assert!(words_right > 30, "the model should have learned something: {before:?}");
     }
 }
 
-/// A Python with transformers and ctranslate2: `TRANSDUCE_PYTHON`, or a venv of this repository.
-fn python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The first Python of `TRANSDUCE_PYTHON` and the repository's venvs `venvs` that imports `modules`.
+fn python(venvs: &[&str], modules: &str) -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = std::env::var_os("TRANSDUCE_PYTHON")
         .map(PathBuf::from)
         .into_iter()
-        .chain([".venv-hf/bin/python", ".venv-bench/bin/python"].iter().map(|p| root.join(p)))
+        .chain(venvs.iter().map(|v| common::root().join(v).join("bin/python")))
         .collect();
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import transformers, ctranslate2, sentencepiece, torch"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    candidates
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success()))
 }
 
-#[test]
-fn transformers_and_ctranslate2_translate_the_export_like_transduce() {
-    let Some(python) = python() else {
-        eprintln!(
-            "skipped: no Python with transformers and ctranslate2 (set TRANSDUCE_PYTHON or create .venv-hf from \
-             tools/requirements-hf.txt)"
-        );
-        return;
-    };
-    let (tmp, model, exported) = trained();
-    let lines = test_lines();
-    let input = tmp.0.join("test.fr");
+/// Runs a peer script on the export of the trained model; its JSON output.
+fn peer_outputs(python: &Path, script: &str, lines: &[String]) -> serde_json::Value {
+    let (tmp, _, exported) = trained();
+    let input = tmp.0.join(format!("{script}.test.fr"));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = tmp.0.join("peers.json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/hf_parity.py");
-    let status = Command::new(&python)
-        .arg(&script)
+    let out = tmp.0.join(format!("{script}.json"));
+    let status = Command::new(python)
+        .arg(common::root().join("tools").join(script))
         .args(["--model", exported.to_str().unwrap(), "--input", input.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap(), "--beam", "4", "--max-new-tokens", "64"])
         .status()
         .unwrap();
-    assert!(status.success(), "tools/hf_parity.py failed");
-    let peers: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let texts = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
-    };
+    assert!(status.success(), "tools/{script} failed");
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+fn texts(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn ctranslate2_translates_the_export_like_transduce() {
+    let found = python(&[".venv-ct2", ".venv-hf", ".venv-bench"], "ctranslate2, sentencepiece, safetensors");
+    let Some(python) = common::optional(&common::CT2, found) else { return };
+    let (_, model, _) = trained();
+    let lines = test_lines();
+    let peers = peer_outputs(&python, "ct2_marian.py", &lines);
+    // CTranslate2: max_decoding_length counts no EOS, min_decoding_length is 1
+    let greedy_ct2 = translate_limit(model, &lines, Strategy::Greedy, 64, 1);
+    assert_eq!(texts(&peers["ct2"]["greedy"]), greedy_ct2, "CTranslate2 greedy");
+    // CTranslate2 has its own beam rule, which transduce reproduces
+    let beam_ct2 = translate_limit(model, &lines, Strategy::Beam(BeamOptions::ctranslate2(4)), 64, 1);
+    assert_eq!(texts(&peers["ct2"]["beam"]), beam_ct2, "CTranslate2 beam 4");
+}
+
+#[test]
+fn transformers_translates_the_export_like_transduce() {
+    let found = python(&[".venv-hf", ".venv-bench"], "transformers, sentencepiece, torch");
+    let Some(python) = common::optional(&common::TRANSFORMERS, found) else { return };
+    let (_, model, _) = trained();
+    let lines = test_lines();
+    let peers = peer_outputs(&python, "hf_parity.py", &lines);
     let greedy = translate(model, &lines, Strategy::Greedy);
     let beam_hf = translate(model, &lines, Strategy::Beam(BeamOptions::hugging_face(4)));
     assert_eq!(texts(&peers["hf"]["greedy"]), greedy, "transformers greedy");
     assert_eq!(texts(&peers["hf"]["beam"]), beam_hf, "transformers beam 4");
-    // CTranslate2: max_decoding_length counts no EOS, min_decoding_length is 1
-    let greedy_ct2 = translate_limit(model, &lines, Strategy::Greedy, 64, 1);
-    assert_eq!(texts(&peers["ct2"]["greedy"]), greedy_ct2, "CTranslate2 greedy");
-    // CTranslate2 has its own beam rule, which transduce reproduces too
-    let beam_ct2 = translate_limit(model, &lines, Strategy::Beam(BeamOptions::ctranslate2(4)), 64, 1);
-    assert_eq!(texts(&peers["ct2"]["beam"]), beam_ct2, "CTranslate2 beam 4");
-    let same = beam_ct2.iter().zip(&beam_hf).filter(|(a, b)| a == b).count();
-    eprintln!("transformers and CTranslate2 beam 4 differ on {} of {} lines", lines.len() - same, lines.len());
 }

@@ -8,24 +8,18 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use serde_json::Value;
-use transduce::bench::translation::TranslationBench;
 use transduce::convert::hf_marian;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::text::sentencepiece::SentencePieceModel;
 use transduce::translate::Translator;
+use transduce_cli::bench::translation::TranslationBench;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian")
 }
 
 fn shared_model() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/marian-fren-s");
-    if dir.join("model.safetensors").exists() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
+    common::shared("models/marian-fren-s")
 }
 
 fn read_json(path: &Path) -> Value {
@@ -107,7 +101,10 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
     let opts = DecodeOptions { strategy, max_len: max_new_tokens - 1, max_len_ratio: None, ..DecodeOptions::default() };
     let out = t.translate(&sources, &opts).unwrap();
     let eos = t.model.config.special.eos;
-    for (case, translation) in cases.as_array().unwrap().iter().zip(&out) {
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 6, "{} generate() cases in the fixture", cases.len());
+    common::fixture_len(cases, out.len(), "generate() cases");
+    for (case, translation) in cases.iter().zip(&out) {
         let best = &translation.outputs[0];
         let mut got = best.tokens.clone();
         got.push(eos);
@@ -214,6 +211,8 @@ fn ctranslate2_greedy_and_beam_search_are_reproduced() {
         let sources: Vec<&str> = cases.iter().map(|c| c["source"].as_str().unwrap()).collect();
         let opts = DecodeOptions { strategy, max_len, max_len_ratio: None, min_len: 1, ..DecodeOptions::default() };
         let out = t.translate(&sources, &opts).unwrap();
+        assert!(cases.len() >= 6, "{name}: {} cases in the fixture", cases.len());
+        common::fixture_len(cases, out.len(), name);
         for (case, translation) in cases.iter().zip(&out) {
             assert_eq!(translation.outputs[0].tokens, ids(&case["ids"]), "{name}: {:?}", case["source"]);
         }
@@ -246,4 +245,37 @@ fn bench_translate_follows_the_peers_protocol_and_output() {
         assert_eq!(run.figure.out_tokens, tokens);
         assert!(run.figure.tok_per_s > 0.0 && run.figure.median_s > 0.0);
     }
+}
+
+/// Regression: lines that run into the length cap. `generate(max_length=L)` counts the decoder
+/// start token and the (forced) EOS; transduce's `max_len` counts neither, so `max_len = L - 2`
+/// gives generate()'s outputs token for token, for greedy and for the Hugging Face beam rule.
+#[test]
+fn max_len_maps_onto_generate_max_length_at_the_cap() {
+    let cases = read_json(&fixtures().join("max_length.json"));
+    let cases = cases.as_array().unwrap();
+    common::fixture_len(cases, 6, "max_length.json");
+    let t = Translator::load(&fixtures().join("tiny")).unwrap();
+    let (eos, start) = (t.model.config.special.eos, t.model.config.special.decoder_start);
+    let mut capped = 0;
+    for case in cases {
+        let max_length = case["max_length"].as_u64().unwrap() as usize;
+        let strategy = match case["num_beams"].as_u64().unwrap() {
+            1 => Strategy::Greedy,
+            k => Strategy::Beam(BeamOptions::hugging_face(k as usize)),
+        };
+        let sources = strings(&case["sources"]);
+        let sequences = case["sequences"].as_array().unwrap();
+        common::fixture_len(sequences, sources.len(), "max_length.json sequences");
+        let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+        let opts = DecodeOptions { strategy, max_len: max_length - 2, max_len_ratio: None, ..DecodeOptions::default() };
+        for (source, (out, want)) in sources.iter().zip(t.translate(&sources, &opts).unwrap().iter().zip(sequences)) {
+            let mut got = vec![start];
+            got.extend(&out.best().tokens);
+            got.push(eos);
+            assert_eq!(got, ids(want), "{strategy:?} max_length {max_length}: {source:?}");
+            capped += usize::from(got.len() == max_length);
+        }
+    }
+    assert!(capped >= 20, "only {capped} outputs reached the cap: the fixture tests nothing");
 }

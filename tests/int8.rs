@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use transduce::convert::int8::quantize;
 use transduce::model::weights::{read_weights_file, Precision};
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
-use transduce::translate::{Quantization, Translator};
+use transduce::translate::{LoadOptions, Quantization, Translator};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian/tiny-zero-pad")
@@ -45,7 +45,9 @@ fn quantized_directory_is_smaller_loads_as_int8_and_stays_close() {
 
     let float = Translator::load(&fixture()).unwrap();
     let stored = Translator::load(&out.0).unwrap();
-    let at_load = Translator::load_as(&fixture(), Quantization::Int8).unwrap();
+    let at_load =
+        Translator::load_with(&fixture(), LoadOptions { quantization: Quantization::Int8, ..LoadOptions::default() })
+            .unwrap();
     assert!(float.model.lm_head.int8().is_none());
     assert!(stored.model.lm_head.int8().is_some() && at_load.model.lm_head.int8().is_some());
 
@@ -66,13 +68,10 @@ fn quantized_directory_is_smaller_loads_as_int8_and_stays_close() {
 
 #[test]
 fn quantized_model_translates_the_shared_marian_model_as_f32_does() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/marian-fren-s");
-    if !dir.join("model.safetensors").exists() {
-        eprintln!("skipped: {} is absent", dir.display());
-        return;
-    }
+    let Some(dir) = common::shared("models/marian-fren-s") else { return };
     let float = Translator::load(&dir).unwrap();
-    let int8 = Translator::load_as(&dir, Quantization::Int8).unwrap();
+    let int8 = Translator::load_with(&dir, LoadOptions { quantization: Quantization::Int8, ..LoadOptions::default() })
+        .unwrap();
     let lines = [
         "Un homme en chemise bleue est debout sur une échelle.",
         "Deux chiens courent dans la neige.",

@@ -119,7 +119,7 @@ fn training_steps_agree_between_fused_and_reference_kernels() {
     use transduce::data::Batch;
     use transduce::model::config::{Dropout, ModelConfig, Preset};
     use transduce::model::{Ctx, TrainableModel};
-    use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
+    use transduce::train::{AdamWConfig, InverseSqrt, LrSchedule, TrainStep};
     let mut config = ModelConfig::preset(Preset::Tiny, 40);
     config.dropout = Dropout::uniform(0.0);
     let pairs: Vec<(&[u32], &[u32])> = vec![(&[5, 6, 7, 8], &[9, 10, 11]), (&[12, 13], &[14, 15, 16, 17, 18])];
@@ -127,7 +127,8 @@ fn training_steps_agree_between_fused_and_reference_kernels() {
     let run = |kernels: Kernels| {
         let model = TrainableModel::init(&config, 5, DType::F32, &Device::Cpu).unwrap();
         let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 2 };
-        let mut step = TrainStep::new(&model, AdamWConfig::default(), schedule, 0.1, 1.0).unwrap();
+        let mut step =
+            TrainStep::new(&model, AdamWConfig::default(), LrSchedule::InverseSqrt(schedule), 0.1, 1.0).unwrap();
         let ctx = Ctx::train(0).with_kernels(kernels);
         (0..4).map(|_| step.step(&model, &batch, &ctx).unwrap()).map(|s| (s.loss, s.grad_norm)).collect::<Vec<_>>()
     };

@@ -33,7 +33,7 @@ fn samples_follow_the_model_are_reproducible_and_batch_independent() {
     let sources: Vec<&[u32]> = vec![&[5, 6, 7, 8], &[9, 10], &[11, 12, 13]];
     let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
     let memory = m.encode(&src, &mask).unwrap();
-    let step = EncodedBatch { model: &m, memory: &memory };
+    let step = EncodedBatch::new(&m, &memory);
     let opts = SamplingOptions { seed: 7, ..Default::default() };
     let dec = DecodeOptions { max_len: 10, ..DecodeOptions::default() };
     let t = Target::unconstrained(3, 10);
@@ -54,7 +54,7 @@ fn samples_follow_the_model_are_reproducible_and_batch_independent() {
     // sentence 1 alone, with its stream id, samples what it sampled in the batch
     let (src, mask) = Batch::sources(&sources[1..2], config.special, &Device::Cpu).unwrap();
     let mem = m.encode(&src, &mask).unwrap();
-    let alone = run(&EncodedBatch { model: &m, memory: &mem }, &t[..1], &[1], opts);
+    let alone = run(&EncodedBatch::new(&m, &mem), &t[..1], &[1], opts);
     assert_eq!(alone[0].tokens, a[1].tokens);
 }
 
@@ -66,7 +66,7 @@ fn first_token_frequencies_match_the_model() {
     let rows: Vec<&[u32]> = vec![&[5, 6, 7]; n];
     let (src, mask) = Batch::sources(&rows, config.special, &Device::Cpu).unwrap();
     let memory = m.encode(&src, &mask).unwrap();
-    let step = EncodedBatch { model: &m, memory: &memory };
+    let step = EncodedBatch::new(&m, &memory);
     let streams: Vec<u64> = (0..n as u64).collect();
     let dec = DecodeOptions { max_len: 1, ..DecodeOptions::default() };
     let t = Target::unconstrained(n, 1);

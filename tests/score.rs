@@ -2,6 +2,8 @@
 //! tools/make_score_fixtures.py): 13a tokenization of every line, per-segment statistics, and
 //! the printed corpus scores, cased and lowercased, with one and two references.
 
+mod common;
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -21,6 +23,8 @@ fn fixture() -> (Vec<String>, Vec<String>, Vec<String>, Value) {
 fn tokenization_matches_sacrebleu_13a_line_by_line() {
     let (hyps, refs, _, expected) = fixture();
     let want = expected["tokenized_13a"].as_array().unwrap();
+    common::fixture_len(want, hyps.len() + refs.len(), "score/expected.json tokenized_13a");
+    assert!(hyps.len() >= 100, "score/hyp.txt has {} lines", hyps.len());
     for (line, want) in hyps.iter().chain(&refs).zip(want) {
         assert_eq!(tokenize_13a(line), want.as_str().unwrap(), "line {line:?}");
     }

@@ -14,8 +14,9 @@ use transduce::data::corpus::CorpusSource;
 use transduce::data::Batch;
 use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
-use transduce::train::trainer::{average_checkpoints, checkpoints, train, Start, StopReason, TrainConfig};
-use transduce::train::{AdamWConfig, InverseSqrt, TrainStep};
+use transduce::train::{average_checkpoints, train, Start, StopReason, TrainConfig};
+use transduce::train::{AdamWConfig, InverseSqrt, LrSchedule, TrainStep};
+use transduce::ModelDir;
 
 /// A word-for-word "translation" corpus.
 fn write_corpus(dir: &Path, lines: usize, seed: u64) -> CorpusSource {
@@ -75,7 +76,7 @@ fn resumed_training_continues_exactly_where_it_stopped() {
         assert!((resumed - uninterrupted).abs() < 1e-6, "update {u}: {resumed} after resume, {uninterrupted} without");
     }
     // outputs are complete: no partial checkpoint or temporary file is left behind
-    let cks = checkpoints(&b.out).unwrap();
+    let cks = ModelDir::open(&b.out).unwrap().checkpoints().unwrap();
     assert_eq!(cks.len(), 2, "{cks:?}");
     for entry in std::fs::read_dir(b.out.join("checkpoints")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
@@ -118,8 +119,8 @@ fn a_stop_request_saves_a_checkpoint_and_ends_cleanly() {
     .unwrap();
     assert_eq!(summary.stop, StopReason::Signal);
     assert_eq!(summary.state.updates, 2);
-    let last = checkpoints(&cfg.out).unwrap().pop().unwrap();
-    assert!(last.ends_with("update-000000002"), "{last:?}");
+    let last = ModelDir::open(&cfg.out).unwrap().checkpoints().unwrap().pop().unwrap();
+    assert!(last.path.ends_with("update-000000002"), "{last:?}");
     assert!(summary.state.filter_counts.read == 0 || summary.state.filter_counts.kept > 0);
 }
 
@@ -145,10 +146,10 @@ fn averaging_takes_the_mean_of_the_last_checkpoints() {
     let mut cfg = config(&t.0, "avg");
     cfg.max_updates = Some(6);
     train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
-    let cks = checkpoints(&cfg.out).unwrap();
+    let cks = ModelDir::open(&cfg.out).unwrap().checkpoints().unwrap();
     assert_eq!(cks.len(), 2);
     let read = |p: &Path| transduce::model::weights::read_safetensors(p, &Device::Cpu).unwrap();
-    let (a, b) = (read(&cks[0].join("model.safetensors")), read(&cks[1].join("model.safetensors")));
+    let (a, b) = (read(&cks[0].weights()), read(&cks[1].weights()));
     assert_eq!(average_checkpoints(&cfg.out, 2).unwrap(), 2);
     let avg = read(&cfg.out.join("model.safetensors"));
     for (name, t) in &avg {
@@ -167,7 +168,8 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
     let run = |batches: Vec<Batch>| {
         let model = TrainableModel::init(&config, 3, DType::F32, &dev).unwrap();
         let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 1 };
-        let mut step = TrainStep::new(&model, AdamWConfig::default(), schedule, 0.1, 0.0).unwrap();
+        let mut step =
+            TrainStep::new(&model, AdamWConfig::default(), LrSchedule::InverseSqrt(schedule), 0.1, 0.0).unwrap();
         let stats = step.step_accumulated(&model, &batches, &Ctx::train(0)).unwrap();
         let w = model.named_vars().into_iter().find(|(n, _)| n == "shared.weight").unwrap().1;
         (stats.loss, stats.grad_norm, w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
@@ -187,7 +189,7 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
 #[test]
 fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
     use transduce::model::config::{Tying, Vocab};
-    use transduce::train::trainer::VocabSharing;
+    use transduce::train::VocabSharing;
     let t = TempDir::new("training-per-side");
     let never = AtomicBool::new(false);
     let mut cfg = config(&t.0, "ps");
@@ -208,9 +210,9 @@ fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
 
 #[test]
 fn loss_curve_writes_the_state_it_trains_from_and_repeats_exactly() {
-    use transduce::bench::loss_curve::LossCurve;
-    use transduce::bench::Workload;
     use transduce::model::config::Preset;
+    use transduce_cli::bench::loss_curve::LossCurve;
+    use transduce_cli::bench::Workload;
     let tmp = TempDir::new("loss-curve");
     let dir = tmp.0.clone();
     let curve = LossCurve {

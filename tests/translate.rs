@@ -5,31 +5,19 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use common::TempDir;
-use rand::{Rng, SeedableRng};
 use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
 use transduce::search::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Strategy};
-use transduce::train::trainer::{train, ModelOverrides, Start, TrainConfig};
+use transduce::train::{train, ModelOverrides, Start, TrainConfig};
 use transduce::translate::{Input, Translator};
-
-const SRC: [&str; 11] = ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "petit", "rouge"];
-const TGT: [&str; 11] = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "small", "red"];
 
 /// `n` random sentences of 2 to 7 words and their word-for-word translations.
 fn sentences(n: usize, seed: u64) -> Vec<(String, String)> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let idx: Vec<usize> = (0..rng.gen_range(2..8)).map(|_| rng.gen_range(0..SRC.len())).collect();
-            let join = |words: &[&str]| idx.iter().map(|&i| words[i]).collect::<Vec<_>>().join(" ");
-            (join(&SRC), join(&TGT))
-        })
-        .collect()
+    common::word_for_word(n, 2..8, seed)
 }
 
 /// A model directory trained once per test run (a few seconds).
@@ -100,20 +88,20 @@ fn batching_does_not_change_any_strategy() {
 }
 
 #[test]
-fn streams_change_nothing_but_the_speed() {
+fn workers_change_nothing_but_the_speed() {
     let mut t = Translator::load(model_dir()).unwrap();
     let pairs = sentences(30, 11);
     let inputs: Vec<Input> =
         pairs.iter().enumerate().map(|(i, p)| Input { text: &p.0, prefix: None, stream: i as u64 }).collect();
     let sampling = Strategy::Sample(SamplingOptions { temperature: 1.5, top_k: 0, top_p: 0.95, seed: 5 });
     for strategy in [Strategy::Greedy, beam(4, 2), sampling] {
-        // small batches, so the streams share many of them
+        // small batches, so the workers share many of them
         let opts = DecodeOptions { strategy, max_tokens: 40, ..DecodeOptions::default() };
-        t.set_streams(1).unwrap();
+        t.set_workers(1).unwrap();
         let one = t.translate_inputs(&inputs, &opts).unwrap();
         let groups: Vec<&[Input]> = inputs.chunks(7).collect();
         let one_groups = t.translate_groups(&groups, &opts).unwrap();
-        t.set_streams(3).unwrap();
+        t.set_workers(3).unwrap();
         assert_eq!(t.translate_inputs(&inputs, &opts).unwrap(), one, "{strategy:?}");
         assert_eq!(t.translate_groups(&groups, &opts).unwrap(), one_groups, "{strategy:?}");
         // a group is translated as the inputs alone would be
@@ -167,22 +155,7 @@ fn empty_and_overlong_lines() {
 }
 
 fn transduce(args: &[&str], stdin: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_transduce"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // the command may fail before reading its input
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::transduce(args, stdin.as_bytes())
 }
 
 #[test]

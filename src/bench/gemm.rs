@@ -7,9 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{median, round, system};
-use crate::error::Result;
-use crate::kernels::panel::{self, PanelMatrix};
-use crate::kernels::BiasActivation;
+use transduce::error::Result;
+use transduce::kernels::panel::{self, PanelMatrix};
+use transduce::kernels::BiasActivation;
 
 #[derive(Debug, Serialize)]
 pub struct GemmFigure {

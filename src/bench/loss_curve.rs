@@ -1,8 +1,9 @@
 //! The training loss, step by step, from an initial state a peer can load: the initial weights
 //! and the batch are written next to the losses, so `bench/compare_loss_curve.py` can train
 //! PyTorch (shared/bench/torch_ref.py's model) from the same weights on the same data and
-//! compare the curves. Optimiser as in [`super::train_step`] (torch_ref's AdamW: lr 1e-4,
-//! betas 0.9 / 0.999, eps 1e-8, weight decay 0.01, no clipping); plain cross-entropy.
+//! compare the curves. Each step is the library's [`transduce::train::TrainStep`] with
+//! [`super::torch_ref_step`]'s settings (torch_ref's AdamW: lr 1e-4, betas 0.9 / 0.999, eps 1e-8,
+//! weight decay 0.01, no clipping; plain cross-entropy).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,13 +12,11 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{bench_config, random_rows, Workload};
-use crate::data::Batch;
-use crate::error::{Error, Result};
-use crate::model::config::{Dropout, Preset};
-use crate::model::{Ctx, TrainableModel};
-use crate::train::loss::label_smoothed_cross_entropy;
-use crate::train::optim::{AdamW, AdamWConfig};
+use super::{bench_config, random_rows, torch_ref_step, Workload};
+use transduce::data::Batch;
+use transduce::error::{Error, Result};
+use transduce::model::config::{Dropout, Preset};
+use transduce::model::{Ctx, TrainableModel};
 
 /// What to train.
 #[derive(Debug, Clone, Copy)]
@@ -57,17 +56,11 @@ impl LossCurve {
         ]);
         save(&data, &out.join("batch.safetensors"))?;
 
-        let vars: Vec<_> = named.into_iter().map(|(_, v)| v).collect();
-        let adam = AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
-        let mut opt = AdamW::new(vars, adam, Default::default())?;
+        let mut step = torch_ref_step(&model)?;
         let ctx = Ctx::train(0);
         let mut losses = Vec::with_capacity(self.steps);
         for _ in 0..self.steps {
-            let logits = model.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &ctx)?;
-            let loss =
-                label_smoothed_cross_entropy(&logits, &batch.tgt_out, config.special.pad, 0.0, ctx.kernels)?.loss;
-            losses.push(loss.to_scalar::<f32>()? as f64);
-            opt.step(&loss.backward()?, 1e-4, 1.0)?;
+            losses.push(step.step(&model, &batch, &ctx)?.loss);
         }
         Ok(losses)
     }

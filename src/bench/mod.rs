@@ -9,13 +9,11 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
-use crate::data::batch::pad_sequences;
-use crate::data::Batch;
-use crate::kernels::Kernels;
-use crate::model::config::{ModelConfig, Preset, Tying};
-use crate::model::{Ctx, TrainableModel};
-use crate::train::loss::label_smoothed_cross_entropy;
-use crate::train::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
+use transduce::data::batch::pad_sequences;
+use transduce::data::Batch;
+use transduce::model::config::{ModelConfig, Preset, Tying};
+use transduce::model::{Ctx, TrainableModel};
+use transduce::train::{AdamWConfig, LrSchedule, TrainStep};
 
 pub mod gemm;
 pub mod loss_curve;
@@ -93,14 +91,20 @@ fn random_rows(rng: &mut Xoshiro256PlusPlus, rows: usize, len: usize, vocab: usi
     (0..rows).map(|_| (0..len).map(|_| rng.gen_range(4..vocab as u32)).collect()).collect()
 }
 
-/// Forward + loss + backward + AdamW on one fixed batch: 3 warm-up steps, median of 20.
+/// The library's training step with torch_ref.py's optimiser: AdamW (betas 0.9 / 0.999, eps
+/// 1e-8, weight decay 0.01) at a constant 1e-4, plain cross-entropy, no clipping.
+pub fn torch_ref_step(model: &TrainableModel) -> Result<TrainStep> {
+    let adam = AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    TrainStep::new(model, adam, LrSchedule::Constant { lr: 1e-4 }, 0.0, 0.0)
+}
+
+/// Forward + loss + backward + AdamW on one fixed batch ([`TrainStep::step`]): 3 warm-up
+/// steps, median of 20.
 pub fn train_step(preset: Preset, w: Workload) -> Result<TrainFigure> {
     let device = Device::Cpu;
     let config = bench_config(preset, w.vocab);
     let model = TrainableModel::init(&config, 0, DType::F32, &device).map_err(candle_core::Error::wrap)?;
-    let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-    let adam = AdamWConfig { beta2: 0.999, eps: 1e-8, weight_decay: 0.01, beta1: 0.9 };
-    let mut opt = AdamW::new(vars.clone(), adam, Kernels::default())?;
+    let mut step = torch_ref_step(&model)?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let src = random_rows(&mut rng, w.batch, w.src_len, w.vocab);
     let tgt = random_rows(&mut rng, w.batch, w.tgt_len, w.vocab);
@@ -111,21 +115,14 @@ pub fn train_step(preset: Preset, w: Workload) -> Result<TrainFigure> {
     let (mut steps, mut fwd, mut bwd, mut upd, mut losses) = (vec![], vec![], vec![], vec![], vec![]);
     for it in 0..23 {
         let t0 = Instant::now();
-        let logits = model.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &ctx)?;
-        let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, config.special.pad, 0.0, ctx.kernels)?;
-        let loss = out.loss.to_scalar::<f32>()? as f64;
-        let tf = t0.elapsed().as_secs_f64();
-        let grads = out.loss.backward()?;
-        let tb = t0.elapsed().as_secs_f64();
-        let norm = grad_norm(&vars, &grads)?;
-        opt.step(&grads, 1e-4, clip_factor(norm, 0.0))?;
+        let stats = step.step(&model, &batch, &ctx)?;
         let dt = t0.elapsed().as_secs_f64();
-        losses.push(loss);
+        losses.push(stats.loss);
         if it >= 3 {
             steps.push(dt);
-            fwd.push(tf);
-            bwd.push(tb - tf);
-            upd.push(dt - tb);
+            fwd.push(stats.seconds.forward);
+            bwd.push(stats.seconds.backward);
+            upd.push(stats.seconds.update);
         }
     }
     let med = median(steps);

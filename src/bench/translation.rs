@@ -9,9 +9,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{median, round, system};
-use crate::error::{Error, Result};
-use crate::search::{BeamOptions, DecodeOptions, Strategy};
-use crate::translate::{Input, Output, Translator};
+use transduce::error::{Error, Result};
+use transduce::search::{BeamOptions, DecodeOptions, Strategy};
+use transduce::translate::{Input, Output, Translator};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy)]

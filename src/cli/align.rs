@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use transduce::data::lines::read_lines;
-use transduce::explain::align::{parse_gold, pharaoh, AerCounts, GoldLinks};
 use transduce::explain::forced_attention;
 use transduce::search::DecodeOptions;
+use transduce::translate::align::{parse_gold, pharaoh, AerCounts, GoldLinks};
 use transduce::translate::Translator;
 
 #[derive(Debug, Args)]

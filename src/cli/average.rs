@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use transduce::train::trainer::average_checkpoints;
+use transduce::train::average_checkpoints;
+use transduce::ModelDir;
 
 #[derive(Debug, Args)]
 pub struct AverageArgs {
@@ -18,6 +19,6 @@ pub struct AverageArgs {
 
 pub fn run(args: &AverageArgs) -> Result<()> {
     let n = average_checkpoints(&args.dir, args.last)?;
-    eprintln!("averaged {n} checkpoints into {}", args.dir.join("model.safetensors").display());
+    eprintln!("averaged {n} checkpoints into {}", ModelDir::open(&args.dir)?.weights_path().display());
     Ok(())
 }

@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use transduce::bench::gemm::{gemm_figures, peak_figure};
-use transduce::bench::loss_curve::LossCurve;
-use transduce::bench::translation::{TranslationBench, TranslationRun};
-use transduce::bench::{greedy_decode, train_step, Workload};
+use super::choice::choice;
+
+use crate::bench::gemm::{gemm_figures, peak_figure};
+use crate::bench::loss_curve::LossCurve;
+use crate::bench::translation::{TranslationBench, TranslationRun};
+use crate::bench::{greedy_decode, train_step, Workload};
+use crate::process::peak_rss_bytes;
 use transduce::data::lines::LineReader;
 use transduce::model::Preset;
-use transduce::runtime::peak_rss_bytes;
-use transduce::translate::{Quantization, Translator};
+use transduce::translate::{LoadOptions, Quantization, Translator};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -55,7 +57,7 @@ pub struct LossCurveArgs {
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    #[arg(long, value_enum, default_value = "small")]
+    #[arg(long, value_parser = choice::<Preset>(), default_value = "small")]
     pub preset: Preset,
     #[arg(long, default_value_t = 8000)]
     pub vocab: usize,
@@ -95,12 +97,12 @@ pub struct TranslateArgs {
     #[arg(long, default_value_t = 256)]
     pub max_len: usize,
     /// Run the linear layers in int8 (`int8`), or as the weights are stored.
-    #[arg(long, value_enum, default_value_t = Quantization::AsStored)]
+    #[arg(long, value_parser = choice::<Quantization>(), default_value_t = Quantization::AsStored)]
     pub quantization: Quantization,
     /// Batches translated at once, each on its share of the threads (CTranslate2's
     /// `inter_threads`): 2 on two cores for throughput, 1 for the lowest latency.
-    #[arg(long, default_value_t = 1)]
-    pub streams: usize,
+    #[arg(long, visible_alias = "streams", default_value_t = 1)]
+    pub workers: usize,
     /// Only the first N lines (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
@@ -129,7 +131,7 @@ fn loss_curve(args: &LossCurveArgs) -> Result<()> {
     let curve = LossCurve { preset: m.preset, workload, steps: args.steps, dropout: args.dropout };
     let losses = curve.run(&args.out)?;
     let record = serde_json::json!({
-        "system": transduce::bench::system(),
+        "system": crate::bench::system(),
         "figure": "loss_curve",
         "preset": m.preset,
         "dropout": args.dropout,
@@ -156,8 +158,12 @@ fn model_figures(args: &ModelArgs, greedy: bool, train: bool) -> Result<()> {
 
 fn translate(args: &TranslateArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let mut translator = Translator::load_as(&args.model, args.quantization)?;
-    translator.set_streams(args.streams)?;
+    let mut translator =
+        Translator::load_with(&args.model, LoadOptions { quantization: args.quantization, ..LoadOptions::default() })?;
+    if args.workers > 1 {
+        crate::process::share_heaps();
+    }
+    translator.set_workers(args.workers)?;
     let load_s = started.elapsed().as_secs_f64();
     let mut reader = LineReader::open(&args.src)?;
     let mut lines = Vec::new();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use transduce::demo::{alignment_error, exact_match, DemoSetup, SHOWCASE};
+use crate::demo::{alignment_error, exact_match, DemoSetup, SHOWCASE};
 use transduce::explain::{explain, html};
 use transduce::search::{DecodeOptions, Strategy};
 
@@ -34,7 +34,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if args.retrain && model_dir.exists() {
         std::fs::remove_dir_all(&model_dir)?;
     }
-    if model_dir.join("model.safetensors").exists() {
+    if model_dir.join(transduce::model_dir::WEIGHTS).exists() {
         eprintln!("reusing the demo model in {} (--retrain to train it again)", model_dir.display());
     } else {
         eprintln!(

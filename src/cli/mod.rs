@@ -3,6 +3,7 @@
 pub mod align;
 pub mod average;
 pub mod bench;
+pub mod choice;
 pub mod convert;
 pub mod demo;
 pub mod explain;

@@ -5,15 +5,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
+
+use super::choice::choice;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use transduce::data::corpus::CorpusSource;
+use transduce::model::config::Architecture;
 use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::text::SubwordModel;
-use transduce::train::trainer::{train, Architecture, Start, StopMetric, TrainConfig, VocabSharing};
+use transduce::train::{parse_duration, train, Start, StopMetric, TrainConfig, VocabSharing};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -42,7 +45,7 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Preset>())]
     pub preset: Option<Preset>,
     /// Model width (overrides the preset's).
     #[arg(long)]
@@ -61,21 +64,21 @@ pub struct TrainArgs {
     #[arg(long)]
     pub decoder_layers: Option<usize>,
     /// Layer norm before (pre) or after (post) each residual block.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<NormPlacement>())]
     pub norm: Option<NormPlacement>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Activation>())]
     pub activation: Option<Activation>,
     /// Architecture family: `marian` makes the model exportable to Hugging Face Marian and
     /// CTranslate2 (post-norm, sinusoid halves, swish, decoding from a zero `<pad>` embedding).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Architecture>())]
     pub arch: Option<Architecture>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<SubwordModel>())]
     pub subword: Option<SubwordModel>,
     /// Vocabulary size of each tokenizer.
     #[arg(long)]
     pub vocab_size: Option<usize>,
     /// One vocabulary for both languages (joint) or one per side.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<VocabSharing>())]
     pub vocab_sharing: Option<VocabSharing>,
     #[arg(long)]
     pub dropout: Option<f32>,
@@ -111,47 +114,8 @@ pub struct TrainArgs {
     pub keep_last: Option<usize>,
     #[arg(long)]
     pub patience: Option<usize>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<StopMetric>())]
     pub stop_metric: Option<StopMetric>,
-}
-
-/// Seconds in `90s`, `45m`, `2h`, `1h30m` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<f64> {
-    if let Ok(s) = text.parse::<f64>() {
-        return Ok(s);
-    }
-    let (mut total, mut number) = (0.0, String::new());
-    for c in text.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => bail!("--max-time {text:?}: unknown unit {c:?} (use h, m, s)"),
-        };
-        let n: f64 = number.parse().with_context(|| format!("--max-time {text:?}: a number must precede {c:?}"))?;
-        total += n * unit;
-        number.clear();
-    }
-    if !number.is_empty() {
-        bail!("--max-time {text:?}: the last number has no unit");
-    }
-    Ok(total)
-}
-
-/// Puts `file`'s keys into `base`, merging nested tables key by key.
-fn merge(base: &mut toml::Table, file: toml::Table) {
-    for (k, v) in file {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(v)) => merge(inner, v),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
@@ -164,11 +128,7 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     let valid = corpus(&a.valid_tsv, &a.valid_src, &a.valid_tgt);
     let mut cfg = TrainConfig::new(train, valid, a.out.clone());
     if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
-        let mut merged = toml::Table::try_from(&cfg)?;
-        merge(&mut merged, file);
-        cfg = merged.try_into().with_context(|| format!("{}: invalid or unknown option", path.display()))?;
+        cfg.merge_toml(path)?;
     }
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = a.$field.clone() { cfg.$field = v; })* };
@@ -221,11 +181,12 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
         cfg.max_epochs = a.max_epochs;
     }
     if let Some(t) = &a.max_time {
-        cfg.max_time_s = Some(parse_duration(t)?);
+        cfg.max_time_s = Some(parse_duration(t).context("--max-time")?);
     }
     if a.patience.is_some() {
         cfg.patience = a.patience;
     }
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -266,19 +227,4 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     println!("{}", cfg.out.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), 90.0);
-        assert_eq!(parse_duration("2h").unwrap(), 7200.0);
-        assert_eq!(parse_duration("1h30m").unwrap(), 5400.0);
-        assert_eq!(parse_duration("45m10s").unwrap(), 2710.0);
-        assert!(parse_duration("2d").is_err());
-        assert!(parse_duration("10m5").is_err());
-    }
 }

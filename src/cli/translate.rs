@@ -6,12 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+
+use super::choice::choice;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use transduce::data::lines::LineReader;
-use transduce::explain::align::pharaoh;
+use transduce::kernels::Kernels;
 use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
-use transduce::translate::{Input, Quantization, Translation, Translator};
+use transduce::translate::align::pharaoh;
+use transduce::translate::{Input, LoadOptions, Quantization, Translation, Translator};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,7 +74,7 @@ pub struct TranslateArgs {
     pub alpha: f32,
     /// Which finished hypotheses count and when a sentence stops; `hugging-face` reproduces
     /// transformers' `generate()` (with `--length-penalty power --alpha 1`).
-    #[arg(long, value_enum, default_value_t = BeamRule::Exact)]
+    #[arg(long, value_parser = choice::<BeamRule>(), default_value_t = BeamRule::Exact)]
     pub beam_rule: BeamRule,
     /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
     #[arg(long, default_value_t = 1)]
@@ -119,12 +122,19 @@ pub struct TranslateArgs {
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: usize,
     /// Run the linear layers in int8 (`int8`), or as the weights are stored.
-    #[arg(long, value_enum, default_value_t = Quantization::AsStored)]
+    #[arg(long, value_parser = choice::<Quantization>(), default_value_t = Quantization::AsStored)]
     pub quantization: Quantization,
     /// Batches translated at once, each on its share of the threads (CTranslate2's
     /// `inter_threads`): 2 on two cores for throughput, 1 for the lowest latency.
-    #[arg(long, default_value_t = 1)]
-    pub streams: usize,
+    #[arg(long, visible_alias = "streams", default_value_t = 1)]
+    pub workers: usize,
+    /// Threads to translate with (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The fused CPU kernels, or the plain-candle reference compositions of every op (slower;
+    /// for checking).
+    #[arg(long, value_parser = choice::<Kernels>(), default_value_t = Kernels::Fused)]
+    pub kernels: Kernels,
     /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
     #[arg(long, default_value_t = 2000)]
     pub window: usize,
@@ -225,8 +235,17 @@ fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &Tran
 
 pub fn run(args: &TranslateArgs) -> Result<()> {
     let opts = args.decode_options()?;
-    let mut translator = Translator::load_as(&args.model, args.quantization)?;
-    translator.set_streams(args.streams)?;
+    let load = LoadOptions {
+        quantization: args.quantization,
+        threads: args.threads,
+        kernels: args.kernels,
+        ..LoadOptions::default()
+    };
+    let mut translator = Translator::load_with(&args.model, load)?;
+    if args.workers > 1 {
+        crate::process::share_heaps();
+    }
+    translator.set_workers(args.workers)?;
     let mut input = match &args.input {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),

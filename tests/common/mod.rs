@@ -90,16 +90,117 @@ impl Drop for TempDir {
     }
 }
 
-/// The Multi30k directory (`TRANSDUCE_DATA`, else `../shared/data/multi30k`), or `None` with a
-/// message saying the test is skipped.
-pub fn multi30k() -> Option<std::path::PathBuf> {
-    let dir = std::env::var("TRANSDUCE_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k"));
-    if dir.join("val.en.gz").exists() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: Multi30k not found at {} (set TRANSDUCE_DATA)", dir.display());
-        None
+/// What an optional peer or data set is, and the switch that makes it required.
+///
+/// A test that needs something outside the repository asks [`optional`]: found, it runs;
+/// missing, it says so and skips, unless the switch is set (`.ci/run` sets them), when it fails.
+pub struct Requirement {
+    pub what: &'static str,
+    /// `TRANSDUCE_REQUIRE_<NAME>`
+    pub switch: &'static str,
+    /// How to provide it.
+    pub hint: &'static str,
+}
+
+pub const SHARED: Requirement = Requirement {
+    what: "../shared (Multi30k, the shared Marian model)",
+    switch: "TRANSDUCE_REQUIRE_SHARED",
+    hint: "set TRANSDUCE_SHARED to the shared directory",
+};
+
+pub const CT2: Requirement = Requirement {
+    what: "a Python with ctranslate2 and sentencepiece",
+    switch: "TRANSDUCE_REQUIRE_CT2",
+    hint: "python3 -m venv .venv-ct2 && .venv-ct2/bin/pip install -r tools/requirements-ct2.txt",
+};
+
+pub const TRANSFORMERS: Requirement = Requirement {
+    what: "a Python with transformers and torch",
+    switch: "TRANSDUCE_REQUIRE_TRANSFORMERS",
+    hint: "python3 -m venv .venv-hf && .venv-hf/bin/pip install -r tools/requirements-hf.txt (several GB)",
+};
+
+pub const BROWSER: Requirement =
+    Requirement { what: "headless Chromium", switch: "TRANSDUCE_REQUIRE_BROWSER", hint: "apt-get install chromium" };
+
+/// `found`, or `None` with a message that the test is skipped; fails instead when the
+/// requirement's switch is set.
+pub fn optional<T>(req: &Requirement, found: Option<T>) -> Option<T> {
+    if found.is_none() {
+        assert!(
+            std::env::var_os(req.switch).is_none(),
+            "{} is required ({} is set) but missing: {}",
+            req.what,
+            req.switch,
+            req.hint
+        );
+        eprintln!("skipped: no {} ({}; {} makes this a failure)", req.what, req.hint, req.switch);
     }
+    found
+}
+
+/// The repository's root.
+pub fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The team's shared directory (`TRANSDUCE_SHARED`, else `../shared` beside the repository),
+/// when `relative` exists in it.
+pub fn shared(relative: &str) -> Option<std::path::PathBuf> {
+    let base =
+        std::env::var_os("TRANSDUCE_SHARED").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("../shared"));
+    let path = base.join(relative);
+    optional(&SHARED, path.exists().then_some(path))
+}
+
+/// The Multi30k directory (`TRANSDUCE_DATA`, else `data/multi30k` of the shared directory).
+pub fn multi30k() -> Option<std::path::PathBuf> {
+    match std::env::var_os("TRANSDUCE_DATA") {
+        Some(dir) => Some(std::path::PathBuf::from(dir)),
+        None => shared("data/multi30k/val.en.gz").map(|p| p.parent().expect("a file in a directory").to_path_buf()),
+    }
+}
+
+/// Runs the `transduce` binary with `args` and `stdin`: (success, stdout, stderr).
+pub fn transduce(args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_transduce"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the transduce binary runs");
+    // the command may fail before reading its input
+    let _ = child.stdin.take().expect("piped").write_all(stdin);
+    let out = child.wait_with_output().expect("the transduce binary ends");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Source and target words of the word-for-word corpus: each source word has one translation.
+pub const SRC: [&str; 11] =
+    ["le", "chat", "chien", "mange", "voit", "une", "pomme", "maison", "grand", "petit", "rouge"];
+pub const TGT: [&str; 11] = ["the", "cat", "dog", "eats", "sees", "an", "apple", "house", "big", "small", "red"];
+
+/// `n` random sentences of `words` (a range of lengths) and their word-for-word translations.
+pub fn word_for_word(n: usize, words: std::ops::Range<usize>, seed: u64) -> Vec<(String, String)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let idx: Vec<usize> = (0..rng.gen_range(words.clone())).map(|_| rng.gen_range(0..SRC.len())).collect();
+            let join = |w: &[&str]| idx.iter().map(|&i| w[i]).collect::<Vec<_>>().join(" ");
+            (join(&SRC), join(&TGT))
+        })
+        .collect()
+}
+
+/// `expected` entries of a fixture, checked before a test zips them with its own cases (a
+/// fixture of the wrong length would otherwise pass silently).
+pub fn fixture_len<T>(items: &[T], expected: usize, name: &str) {
+    assert_eq!(items.len(), expected, "fixture {name}: {} entries, the test expects {expected}", items.len());
 }

@@ -1,0 +1,575 @@
+//! Hugging Face Marian (OPUS-MT) directories: `MarianConfig` <-> [`ModelConfig`], tensor names
+//! both ways, and whole-directory import and export.
+//!
+//! Marian's specifics are points of [`ModelConfig`]: post-norm layers without a final norm,
+//! sinusoidal positions in `[sin | cos]` halves (computed, not stored), embeddings scaled by
+//! `sqrt(d_model)`, one embedding table for encoder, decoder and output projection, a
+//! `final_logits_bias`, and decoding that starts from `<pad>`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::model::config::{
+    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, PadEmbedding, Positions, SpecialIds,
+    Tying, Vocab,
+};
+use crate::model::weights::{check_tensors, parameter_shapes, read_safetensors};
+use crate::model_dir::{
+    self, replace_atomically, Format, ModelDir, MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_TARGET_VOCAB, MARIAN_VOCAB,
+};
+use crate::text::marian::{EOS, PAD, UNK};
+use crate::text::sentencepiece::{NormalizerSpec, Piece, PieceType, SentencePieceModel, TrainerSpec};
+
+/// Files copied unchanged between a Marian directory and a transduce one.
+const TOKENIZER_FILES: [&str; 6] = [
+    MARIAN_SOURCE_SPM,
+    MARIAN_TARGET_SPM,
+    MARIAN_VOCAB,
+    MARIAN_TARGET_VOCAB,
+    model_dir::TOKENIZER_CONFIG,
+    model_dir::SPECIAL_TOKENS_MAP,
+];
+
+fn config_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error {
+    Error::Input(format!("{}: field `{field}`: {why}", path.display()))
+}
+
+/// Reads `config.json` (a `MarianConfig`) and the `<unk>` id from `vocab.json`.
+pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
+    let path = dir.config_path();
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+    let int = |field: &str| -> Result<usize> {
+        v.get(field)
+            .and_then(Value::as_u64)
+            .map(|x| x as usize)
+            .ok_or_else(|| config_err(&path, field, "missing or not a non-negative integer"))
+    };
+    let flag = |field: &str, default: bool| -> Result<bool> {
+        match v.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(config_err(&path, field, format!("expected true or false, found {other}"))),
+        }
+    };
+    if v.get("model_type").and_then(Value::as_str) != Some("marian") {
+        return Err(config_err(&path, "model_type", "expected \"marian\""));
+    }
+    let same = |a: &str, b: &str| -> Result<usize> {
+        let (x, y) = (int(a)?, int(b)?);
+        if x != y {
+            return Err(config_err(&path, b, format!("{b} = {y} differs from {a} = {x}; transduce needs them equal")));
+        }
+        Ok(x)
+    };
+    let heads = same("encoder_attention_heads", "decoder_attention_heads")?;
+    let ffn_dim = same("encoder_ffn_dim", "decoder_ffn_dim")?;
+    for (field, needed) in
+        [("normalize_before", false), ("add_final_layer_norm", false), ("normalize_embedding", false)]
+    {
+        if flag(field, needed)? != needed {
+            return Err(config_err(&path, field, format!("only {needed} is supported (Marian is post-norm)")));
+        }
+    }
+    let activation = match v.get("activation_function").and_then(Value::as_str).unwrap_or("swish") {
+        "swish" => Activation::Swish,
+        "silu" => Activation::Silu,
+        "relu" => Activation::Relu,
+        "gelu" => Activation::Gelu,
+        other => return Err(config_err(&path, "activation_function", format!("{other:?} is not supported"))),
+    };
+    let vocab_size = int("vocab_size")?;
+    let decoder_vocab = v.get("decoder_vocab_size").and_then(Value::as_u64).map_or(vocab_size, |x| x as usize);
+    let shared = flag("share_encoder_decoder_embeddings", true)?;
+    let tied = flag("tie_word_embeddings", true)?;
+    let (vocab, tying) = match (shared, tied) {
+        (true, _) if decoder_vocab != vocab_size => {
+            return Err(config_err(&path, "decoder_vocab_size", "differs from vocab_size with shared embeddings"))
+        }
+        (true, true) => (Vocab::Shared { size: vocab_size }, Tying::All),
+        (true, false) => (Vocab::Shared { size: vocab_size }, Tying::Inputs),
+        (false, true) => (Vocab::Separate { source: vocab_size, target: decoder_vocab }, Tying::DecoderInputOutput),
+        (false, false) => (Vocab::Separate { source: vocab_size, target: decoder_vocab }, Tying::None),
+    };
+    let pad = int("pad_token_id")? as u32;
+    let unk = vocab_id(&dir.file(MARIAN_VOCAB), UNK)?;
+    let config = ModelConfig {
+        vocab,
+        d_model: int("d_model")?,
+        heads,
+        ffn_dim,
+        encoder_layers: int("encoder_layers")?,
+        decoder_layers: int("decoder_layers")?,
+        dropout: Dropout::uniform(0.0),
+        activation,
+        norm_placement: NormPlacement::Post,
+        final_norm: FinalNorm::None,
+        positions: Positions::SinusoidalHalves,
+        embedding_scale: if flag("scale_embedding", false)? {
+            EmbeddingScale::SqrtDModel
+        } else {
+            EmbeddingScale::None
+        },
+        tying,
+        max_positions: int("max_position_embeddings")?,
+        layer_norm_eps: 1e-5,
+        special: SpecialIds {
+            pad,
+            bos: pad,
+            eos: int("eos_token_id")? as u32,
+            unk,
+            decoder_start: int("decoder_start_token_id")? as u32,
+        },
+        pad_embedding: PadEmbedding::Learned,
+    };
+    config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    Ok(config)
+}
+
+/// Id of `token` in a `vocab.json`.
+fn vocab_id(path: &Path, token: &str) -> Result<u32> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&text).map_err(|e| Error::Json { path: path.into(), error: e })?;
+    vocab.get(token).copied().ok_or_else(|| Error::Input(format!("{}: no {token} entry", path.display())))
+}
+
+/// The Hugging Face name of a transduce parameter.
+pub fn hf_name(name: &str) -> String {
+    if name == "lm_head.bias" {
+        return "final_logits_bias".into();
+    }
+    if name == "lm_head.weight" {
+        return name.into();
+    }
+    let renamed = name
+        .replace(".self_attn_norm.", ".self_attn_layer_norm.")
+        .replace(".cross_attn_norm.", ".encoder_attn_layer_norm.")
+        .replace(".cross_attn.", ".encoder_attn.")
+        .replace(".ffn_norm.", ".final_layer_norm.")
+        .replace(".ffn.fc", ".fc");
+    format!("model.{renamed}")
+}
+
+/// Tensors of a Hugging Face checkpoint that hold nothing transduce keeps: the sinusoid tables
+/// of older checkpoints, and copies of the tied embedding.
+fn redundant(hf: &str) -> bool {
+    hf.ends_with("embed_positions.weight")
+}
+
+/// Reads `model.safetensors` of a Marian directory into transduce names, every name and shape
+/// checked against `config`.
+pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let path = dir.weights_path();
+    if !path.exists() && dir.file(model_dir::PYTORCH_WEIGHTS).exists() {
+        return Err(Error::Input(format!(
+            "{}: only {}; transduce reads {} (save the model with \
+             `save_pretrained(dir, safe_serialization=True)`)",
+            dir.path().display(),
+            model_dir::PYTORCH_WEIGHTS,
+            model_dir::WEIGHTS,
+        )));
+    }
+    let mut hf = read_safetensors(&path, device)?;
+    let mut tensors = HashMap::new();
+    let mut problems = Vec::new();
+    for (name, shape) in parameter_shapes(config)? {
+        let from = hf_name(&name);
+        let tensor = match name.as_str() {
+            // stored as [1, vocab]
+            "lm_head.bias" => hf
+                .remove(&from)
+                .map(|t| if t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0) } else { Ok(t) })
+                .transpose()?,
+            "shared.weight" => hf.remove(&from).or_else(|| hf.remove("model.encoder.embed_tokens.weight")),
+            _ => hf.remove(&from),
+        };
+        match tensor {
+            Some(t) if t.dims() != shape.dims() => problems.push(format!(
+                "tensor `{from}` (transduce `{name}`) has shape {:?}, the config needs {:?}",
+                t.dims(),
+                shape.dims()
+            )),
+            Some(t) => {
+                tensors.insert(name, t);
+            }
+            None => problems.push(format!("missing tensor `{from}` (shape {:?})", shape.dims())),
+        }
+    }
+    // copies of a tied table, which some checkpoints store, must equal it
+    let tied_to = |copy: &str| match (config.tying, copy) {
+        (Tying::All, _)
+        | (Tying::Inputs, "model.encoder.embed_tokens.weight" | "model.decoder.embed_tokens.weight") => {
+            Some("shared.weight")
+        }
+        (Tying::DecoderInputOutput, "lm_head.weight") => Some("decoder.embed_tokens.weight"),
+        _ => None,
+    };
+    for copy in ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"] {
+        let (Some(original), Some(t)) = (tied_to(copy).and_then(|o| tensors.get(o)), hf.get(copy)) else { continue };
+        let same =
+            t.dims() == original.dims() && t.sub(original)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? == 0.0;
+        if !same {
+            problems.push(format!("`{copy}` differs from the table the config ties it to"));
+        }
+        hf.remove(copy);
+    }
+    let mut unexpected: Vec<_> = hf.keys().filter(|n| !redundant(n)).cloned().collect();
+    unexpected.sort();
+    problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor `{n}`")));
+    if !problems.is_empty() {
+        return Err(Error::Weights { path, why: problems.join("; ") });
+    }
+    check_tensors(config, &tensors, &path)?;
+    Ok(tensors)
+}
+
+/// Converts a Marian directory into a transduce model directory at `out`.
+pub fn import(src: &Path, out: &Path) -> Result<ImportSummary> {
+    let src = ModelDir::open(src)?;
+    if src.format() != Format::HfMarian {
+        return Err(Error::Input(format!("{}: not a Hugging Face Marian directory", src.path().display())));
+    }
+    let config = read_config(&src)?;
+    let tensors = read_weights(&src, &config, &Device::Cpu)?;
+    for needed in [MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_VOCAB] {
+        if !src.file(needed).exists() {
+            return Err(Error::Input(format!("{}: no {needed}", src.path().display())));
+        }
+    }
+    let dir = ModelDir::create(out)?;
+    let mut files = TOKENIZER_FILES.to_vec();
+    files.push(model_dir::GENERATION_CONFIG);
+    let copied = src.copy_files(&files, &dir)?;
+    replace_atomically(&dir.weights_path(), |tmp| {
+        candle_core::safetensors::save(&tensors, tmp)
+            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
+    })?;
+    config.save(&dir.config_path())?;
+    let parameters = tensors.values().map(|t| t.elem_count()).sum();
+    Ok(ImportSummary { dir, config, parameters, files: copied })
+}
+
+/// What [`import`] wrote.
+#[derive(Debug)]
+pub struct ImportSummary {
+    /// The transduce model directory written.
+    pub dir: ModelDir,
+    pub config: ModelConfig,
+    pub parameters: usize,
+    pub files: Vec<String>,
+}
+
+/// Why a transduce model cannot be written as a Marian model, if it cannot: every setting
+/// Marian has no place for, by name.
+pub fn marian_incompatibilities(c: &ModelConfig) -> Vec<String> {
+    let mut why = Vec::new();
+    if c.norm_placement != NormPlacement::Post {
+        why.push(format!("norm_placement is {:?}; Marian is post-norm (train with --norm post)", c.norm_placement));
+    }
+    if c.final_norm != FinalNorm::None {
+        why.push("final_norm is set; Marian has no final layer norm (post-norm models need none)".into());
+    }
+    if c.positions != Positions::SinusoidalHalves {
+        why.push(format!("positions are {:?}; Marian computes sinusoid halves [sin | cos]", c.positions));
+    }
+    if c.layer_norm_eps != 1e-5 {
+        why.push(format!("layer_norm_eps is {}; Marian uses 1e-5", c.layer_norm_eps));
+    }
+    why
+}
+
+/// The `MarianConfig` of a transduce config (after [`marian_incompatibilities`] found none).
+pub fn marian_config(c: &ModelConfig) -> Value {
+    let (shared, tied) = match c.tying {
+        Tying::All => (true, true),
+        Tying::Inputs => (true, false),
+        Tying::DecoderInputOutput => (false, true),
+        Tying::None => (false, false),
+    };
+    let activation = match c.activation {
+        Activation::Relu => "relu",
+        Activation::Gelu => "gelu",
+        Activation::Silu => "silu",
+        Activation::Swish => "swish",
+    };
+    json!({
+        "architectures": ["MarianMTModel"],
+        "model_type": "marian",
+        "activation_function": activation,
+        "activation_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "dropout": 0.0,
+        "d_model": c.d_model,
+        "encoder_attention_heads": c.heads,
+        "decoder_attention_heads": c.heads,
+        "encoder_ffn_dim": c.ffn_dim,
+        "decoder_ffn_dim": c.ffn_dim,
+        "encoder_layers": c.encoder_layers,
+        "decoder_layers": c.decoder_layers,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+        "vocab_size": c.vocab.source(),
+        "decoder_vocab_size": c.vocab.target(),
+        "max_position_embeddings": c.max_positions,
+        "scale_embedding": c.embedding_scale == EmbeddingScale::SqrtDModel,
+        "share_encoder_decoder_embeddings": shared,
+        "tie_word_embeddings": tied,
+        "pad_token_id": c.special.pad,
+        "eos_token_id": c.special.eos,
+        "forced_eos_token_id": c.special.eos,
+        "decoder_start_token_id": c.special.decoder_start,
+        "bos_token_id": null,
+        "is_encoder_decoder": true,
+        "init_std": 0.02,
+        "use_cache": true,
+        "dtype": "float32",
+    })
+}
+
+/// Hugging Face tensors of a transduce model's parameters.
+pub fn marian_tensors(tensors: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for (name, t) in tensors {
+        let t = if name == "lm_head.bias" { t.unsqueeze(0)? } else { t.clone() };
+        out.insert(hf_name(name), t.to_dtype(DType::F32)?.contiguous()?);
+    }
+    Ok(out)
+}
+
+/// `generation_config.json` as OPUS-MT ships it: never generate `<pad>`, force `</s>` at the
+/// length limit.
+pub fn generation_config(c: &ModelConfig) -> Value {
+    json!({
+        "bad_words_ids": [[c.special.pad]],
+        "decoder_start_token_id": c.special.decoder_start,
+        "eos_token_id": c.special.eos,
+        "forced_eos_token_id": c.special.eos,
+        "pad_token_id": c.special.pad,
+        "max_length": c.max_positions,
+        "num_beams": 4,
+    })
+}
+
+/// spm's `nmt_nfkc` rules (NFKC plus whitespace and control-character clean-up) as a
+/// precompiled character map, taken from a model `sentencepiece` trained.
+const NMT_NFKC_CHARSMAP: &[u8] = include_bytes!("../../assets/nmt_nfkc.charsmap");
+
+/// What [`export`] wrote.
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub config: ModelConfig,
+    /// Ids changed so that `<pad>` is the last one, as CTranslate2's Marian converter expects.
+    pub moved_pad: bool,
+    /// Notes for the user (differences that remain).
+    pub notes: Vec<String>,
+}
+
+/// Writes a transduce model directory as a Hugging Face Marian directory at `out`.
+pub fn export(dir: &Path, out: &Path) -> Result<ExportSummary> {
+    let model_dir = ModelDir::open(dir)?;
+    match model_dir.format() {
+        Format::HfMarian => {
+            return Err(Error::Input(format!("{}: already a Hugging Face Marian directory", dir.display())))
+        }
+        Format::NativeInt8 => {
+            return Err(Error::Input(format!(
+                "{}: stored in int8; export the floating-point model (quantize the export instead)",
+                dir.display()
+            )))
+        }
+        Format::Native => {}
+    }
+    let mut config = model_dir.config()?;
+    let problems = marian_incompatibilities(&config);
+    if !problems.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: cannot be written as a Marian model: {}",
+            dir.display(),
+            problems.join("; ")
+        )));
+    }
+    let (mut tensors, _) = model_dir.tensors(&config, &Device::Cpu)?;
+    let tokenizers = model_dir.tokenizers()?;
+    let mut notes = Vec::new();
+    let out_dir = ModelDir::create(out)?;
+    let pad = config.special.pad as usize;
+    if config.pad_embedding == PadEmbedding::Zero {
+        for table in ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] {
+            if let Some(t) = tensors.get_mut(table) {
+                let mut rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+                rows[pad].iter_mut().for_each(|x| *x = 0.0);
+                *t = Tensor::new(rows, &Device::Cpu)?;
+            }
+        }
+    } else if config.special.decoder_start == config.special.pad {
+        notes.push(
+            "the <pad> embedding is learned: CTranslate2 starts Marian decoders from zeros and will differ".into(),
+        );
+    } else {
+        notes.push(format!(
+            "decoding starts from token {} (not <pad>): transformers follows config.json, but CTranslate2 \
+             starts Marian decoders from a zero vector and will differ (train with --arch marian)",
+            config.special.decoder_start
+        ));
+    }
+    let moved_pad;
+    match (tokenizers.source.marian_vocab(), tokenizers.source.hugging_face()) {
+        (Some(_), _) => {
+            model_dir.copy_files(&TOKENIZER_FILES, &out_dir)?;
+            moved_pad = false;
+        }
+        (None, Some(hf)) => {
+            if !std::sync::Arc::ptr_eq(&tokenizers.source, &tokenizers.target) {
+                return Err(Error::Input(format!(
+                    "{}: separate source and target vocabularies are not exported yet (train with --vocab-sharing joint)",
+                    dir.display()
+                )));
+            }
+            let (spm, spm_note) =
+                sentencepiece_of(hf).map_err(|why| Error::Input(format!("{}: {why}", dir.display())))?;
+            notes.extend(spm_note);
+            // ids with <pad> moved to the end, as CTranslate2's Marian converter expects
+            let v = config.vocab.target();
+            let order: Vec<u32> = (0..v as u32).filter(|&i| i as usize != pad).chain([pad as u32]).collect();
+            moved_pad = pad != v - 1;
+            if moved_pad {
+                permute_vocabulary(&mut tensors, &order)?;
+                let new_id = |old: u32| order.iter().position(|&o| o == old).expect("a permutation") as u32;
+                let s = &mut config.special;
+                (s.pad, s.bos, s.eos, s.unk, s.decoder_start) =
+                    (new_id(s.pad), new_id(s.bos), new_id(s.eos), new_id(s.unk), new_id(s.decoder_start));
+            }
+            let vocab: serde_json::Map<String, Value> = order
+                .iter()
+                .enumerate()
+                .map(|(new, &old)| (spm.pieces[old as usize].piece.clone(), json!(new)))
+                .collect();
+            write_json(&out_dir.file(MARIAN_VOCAB), &Value::Object(vocab))?;
+            spm.save(&out_dir.file(MARIAN_SOURCE_SPM))?;
+            spm.save(&out_dir.file(MARIAN_TARGET_SPM))?;
+            let tokenizer_config = json!({
+                "tokenizer_class": "MarianTokenizer",
+                "eos_token": EOS, "unk_token": UNK, "pad_token": PAD,
+                "model_max_length": config.max_positions,
+                "separate_vocabs": false,
+            });
+            write_json(&out_dir.file(model_dir::TOKENIZER_CONFIG), &tokenizer_config)?;
+        }
+        (None, None) => unreachable!("a tokenizer has one backend"),
+    }
+    let hf = marian_tensors(&tensors)?;
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    replace_atomically(&out_dir.weights_path(), |tmp| {
+        safetensors::serialize_to_file(hf.iter().map(|(n, t)| (n.clone(), SafeView(t.clone()))), metadata, tmp)
+            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
+    })?;
+    write_json(&out_dir.config_path(), &marian_config(&config))?;
+    write_json(&out_dir.file(model_dir::GENERATION_CONFIG), &generation_config(&config))?;
+    Ok(ExportSummary { config, moved_pad, notes })
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("json serialises") + "\n";
+    model_dir::write_atomic(path, text.as_bytes())
+}
+
+/// Reorders the vocabulary axis of every embedding table and of the output bias:
+/// new id `i` takes old id `order[i]`.
+fn permute_vocabulary(tensors: &mut HashMap<String, Tensor>, order: &[u32]) -> Result<()> {
+    let index = Tensor::new(order, &Device::Cpu)?;
+    for name in [
+        "shared.weight",
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+        "lm_head.weight",
+        "lm_head.bias",
+    ] {
+        if let Some(t) = tensors.get_mut(name) {
+            *t = t.index_select(&index, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// A SentencePiece model equivalent to a unigram `tokenizer.json` trained by transduce
+/// (NFKC, `▁` word boundaries), and a note on what differs.
+fn sentencepiece_of(
+    tokenizer: &tokenizers::Tokenizer,
+) -> std::result::Result<(SentencePieceModel, Option<String>), String> {
+    let json: Value =
+        serde_json::from_str(&tokenizer.to_string(false).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let model = &json["model"];
+    if model["type"] != "Unigram" {
+        return Err(format!(
+            "the tokenizer is {}, Marian needs a SentencePiece unigram model (train with --subword unigram)",
+            model["type"]
+        ));
+    }
+    let unk = model["unk_id"].as_u64().ok_or("the unigram tokenizer has no unk_id")? as i32;
+    let specials = ["<pad>", "<s>", "</s>"];
+    let pieces: Vec<Piece> = model["vocab"]
+        .as_array()
+        .ok_or("no vocab in tokenizer.json")?
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let piece = entry[0].as_str().unwrap_or_default().to_string();
+            let kind = match () {
+                _ if i as i32 == unk => PieceType::Unknown,
+                _ if specials.contains(&piece.as_str()) => PieceType::Control,
+                _ => PieceType::Normal,
+            };
+            Piece { score: entry[1].as_f64().unwrap_or(0.0) as f32, piece, kind }
+        })
+        .collect();
+    let id = |p: &str| pieces.iter().position(|x| x.piece == p).map_or(-1, |i| i as i32);
+    let (normalizer, note) = match json["normalizer"]["type"].as_str() {
+        Some("NFKC") => (
+            NormalizerSpec {
+                name: "nmt_nfkc".into(),
+                precompiled_charsmap: NMT_NFKC_CHARSMAP.to_vec(),
+                ..NormalizerSpec::default()
+            },
+            Some(
+                "SentencePiece normalises with nmt_nfkc (NFKC, control characters removed, runs of spaces \
+                  collapsed) where tokenizer.json applied NFKC: text with unusual whitespace may segment differently"
+                    .to_string(),
+            ),
+        ),
+        None => (NormalizerSpec::default(), None),
+        Some(other) => return Err(format!("normalizer {other} has no SentencePiece equivalent")),
+    };
+    let trainer = TrainerSpec {
+        vocab_size: pieces.len() as i32,
+        unk_id: unk,
+        bos_id: id("<s>"),
+        eos_id: id("</s>"),
+        pad_id: id("<pad>"),
+        ..TrainerSpec::default()
+    };
+    Ok((SentencePieceModel::new(pieces, trainer, normalizer)?, note))
+}
+
+/// A candle tensor as a safetensors view (f32, contiguous).
+struct SafeView(Tensor);
+
+impl safetensors::View for SafeView {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.dims()
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let values: Vec<f32> = self.0.flatten_all().and_then(|t| t.to_vec1()).expect("f32 tensor");
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.0.elem_count() * 4
+    }
+}

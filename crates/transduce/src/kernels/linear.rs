@@ -1,0 +1,160 @@
+//! Fused linear layer `y = act(x W^T + b)` for CPU f32, with its backward.
+//!
+//! The forward calls the GEMM directly so the thread count can follow the problem size (a few
+//! rows, where waking a second thread costs more than it saves, run on the calling thread).
+//! Inference reads weights packed once instead (`super::panel`). The backward computes dx, dW and db in one node, instead of candle's
+//! matmul + transpose + broadcast-add nodes, each with its own zero-filled gradient buffer.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu::{f32_slice, fast_exp, rows_per_task, with_f32};
+
+/// Below this many multiply-adds the GEMM runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// What follows the bias add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiasActivation {
+    Identity,
+    Relu,
+    /// `x * sigmoid(x)` (swish), for inference: its backward needs the input, which the fused
+    /// op does not keep.
+    Silu,
+}
+
+impl BiasActivation {
+    /// Applies the activation to `y` in place.
+    pub fn apply(self, y: &mut [f32]) {
+        match self {
+            BiasActivation::Identity => {}
+            BiasActivation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            // candle's silu with a vectorised exp (within a few ulp of libm's)
+            BiasActivation::Silu => y.iter_mut().for_each(|v| *v /= 1.0 + fast_exp(-*v)),
+        }
+    }
+}
+
+struct Linear {
+    activation: BiasActivation,
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "transduce-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (f32_slice(sx, lx)?, f32_slice(sw, lw)?, f32_slice(sb, lb)?);
+        let (m, k) = lx.shape().dims2()?;
+        let (n, kw) = lw.shape().dims2()?;
+        if k != kw || b.len() != n {
+            candle_core::bail!("linear: x {:?}, weight {:?}, bias {:?}", lx.dims(), lw.dims(), lb.dims());
+        }
+        let mut y = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            y.extend_from_slice(b);
+        }
+        let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: y is [m, n] row-major, x is [m, k] row-major, W [n, k] row-major is read as
+        // W^T [k, n] (column stride k, row stride 1); all slices have exactly these sizes.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                y.as_mut_ptr(),
+                1,
+                n as isize,
+                true,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        if self.activation != BiasActivation::Identity {
+            let chunk = rows_per_task(m, n) * n;
+            y.par_chunks_mut(chunk).for_each(|c| self.activation.apply(c));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = w.dim(0)?;
+        let g = match self.activation {
+            BiasActivation::Silu => candle_core::bail!("linear: the fused silu is for inference only"),
+            BiasActivation::Identity => grad.contiguous()?.detach(),
+            BiasActivation::Relu => with_f32(res, |y| {
+                with_f32(grad, |g| {
+                    let mut d = vec![0f32; g.len()];
+                    let chunk = rows_per_task(g.len() / n, n) * n;
+                    d.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(g.par_chunks(chunk))).for_each(
+                        |(d, (y, g))| {
+                            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                                *d = if y > 0.0 { g } else { 0.0 };
+                            }
+                        },
+                    );
+                    Tensor::from_vec(d, res.shape(), res.device())
+                })
+            })???,
+        };
+        let dx = g.matmul(&w.detach())?;
+        let dw = g.t()?.matmul(&x.detach())?;
+        let db = with_f32(&g, |g| column_sum(g, n))?;
+        Ok((Some(dx), Some(dw), Some(Tensor::from_vec(db, n, b.device())?)))
+    }
+}
+
+/// `activation(x W^T + b)` for CPU f32 x: \[m, k\], W: \[n, k\], b: \[n\] -> \[m, n\].
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, activation: BiasActivation) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { activation })
+}
+
+/// Sum of the rows of `g` (row length `n`), in parallel over row blocks.
+pub fn column_sum(g: &[f32], n: usize) -> Vec<f32> {
+    let chunk = rows_per_task(g.len() / n, n) * n;
+    g.par_chunks(chunk)
+        .map(|g| {
+            let mut acc = vec![0f32; n];
+            for row in g.chunks_exact(n) {
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            acc
+        })
+        .reduce(
+            || vec![0f32; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}

@@ -1,0 +1,268 @@
+//! Attention of one decoding step on the CPU: every row has a single query, and its keys and
+//! values are read where they lie (the per-step self-attention cache through each row's beam
+//! history, the source memory shared by a sentence's beams) instead of being gathered,
+//! concatenated or split into heads first.
+
+use rayon::prelude::*;
+
+use super::cpu::fast_exp;
+
+/// Where the keys and values a row attends to are.
+pub trait KeyValueSource: Sync {
+    /// The keys and values of one row.
+    type Row<'a>: RowKeyValues
+    where
+        Self: 'a;
+    /// Positions every row attends to.
+    fn positions(&self) -> usize;
+    /// What `row` attends to (looked up once per row, not per position and head).
+    fn row(&self, row: usize) -> Self::Row<'_>;
+}
+
+/// The keys and values one row attends to.
+pub trait RowKeyValues {
+    /// Key and value at position `t` for head `h`: `head_dim` floats each.
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]);
+    /// Additive bias of position `t` (source padding).
+    fn bias(&self, _t: usize) -> f32 {
+        0.0
+    }
+}
+
+/// `softmax(q k^T * scale + bias) v` for queries `q` [rows, heads * head_dim] (heads side by
+/// side, as the projection writes them) -> [rows, heads * head_dim]; with `probs`, also the
+/// attention [rows, heads, positions].
+pub fn attend(
+    q: &[f32],
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+    source: &impl KeyValueSource,
+    probs: Option<&mut Vec<f32>>,
+) -> Vec<f32> {
+    let d = heads * head_dim;
+    let rows = q.len() / d.max(1);
+    let len = source.positions();
+    let mut out = vec![0f32; rows * d];
+    let mut p = vec![0f32; rows * heads * len];
+    let work = |(row, (out, p)): (usize, (&mut [f32], &mut [f32]))| {
+        let kv = source.row(row);
+        for h in 0..heads {
+            let q = &q[row * d + h * head_dim..][..head_dim];
+            let p = &mut p[h * len..(h + 1) * len];
+            let out = &mut out[h * head_dim..(h + 1) * head_dim];
+            match head_dim {
+                64 => head::<64>(q, &kv, h, scale, p, out),
+                32 => head::<32>(q, &kv, h, scale, p, out),
+                _ => head_any(q, &kv, h, scale, p, out),
+            }
+        }
+    };
+    if rows * len * d >= 1 << 16 {
+        // a row is a few microseconds of work: hand rows out in blocks, not one by one
+        let block = rows.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+        out.par_chunks_mut(d.max(1))
+            .zip(p.par_chunks_mut((heads * len).max(1)))
+            .enumerate()
+            .with_min_len(block)
+            .for_each(work);
+    } else {
+        out.chunks_mut(d.max(1)).zip(p.chunks_mut((heads * len).max(1))).enumerate().for_each(work);
+    }
+    if let Some(probs) = probs {
+        *probs = p;
+    }
+    out
+}
+
+/// One head of one row: scores into `p` (then the attention), `p · v` into `out` (zeros).
+fn head_any(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32], out: &mut [f32]) {
+    let inv = scores(q, kv, h, scale, p);
+    for (t, s) in p.iter_mut().enumerate() {
+        *s *= inv;
+        let (_, v) = kv.key_value(h, t);
+        out.iter_mut().zip(v).for_each(|(o, &v)| *o += *s * v);
+    }
+}
+
+/// [`head_any`] for a head size known at compile time: the output stays in registers over
+/// all positions (the same operations in the same order, so the same bits).
+fn head<const HD: usize>(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32], out: &mut [f32]) {
+    let inv = scores(q, kv, h, scale, p);
+    let mut acc = [0f32; HD];
+    for (t, s) in p.iter_mut().enumerate() {
+        *s *= inv;
+        let (_, v) = kv.key_value(h, t);
+        let v: &[f32; HD] = v.try_into().expect("a value has head_dim floats");
+        for i in 0..HD {
+            acc[i] += *s * v[i];
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// `exp(q k_t * scale + bias_t - max)` into `p`; returns 1 / their sum.
+#[inline(always)]
+fn scores(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32]) -> f32 {
+    let mut max = f32::NEG_INFINITY;
+    for (t, s) in p.iter_mut().enumerate() {
+        let (k, _) = kv.key_value(h, t);
+        *s = dot(q, k) * scale + kv.bias(t);
+        max = max.max(*s);
+    }
+    let mut sum = 0f32;
+    for s in p.iter_mut() {
+        *s = fast_exp(*s - max);
+        sum += *s;
+    }
+    1.0 / sum
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // eight partial sums: vectorises, and does not wait on one long chain of additions
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// Self-attention keys and values of the steps decoded so far, kept per step and never
+/// copied: each current row records which row of every step its history runs through, so
+/// reordering beams or dropping finished sentences rewrites those indices only.
+#[derive(Debug, Clone, Default)]
+pub struct StepCache {
+    /// Per step: keys and values of every row of that step, [rows at that step, d] each.
+    steps: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Per current row: its row at each step.
+    paths: Vec<Vec<u32>>,
+    d: usize,
+    head_dim: usize,
+}
+
+impl StepCache {
+    pub fn new(d: usize, head_dim: usize) -> Self {
+        StepCache { steps: Vec::new(), paths: Vec::new(), d, head_dim }
+    }
+
+    /// Steps held.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Appends a step: `k`, `v` [rows, d], row `i` continuing current row `i`.
+    pub fn push(&mut self, k: Vec<f32>, v: Vec<f32>) {
+        let rows = k.len() / self.d.max(1);
+        if self.paths.is_empty() {
+            self.paths = vec![Vec::new(); rows];
+        }
+        debug_assert_eq!(self.paths.len(), rows, "a step has one key per current row");
+        for (i, path) in self.paths.iter_mut().enumerate() {
+            path.push(i as u32);
+        }
+        self.steps.push((k, v));
+    }
+
+    /// New row `i` continues old row `indices[i]` (beam reordering, or keeping a subset).
+    pub fn select_rows(&mut self, indices: &[u32]) {
+        if self.paths.is_empty() {
+            return;
+        }
+        self.paths = indices.iter().map(|&j| self.paths[j as usize].clone()).collect();
+    }
+}
+
+impl KeyValueSource for StepCache {
+    type Row<'a> = StepRow<'a>;
+
+    fn positions(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn row(&self, row: usize) -> StepRow<'_> {
+        StepRow { steps: &self.steps, path: &self.paths[row], d: self.d, head_dim: self.head_dim }
+    }
+}
+
+/// One row's history in a [`StepCache`].
+pub struct StepRow<'a> {
+    steps: &'a [(Vec<f32>, Vec<f32>)],
+    path: &'a [u32],
+    d: usize,
+    head_dim: usize,
+}
+
+impl RowKeyValues for StepRow<'_> {
+    #[inline(always)]
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
+        let at = self.path[t] as usize * self.d + head * self.head_dim;
+        let (k, v) = &self.steps[t];
+        (&k[at..at + self.head_dim], &v[at..at + self.head_dim])
+    }
+}
+
+/// Source memory keys and values [sources, heads, s, head_dim] shared by `group` consecutive
+/// rows, with an additive padding bias [sources, s].
+pub struct SharedMemory<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub bias: &'a [f32],
+    pub heads: usize,
+    pub len: usize,
+    pub head_dim: usize,
+    pub group: usize,
+}
+
+impl KeyValueSource for SharedMemory<'_> {
+    type Row<'a>
+        = MemoryRow<'a>
+    where
+        Self: 'a;
+
+    fn positions(&self) -> usize {
+        self.len
+    }
+
+    fn row(&self, row: usize) -> MemoryRow<'_> {
+        let source = row / self.group;
+        let block = self.heads * self.len * self.head_dim;
+        MemoryRow {
+            k: &self.k[source * block..][..block],
+            v: &self.v[source * block..][..block],
+            bias: &self.bias[source * self.len..][..self.len],
+            len: self.len,
+            head_dim: self.head_dim,
+        }
+    }
+}
+
+/// The memory of one row's source: keys and values \[heads, s, head_dim\], bias \[s\].
+pub struct MemoryRow<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
+    bias: &'a [f32],
+    len: usize,
+    head_dim: usize,
+}
+
+impl RowKeyValues for MemoryRow<'_> {
+    #[inline(always)]
+    fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
+        let at = (head * self.len + t) * self.head_dim;
+        (&self.k[at..at + self.head_dim], &self.v[at..at + self.head_dim])
+    }
+
+    #[inline(always)]
+    fn bias(&self, t: usize) -> f32 {
+        self.bias[t]
+    }
+}

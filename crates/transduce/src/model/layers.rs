@@ -1,0 +1,180 @@
+//! Small building blocks: linear projection, layer norm, feed-forward block.
+
+use std::sync::Arc;
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::config::{Activation, ModelConfig};
+use super::context::Ctx;
+use super::params::xavier_uniform;
+use crate::kernels::cpu::with_f32;
+use crate::kernels::int8::Int8Matrix;
+use crate::kernels::panel::PanelMatrix;
+use crate::kernels::{self, reference_bias_add, BiasActivation};
+
+/// `y = x W^T + b`. weight: \[out, in\], bias: \[out\].
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// [out, in]; `None` once an inference copy replaces it (see [`Linear::release_weight`]).
+    weight: Option<Tensor>,
+    /// (out, in)
+    shape: (usize, usize),
+    pub bias: Tensor,
+    /// `weight` packed in column panels for inference on the CPU (see [`Linear::prepare_inference`]).
+    panels: Option<Arc<PanelMatrix>>,
+    /// `weight` quantized to int8 per output row (see [`Linear::quantize_int8`]).
+    int8: Option<Arc<Int8Matrix>>,
+}
+
+impl Linear {
+    pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
+        let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
+        let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
+        Self::from_parts(weight, bias)
+    }
+
+    /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
+    pub fn from_parts(weight: Tensor, bias: Tensor) -> Result<Self> {
+        let shape = weight.dims2()?;
+        Ok(Linear { weight: Some(weight), shape, bias, panels: None, int8: None })
+    }
+
+    /// The weight [out, in]: the tensor itself, or, once released, rebuilt from the inference
+    /// copy (exactly the packed values; the int8 values for an int8 layer).
+    pub fn weight(&self) -> Result<Tensor> {
+        let (n, k) = self.shape;
+        if let Some(w) = &self.weight {
+            Ok(w.clone())
+        } else if let Some(p) = &self.panels {
+            Tensor::from_vec(p.unpack(), (n, k), self.bias.device())
+        } else if let Some(q) = &self.int8 {
+            Tensor::from_vec(q.dequantize(), (n, k), self.bias.device())
+        } else {
+            candle_core::bail!("linear: the weight was released without an inference copy")
+        }
+    }
+
+    /// Makes inference run in int8 (per-row scales, activations quantized per row on the fly);
+    /// drops the packed f32 copy. Training ignores it.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        let (n, k) = self.shape;
+        let w = with_f32(&self.weight()?.to_dtype(candle_core::DType::F32)?, |w| Int8Matrix::quantize(w, n, k))?;
+        self.int8 = Some(Arc::new(w));
+        self.panels = None;
+        Ok(())
+    }
+
+    /// Drops the weight tensor where an inference copy (panels or int8) holds it, for a model
+    /// that only translates: the memory of one copy of every matrix. [`Linear::weight`] still
+    /// gives it back; training such a layer is an error.
+    pub fn release_weight(&mut self) {
+        if self.panels.is_some() || self.int8.is_some() {
+            self.weight = None;
+        }
+    }
+
+    /// The int8 weight, when quantized.
+    pub fn int8(&self) -> Option<&Int8Matrix> {
+        self.int8.as_deref()
+    }
+
+    /// Packs a copy of an f32 CPU weight in column panels, which inference reads in address
+    /// order (other devices and dtypes, and int8 layers, are left as they are). A snapshot: call
+    /// it on a model that will not be trained further.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        let Some(weight) = self.weight.as_ref().filter(|w| self.int8.is_none() && kernels::cpu::applies(w)) else {
+            return Ok(());
+        };
+        let (n, k) = self.shape;
+        self.panels = Some(Arc::new(with_f32(weight, |w| PanelMatrix::pack(w, n, k))?));
+        Ok(())
+    }
+
+    /// x: [.., in] -> [.., out]
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_act(x, BiasActivation::Identity, ctx)
+    }
+
+    /// `activation(x W^T + b)`, x: [.., in] -> [.., out]
+    pub fn forward_act(&self, x: &Tensor, activation: BiasActivation, ctx: &Ctx) -> Result<Tensor> {
+        let dims = x.dims();
+        let d_in = dims[dims.len() - 1];
+        let x2 = x.reshape((x.elem_count() / d_in.max(1), d_in))?;
+        let y = if let Some(q) = self.int8.as_deref().filter(|_| !ctx.is_training() && kernels::cpu::applies(x)) {
+            let m = x2.dim(0)?;
+            let mut y = with_f32(&x2, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))??;
+            activation.apply(&mut y);
+            Tensor::from_vec(y, (m, q.rows()), x.device())?
+        } else if !ctx.kernels.fused_for(x) {
+            reference_bias_add(&x2.matmul(&self.weight()?.t()?)?, &self.bias, activation)?
+        } else if let Some(p) = self.panels.as_deref().filter(|_| !ctx.is_training()) {
+            let m = x2.dim(0)?;
+            let y = with_f32(&x2, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation)))??;
+            Tensor::from_vec(y, (m, p.rows()), x.device())?
+        } else {
+            let Some(weight) = &self.weight else {
+                candle_core::bail!("linear: this layer's weight was released for inference; it cannot train")
+            };
+            kernels::linear::linear(&x2, weight, &self.bias, activation)?
+        };
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// Layer normalisation over the last dimension. weight, bias: \[d\].
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(vb: VarBuilder, d: usize, eps: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(d, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
+        Ok(LayerNorm { weight, bias, eps })
+    }
+
+    /// x: [.., d] -> [.., d]
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        ctx.layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Position-wise feed-forward block: `fc2(dropout(act(fc1(x))))`.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    activation: Activation,
+    dropout: f32,
+}
+
+impl FeedForward {
+    pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
+        Ok(FeedForward {
+            fc1: Linear::new(vb.pp("fc1"), c.d_model, c.ffn_dim)?,
+            fc2: Linear::new(vb.pp("fc2"), c.ffn_dim, c.d_model)?,
+            activation: c.activation,
+            dropout: c.dropout.ffn,
+        })
+    }
+
+    /// x: [b, t, d] -> [b, t, d]
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let h = match self.activation {
+            Activation::Relu => self.fc1.forward_act(x, BiasActivation::Relu, ctx)?,
+            Activation::Gelu => self.fc1.forward(x, ctx)?.gelu_erf()?,
+            Activation::Silu | Activation::Swish if !ctx.is_training() => {
+                self.fc1.forward_act(x, BiasActivation::Silu, ctx)?
+            }
+            Activation::Silu | Activation::Swish => self.fc1.forward(x, ctx)?.silu()?,
+        };
+        let h = ctx.dropout(&h, self.dropout)?;
+        self.fc2.forward(&h, ctx)
+    }
+}

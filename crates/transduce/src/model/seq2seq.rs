@@ -1,0 +1,199 @@
+//! The encoder-decoder model: `encode` once, then `decode` (teacher-forced) or `decode_step`
+//! (cached, one token per call).
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::attention::{padding_bias, Record};
+use super::config::{ModelConfig, Tying};
+use super::context::Ctx;
+use super::decoder::{CrossInputs, Decoder, DecoderOutput};
+use super::embedding::embedding_table;
+use super::encoder::{Encoder, Memory};
+use super::layers::Linear;
+use super::state::{DecoderState, SelfCache};
+use crate::kernels::step_attention::StepCache;
+
+#[derive(Debug, Clone)]
+pub struct Seq2Seq {
+    pub config: ModelConfig,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    /// Output projection: weight [tgt_vocab, d] (possibly the decoder's embedding table), bias
+    /// \[tgt_vocab\].
+    pub lm_head: Linear,
+}
+
+impl Seq2Seq {
+    /// Builds the model from a `VarBuilder` whose names mirror the module tree:
+    /// `encoder.layers.0.self_attn.q_proj.weight`, `decoder.layers.1.cross_attn_norm.bias`, ...
+    pub fn new(config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::wrap)?;
+        let (sv, tv, d) = (config.vocab.source(), config.vocab.target(), config.d_model);
+        let (enc_tokens, dec_tokens, lm_head) = match config.tying {
+            Tying::All => {
+                let t = embedding_table(vb.pp("shared"), sv, d)?;
+                (t.clone(), t.clone(), t)
+            }
+            Tying::Inputs => {
+                let t = embedding_table(vb.pp("shared"), sv, d)?;
+                (t.clone(), t, embedding_table(vb.pp("lm_head"), tv, d)?)
+            }
+            Tying::DecoderInputOutput => {
+                let dec = embedding_table(vb.pp("decoder.embed_tokens"), tv, d)?;
+                (embedding_table(vb.pp("encoder.embed_tokens"), sv, d)?, dec.clone(), dec)
+            }
+            Tying::None => (
+                embedding_table(vb.pp("encoder.embed_tokens"), sv, d)?,
+                embedding_table(vb.pp("decoder.embed_tokens"), tv, d)?,
+                embedding_table(vb.pp("lm_head"), tv, d)?,
+            ),
+        };
+        let lm_bias = vb.pp("lm_head").get_with_hints(tv, "bias", Init::Const(0.0))?;
+        Ok(Seq2Seq {
+            config: config.clone(),
+            encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
+            decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
+            lm_head: Linear::from_parts(lm_head, lm_bias)?,
+        })
+    }
+
+    /// `f` on every linear layer: the encoder's, the decoder's and the output projection.
+    fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(&mut f)?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(&mut f)?;
+        }
+        f(&mut self.lm_head)
+    }
+
+    /// Lays out weights for fast decoding (each f32 CPU weight packed once in the column panels
+    /// the inference products read). A snapshot: use it on a model that is done training, or on
+    /// a clone.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        self.for_each_linear(|l| l.prepare_inference())
+    }
+
+    /// Drops each linear layer's weight tensor where an inference copy holds it (after
+    /// [`Seq2Seq::prepare_inference`] or [`Seq2Seq::quantize_int8`]): for a model that only
+    /// translates, one copy of every matrix less in memory. Training it afterwards is an error.
+    pub fn release_weights(&mut self) -> Result<()> {
+        self.for_each_linear(|l| {
+            l.release_weight();
+            Ok(())
+        })
+    }
+
+    /// Runs every linear layer, the output projection included, in int8 (per-row scales):
+    /// see [`crate::kernels::int8`]. Token embeddings take the values an int8 table stores
+    /// (so a model quantized at load and one stored in int8 compute the same); lookups, layer
+    /// norms and attention stay f32.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for embeddings in [&mut self.encoder.embeddings, &mut self.decoder.embeddings] {
+            embeddings.tokens = crate::kernels::int8::round_trip(&embeddings.tokens)?;
+        }
+        self.for_each_linear(|l| l.quantize_int8())
+    }
+
+    /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
+    pub fn encode(&self, src: &Tensor, src_mask: &Tensor) -> Result<Memory> {
+        self.encoder.forward(src, src_mask, Record::Nothing, &Ctx::eval())
+    }
+
+    /// `encode` with an explicit context and, optionally, self-attention recording.
+    pub fn encode_with(&self, src: &Tensor, src_mask: &Tensor, record: Record, ctx: &Ctx) -> Result<Memory> {
+        self.encoder.forward(src, src_mask, record, ctx)
+    }
+
+    /// Teacher-forced decoding. tgt_in: [b, t] u32 -> logits [b, t, tgt_vocab]
+    pub fn decode(&self, tgt_in: &Tensor, memory: &Memory) -> Result<Tensor> {
+        let out = self.decode_with(tgt_in, None, memory, Record::Nothing, &Ctx::eval())?;
+        self.logits(&out.hidden, &Ctx::eval())
+    }
+
+    /// Teacher-forced decoder hidden states with an explicit context.
+    ///
+    /// tgt_mask: optional [b, t] (1 = token) masking padded target keys; right-padded targets
+    /// need none (the causal mask already hides later positions).
+    pub fn decode_with(
+        &self,
+        tgt_in: &Tensor,
+        tgt_mask: Option<&Tensor>,
+        memory: &Memory,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
+        let kv = self.decoder.cross_kv(&memory.states, ctx)?;
+        let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
+        let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1, self_bias: self_bias.as_ref() };
+        let mut caches = vec![SelfCache::Empty; self.decoder.layers.len()];
+        self.decoder.forward(tgt_in, 0, &mut caches, &cross, record, ctx)
+    }
+
+    /// hidden: [.., d] -> logits [.., tgt_vocab]
+    pub fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.lm_head.forward(hidden, ctx)
+    }
+
+    /// Training forward: logits [b, t, tgt_vocab] for a batch.
+    pub fn forward(&self, src: &Tensor, src_mask: &Tensor, tgt_in: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let memory = self.encode_with(src, src_mask, Record::Nothing, ctx)?;
+        let out = self.decode_with(tgt_in, None, &memory, Record::Nothing, ctx)?;
+        self.logits(&out.hidden, ctx)
+    }
+
+    /// A fresh decoder state for `memory`, with `group` decoder rows per source sentence
+    /// (the beam size). Cross-attention keys/values are projected here, once.
+    pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {
+        self.start_with(memory, group, &Ctx::eval())
+    }
+
+    /// [`Seq2Seq::start`] for the kernels of `ctx`: the fused CPU step kernels keep keys and
+    /// values per step ([`StepCache`]); the reference compositions a growing tensor cache. Steps
+    /// taken on the state must use the same kernels.
+    pub fn start_with(&self, memory: &Memory, group: usize, ctx: &Ctx) -> Result<DecoderState> {
+        if group == 0 {
+            candle_core::bail!("start: a group of 0 rows per sentence");
+        }
+        let cache = match ctx.kernels.fused_for(&memory.states) {
+            true => SelfCache::Steps(StepCache::new(self.config.d_model, self.config.head_dim())),
+            false => SelfCache::Empty,
+        };
+        Ok(DecoderState {
+            self_kv: vec![cache; self.decoder.layers.len()],
+            cross_kv: self.decoder.cross_kv(&memory.states, ctx)?,
+            cross_bias: memory.bias.clone(),
+            group,
+            step: 0,
+        })
+    }
+
+    /// One decoding step. last: \[rows\] u32 (the previous output token, or the start token)
+    /// -> logits [rows, tgt_vocab]; extends `state` by one position.
+    pub fn decode_step(&self, last: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let ctx = Ctx::eval();
+        let out = self.decode_step_with(last, state, Record::Nothing, &ctx)?;
+        self.logits(&out.hidden.squeeze(1)?, &ctx)
+    }
+
+    /// `decode_step` returning hidden states [rows, 1, d] and, optionally, attention.
+    pub fn decode_step_with(
+        &self,
+        last: &Tensor,
+        state: &mut DecoderState,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
+        let rows = last.dim(0)?;
+        if rows != state.rows()? {
+            candle_core::bail!("decode_step: {rows} tokens for a state of {} rows", state.rows()?);
+        }
+        let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group, self_bias: None };
+        let ids = last.reshape((rows, 1))?;
+        let out = self.decoder.forward(&ids, state.step, &mut state.self_kv, &cross, record, ctx)?;
+        state.step += 1;
+        Ok(out)
+    }
+}

@@ -1,0 +1,308 @@
+//! Safetensors weights whose names mirror the module tree, loaded with every name and shape
+//! checked against the config before a model is built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::safetensors::Load;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::{var_builder::SimpleBackend, Init, VarBuilder, VarMap};
+use safetensors::tensor::TensorView;
+
+use super::config::ModelConfig;
+use super::params::SeededInit;
+use super::seq2seq::Seq2Seq;
+use crate::error::{Error, Result};
+use crate::kernels::int8::Int8Matrix;
+
+/// Records the name and shape of every parameter a model asks for.
+#[derive(Default)]
+struct ShapeRecorder(Mutex<BTreeMap<String, Shape>>);
+
+impl SimpleBackend for ShapeRecorder {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.0.lock().expect("recorder lock").insert(name.to_string(), s.clone());
+        Tensor::zeros(s, dtype, dev)
+    }
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("parameter {name}: requested without a shape")
+    }
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Name and shape of every parameter of a model with this config, sorted by name.
+pub fn parameter_shapes(config: &ModelConfig) -> Result<BTreeMap<String, Shape>> {
+    let recorder = std::sync::Arc::new(ShapeRecorder::default());
+    struct Shared(std::sync::Arc<ShapeRecorder>);
+    impl SimpleBackend for Shared {
+        fn get(&self, s: Shape, n: &str, h: Init, dt: DType, dev: &Device) -> candle_core::Result<Tensor> {
+            self.0.get(s, n, h, dt, dev)
+        }
+        fn get_unchecked(&self, n: &str, dt: DType, dev: &Device) -> candle_core::Result<Tensor> {
+            self.0.get_unchecked(n, dt, dev)
+        }
+        fn contains_tensor(&self, n: &str) -> bool {
+            self.0.contains_tensor(n)
+        }
+    }
+    let vb = VarBuilder::from_backend(Box::new(Shared(recorder.clone())), DType::F32, Device::Cpu);
+    Seq2Seq::new(config, vb)?;
+    let shapes = recorder.0.lock().expect("recorder lock").clone();
+    Ok(shapes)
+}
+
+/// Checks `tensors` against the parameters of `config`: every expected name present with the
+/// expected shape, nothing unexpected. The error lists every problem, by tensor name.
+pub fn check_tensors(config: &ModelConfig, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let expected = parameter_shapes(config)?;
+    let mut problems = Vec::new();
+    for (name, shape) in &expected {
+        match tensors.get(name) {
+            None => problems.push(format!("missing tensor `{name}` (expected shape {:?})", shape.dims())),
+            Some(t) if t.shape() != shape => {
+                problems.push(format!("tensor `{name}` has shape {:?}, the config needs {:?}", t.dims(), shape.dims()))
+            }
+            Some(_) => {}
+        }
+    }
+    let mut unexpected: Vec<_> = tensors.keys().filter(|n| !expected.contains_key(*n)).collect();
+    unexpected.sort();
+    problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor `{n}`")));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Weights { path: path.to_path_buf(), why: problems.join("; ") })
+    }
+}
+
+/// How a weights file stores its matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Floating point (f32, or what the file holds).
+    Float,
+    /// Every matrix in int8 with one f32 scale per row (`<name>_scale`), written by
+    /// `transduce quantize`; the rest in f32.
+    Int8,
+}
+
+/// Calls `f` on every tensor of a safetensors file in storage order, reading each one's bytes
+/// by itself (header checked as `safetensors` does: offsets contiguous, within the file, and
+/// matching each tensor's dtype and shape).
+fn for_each_stored_tensor(path: &Path, mut f: impl FnMut(String, TensorView) -> Result<()>) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
+    let unreadable = |e: &dyn std::fmt::Display| bad(format!("not a readable safetensors file: {e}"));
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|e| unreadable(&e))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > file_len {
+        return Err(unreadable(&format!("header of {n} bytes in a file of {file_len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| unreadable(&e))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| unreadable(&format!("header: {e}")))?;
+    let mut infos = Vec::with_capacity(header.len());
+    for (name, value) in header {
+        if name != "__metadata__" {
+            let info: safetensors::tensor::TensorInfo =
+                serde_json::from_value(value).map_err(|e| unreadable(&format!("tensor `{name}`: {e}")))?;
+            infos.push((name, info));
+        }
+    }
+    infos.sort_by_key(|(_, info)| info.data_offsets);
+    let data_len = file_len - 8 - n;
+    // the last tensor's end says how long the file must be
+    let needed = infos.iter().map(|(_, info)| info.data_offsets.1 as u64).max().unwrap_or(0);
+    if needed > data_len {
+        return Err(bad(format!(
+            "truncated: the header needs {} bytes, the file has {file_len} ({} missing)",
+            8 + n + needed,
+            needed - data_len
+        )));
+    }
+    let mut end = 0;
+    for (name, info) in infos {
+        let (start, stop) = info.data_offsets;
+        if start != end || stop < start || stop as u64 > data_len {
+            return Err(unreadable(&format!("tensor `{name}`: data offsets {start}..{stop} (expected from {end})")));
+        }
+        end = stop;
+        let mut bytes = vec![0u8; stop - start];
+        file.seek(SeekFrom::Start(8 + n + start as u64)).map_err(|e| Error::io(path, e))?;
+        file.read_exact(&mut bytes).map_err(|e| Error::io(path, e))?;
+        let view = TensorView::new(info.dtype, info.shape, &bytes).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        f(name, view)?;
+    }
+    if end as u64 != data_len {
+        return Err(unreadable(&format!("{} bytes of tensor data, the header accounts for {end}", data_len)));
+    }
+    Ok(())
+}
+
+/// Suffix of the per-row scales `<name>_scale` \[rows\] of an int8 matrix `<name>`.
+pub const INT8_SCALE_SUFFIX: &str = "_scale";
+
+/// Reads a safetensors file into a name -> tensor map (int8 matrices dequantized).
+pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    Ok(read_weights_file(path, device)?.0)
+}
+
+/// Reads a safetensors file; int8 matrices come back dequantized (`scale * q`, exactly what
+/// [`Int8Matrix::quantize`] turns back into the stored values) and the precision says so.
+pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
+    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
+    let mut tensors = HashMap::new();
+    let mut int8 = Vec::new();
+    // one tensor's bytes at a time: loading never holds the whole file besides the tensors
+    for_each_stored_tensor(path, |name, view| {
+        if view.dtype() == safetensors::Dtype::I8 {
+            int8.push((name, view.shape().to_vec(), view.data().iter().map(|&b| b as i8).collect::<Vec<i8>>()));
+        } else {
+            let t = view.load(device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            tensors.insert(name, t);
+        }
+        Ok(())
+    })?;
+    if int8.is_empty() {
+        return Ok((tensors, Precision::Float));
+    }
+    for (name, shape, q) in int8 {
+        let &[n, k] = &shape[..] else {
+            return Err(bad(format!("int8 tensor `{name}` has shape {shape:?}; only matrices are stored in int8")));
+        };
+        let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+        let scales = tensors
+            .remove(&scale_name)
+            .ok_or_else(|| bad(format!("int8 tensor `{name}` has no scales `{scale_name}`")))?;
+        if scales.dims() != [n] {
+            return Err(bad(format!("`{scale_name}` has shape {:?}, `{name}` needs [{n}]", scales.dims())));
+        }
+        let scales = scales.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let w = Int8Matrix::from_quantized(&q, scales, n, k).dequantize();
+        tensors.insert(name, Tensor::from_vec(w, (n, k), device)?);
+    }
+    Ok((tensors, Precision::Int8))
+}
+
+/// Writes `tensors` with every matrix named `*weight` in int8 (per-row scales), learned
+/// positions and the rest in f32; returns (matrices quantized, tensors kept in f32).
+pub fn write_int8(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(usize, usize)> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut buffers: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let (mut quantized, mut kept) = (0, 0);
+    for name in names {
+        let t = tensors[name].to_dtype(DType::F32)?;
+        let f32_bytes = |t: &Tensor| -> Result<Vec<u8>> {
+            Ok(t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect())
+        };
+        match t.dims() {
+            &[n, k] if name.ends_with("weight") && !name.contains("embed_positions") => {
+                let q = Int8Matrix::quantize(&t.flatten_all()?.to_vec1::<f32>()?, n, k);
+                let (values, scales) = q.unpack();
+                buffers.push((
+                    name.clone(),
+                    safetensors::Dtype::I8,
+                    vec![n, k],
+                    values.iter().map(|&v| v as u8).collect(),
+                ));
+                let scales = Tensor::from_vec(scales, n, &Device::Cpu)?;
+                buffers.push((
+                    format!("{name}{INT8_SCALE_SUFFIX}"),
+                    safetensors::Dtype::F32,
+                    vec![n],
+                    f32_bytes(&scales)?,
+                ));
+                quantized += 1;
+            }
+            dims => {
+                buffers.push((name.clone(), safetensors::Dtype::F32, dims.to_vec(), f32_bytes(&t)?));
+                kept += 1;
+            }
+        }
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), why: e.to_string() })?;
+    let metadata =
+        Some(HashMap::from([("format".to_string(), "pt".to_string()), ("transduce".to_string(), "int8".to_string())]));
+    safetensors::serialize_to_file(views, metadata, path)
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), why: e.to_string() })?;
+    Ok((quantized, kept))
+}
+
+/// Loads a model for inference (weights laid out for decoding) from a checked safetensors file.
+/// A file written in int8 loads as an int8 model.
+pub fn load_model(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Seq2Seq> {
+    let (tensors, precision) = read_weights_file(path, device)?;
+    check_tensors(config, &tensors, path)?;
+    let mut model = model_from_tensors(config, tensors, dtype, device)?;
+    if precision == Precision::Int8 {
+        model.quantize_int8()?;
+    }
+    Ok(model)
+}
+
+/// An inference model over checked tensors (named as [`parameter_shapes`] lists them).
+pub fn model_from_tensors(
+    config: &ModelConfig,
+    tensors: HashMap<String, Tensor>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Seq2Seq> {
+    let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
+    let mut model = Seq2Seq::new(config, VarBuilder::from_tensors(tensors, dtype, device))?;
+    model.prepare_inference()?;
+    Ok(model)
+}
+
+/// A trainable model: its parameters live in `varmap`.
+pub struct TrainableModel {
+    pub model: Seq2Seq,
+    pub varmap: VarMap,
+}
+
+impl TrainableModel {
+    /// Fresh parameters drawn from `seed`.
+    pub fn init(config: &ModelConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let model = Seq2Seq::new(config, SeededInit::var_builder(&varmap, seed, dtype, device))?;
+        Ok(TrainableModel { model, varmap })
+    }
+
+    /// Parameters read from a checked safetensors file.
+    pub fn load(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let tensors = read_safetensors(path, device)?;
+        check_tensors(config, &tensors, path)?;
+        let trainable = Self::init(config, 0, dtype, device)?;
+        for (name, var) in trainable.varmap.data().lock().expect("varmap lock").iter() {
+            var.set(&tensors[name].to_dtype(dtype)?)?;
+        }
+        Ok(trainable)
+    }
+
+    /// Writes all parameters (one entry per tied tensor) to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.varmap.save(path).map_err(|e| Error::Weights { path: path.to_path_buf(), why: e.to_string() })
+    }
+
+    /// Parameters sorted by name, for deterministic optimizer and clipping order.
+    pub fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut vars: Vec<_> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}

@@ -1,0 +1,308 @@
+//! A model directory: the one place that knows which files a model is made of, detects the
+//! format once (transduce's own, int8, Hugging Face Marian), loads configuration, tokenizers and
+//! weights from it, and writes files atomically.
+//!
+//! ```text
+//! config.json          model configuration (transduce's, or a Hugging Face MarianConfig)
+//! model.safetensors    weights (f32, or int8 with per-row scales)
+//! tokenizer.json       joint vocabulary, or source_/target_tokenizer.json,
+//!                      or (Marian) source.spm, target.spm, vocab.json [, target_vocab.json]
+//! training.json        training options          metrics.jsonl   one line per log / validation
+//! curves.svg           loss and scores           checkpoints/update-NNNNNNNNN/
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+
+use crate::convert::hf_marian;
+use crate::error::{Error, Result};
+use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file, Precision};
+use crate::model::{ModelConfig, Seq2Seq};
+use crate::text::{marian::MarianVocab, SubwordTokenizer, Tokenizers};
+
+/// The configuration: transduce's [`ModelConfig`] or a Hugging Face `config.json`.
+pub const CONFIG: &str = "config.json";
+/// The weights.
+pub const WEIGHTS: &str = "model.safetensors";
+/// A PyTorch pickle, which transduce does not read.
+pub const PYTORCH_WEIGHTS: &str = "pytorch_model.bin";
+/// A joint vocabulary (Hugging Face `tokenizers` format).
+pub const JOINT_TOKENIZER: &str = "tokenizer.json";
+/// Per-side vocabularies.
+pub const SOURCE_TOKENIZER: &str = "source_tokenizer.json";
+pub const TARGET_TOKENIZER: &str = "target_tokenizer.json";
+/// A Marian (OPUS-MT) tokenizer: SentencePiece models and the model vocabulary
+/// (`target_vocab.json` only when the vocabularies are separate).
+pub const MARIAN_SOURCE_SPM: &str = "source.spm";
+pub const MARIAN_TARGET_SPM: &str = "target.spm";
+pub const MARIAN_VOCAB: &str = "vocab.json";
+pub const MARIAN_TARGET_VOCAB: &str = "target_vocab.json";
+/// Hugging Face's tokenizer settings and special tokens, and generation defaults.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+pub const SPECIAL_TOKENS_MAP: &str = "special_tokens_map.json";
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+/// What `transduce train` writes beside the model.
+pub const TRAINING: &str = "training.json";
+pub const METRICS: &str = "metrics.jsonl";
+pub const CURVES: &str = "curves.svg";
+pub const CHECKPOINTS: &str = "checkpoints";
+
+/// Tokenizer files of every kind, in the order [`ModelDir::tokenizers`] looks for them.
+pub const TOKENIZER_FILES: [&str; 7] = [
+    JOINT_TOKENIZER,
+    SOURCE_TOKENIZER,
+    TARGET_TOKENIZER,
+    MARIAN_SOURCE_SPM,
+    MARIAN_TARGET_SPM,
+    MARIAN_VOCAB,
+    MARIAN_TARGET_VOCAB,
+];
+
+/// How a model directory stores its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// transduce's `config.json` and f32 (or other floating-point) weights.
+    Native,
+    /// transduce's `config.json`, matrices in int8 with per-row scales (`transduce quantize`).
+    NativeInt8,
+    /// A Hugging Face Marian (OPUS-MT) directory, converted as it loads.
+    HfMarian,
+}
+
+impl Format {
+    /// Whether the weights are stored in int8.
+    pub fn is_int8(self) -> bool {
+        self == Format::NativeInt8
+    }
+}
+
+/// A model directory whose format has been detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDir {
+    path: PathBuf,
+    format: Format,
+}
+
+impl ModelDir {
+    /// Opens an existing model directory and detects its format from `config.json` (its
+    /// `model_type`) and the weights file's header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_dir() {
+            return Err(Error::Input(format!("{}: not a model directory", path.display())));
+        }
+        let config = path.join(CONFIG);
+        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: config.clone(), error: e })?;
+        let format = match value.get("model_type").and_then(Value::as_str) {
+            Some("marian") => Format::HfMarian,
+            Some(other) => {
+                return Err(Error::Input(format!(
+                    "{}: model_type `{other}` is not a family transduce reads (it reads transduce models and \
+                     Hugging Face `marian`)",
+                    config.display()
+                )))
+            }
+            None if stores_int8(&path.join(WEIGHTS))? => Format::NativeInt8,
+            None => Format::Native,
+        };
+        Ok(ModelDir { path, format })
+    }
+
+    /// A directory to write a transduce model into, created if absent.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(ModelDir { path, format: Format::Native })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// `name` inside the directory (one of this module's file names).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.file(CONFIG)
+    }
+
+    pub fn weights_path(&self) -> PathBuf {
+        self.file(WEIGHTS)
+    }
+
+    /// Whether the weights file exists (a directory being trained may not have one yet).
+    pub fn has_weights(&self) -> bool {
+        self.weights_path().exists()
+    }
+
+    /// The model configuration, converted from Marian's where needed.
+    pub fn config(&self) -> Result<ModelConfig> {
+        match self.format {
+            Format::Native | Format::NativeInt8 => ModelConfig::load(&self.config_path()),
+            Format::HfMarian => hf_marian::read_config(self),
+        }
+    }
+
+    /// Every weight under transduce's names, checked against `config` (int8 matrices
+    /// dequantized), and how the file stores them.
+    pub fn tensors(&self, config: &ModelConfig, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
+        match self.format {
+            Format::Native | Format::NativeInt8 => {
+                let path = self.weights_path();
+                let (tensors, precision) = read_weights_file(&path, device)?;
+                check_tensors(config, &tensors, &path)?;
+                Ok((tensors, precision))
+            }
+            Format::HfMarian => Ok((hf_marian::read_weights(self, config, device)?, Precision::Float)),
+        }
+    }
+
+    /// The model for inference (weights laid out for decoding; int8 if stored so).
+    pub fn load_model(&self, dtype: DType, device: &Device) -> Result<Seq2Seq> {
+        let config = self.config()?;
+        let (tensors, precision) = self.tensors(&config, device)?;
+        let mut model = model_from_tensors(&config, tensors, dtype, device)?;
+        if precision == Precision::Int8 {
+            model.quantize_int8()?;
+        }
+        Ok(model)
+    }
+
+    /// `tokenizer.json`, or else `source.spm` + `target.spm` + `vocab.json` (Marian), or else
+    /// `source_tokenizer.json` and `target_tokenizer.json`.
+    pub fn tokenizers(&self) -> Result<Tokenizers> {
+        let joint = self.file(JOINT_TOKENIZER);
+        if joint.exists() {
+            let t = Arc::new(SubwordTokenizer::load(&joint)?);
+            return Ok(Tokenizers { source: t.clone(), target: t });
+        }
+        if self.file(MARIAN_SOURCE_SPM).exists() {
+            let (source_spm, target_spm) = (self.file(MARIAN_SOURCE_SPM), self.file(MARIAN_TARGET_SPM));
+            let vocab = self.file(MARIAN_VOCAB);
+            let separate = self.file(MARIAN_TARGET_VOCAB);
+            let source = MarianVocab::load(&source_spm, &source_spm, &vocab)?;
+            // MarianTokenizer joins target pieces with the source model unless the vocabularies are separate
+            let target = match separate.exists() {
+                true => MarianVocab::load(&target_spm, &target_spm, &separate)?,
+                false => MarianVocab::load(&target_spm, &source_spm, &vocab)?,
+            };
+            return Ok(Tokenizers {
+                source: Arc::new(SubwordTokenizer::marian(source)),
+                target: Arc::new(SubwordTokenizer::marian(target)),
+            });
+        }
+        let (source, target) = (self.file(SOURCE_TOKENIZER), self.file(TARGET_TOKENIZER));
+        if !source.exists() && !target.exists() {
+            return Err(Error::Input(format!(
+                "{}: no tokenizer ({JOINT_TOKENIZER}, {SOURCE_TOKENIZER} and {TARGET_TOKENIZER}, or {MARIAN_SOURCE_SPM} \
+                 and {MARIAN_VOCAB})",
+                self.path.display()
+            )));
+        }
+        Ok(Tokenizers {
+            source: Arc::new(SubwordTokenizer::load(&source)?),
+            target: Arc::new(SubwordTokenizer::load(&target)?),
+        })
+    }
+
+    /// Copies the files named in `names` that exist here into `to`; returns those copied.
+    pub fn copy_files(&self, names: &[&str], to: &ModelDir) -> Result<Vec<String>> {
+        let mut copied = Vec::new();
+        for name in names {
+            let from = self.file(name);
+            if from.exists() {
+                std::fs::copy(&from, to.file(name)).map_err(|e| Error::io(&from, e))?;
+                copied.push(name.to_string());
+            }
+        }
+        Ok(copied)
+    }
+
+    /// Finished checkpoints, oldest first (`.partial` directories of an interrupted write are
+    /// never among them).
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let dir = self.file(CHECKPOINTS);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_none())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("update-")))
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|path| Checkpoint { path }).collect())
+    }
+
+    /// The checkpoint of update `updates` (which may not exist yet).
+    pub fn checkpoint(&self, updates: usize) -> Checkpoint {
+        Checkpoint { path: self.file(CHECKPOINTS).join(format!("update-{updates:09}")) }
+    }
+}
+
+/// One checkpoint directory: weights, optimizer moments and the training state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+}
+
+impl Checkpoint {
+    pub fn weights(&self) -> PathBuf {
+        self.path.join(WEIGHTS)
+    }
+
+    pub fn optimizer(&self) -> PathBuf {
+        self.path.join("optimizer.safetensors")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+}
+
+/// Whether the safetensors file at `path` was written by `transduce quantize` (its header's
+/// metadata says `"transduce": "int8"`); false if there is no such file.
+fn stores_int8(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else { return Ok(false) };
+    let mut n = [0u8; 8];
+    if file.read_exact(&mut n).is_err() {
+        return Ok(false); // too short: loading names the problem
+    }
+    let n = u64::from_le_bytes(n);
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if n > 100_000_000 || 8 + n > file_len {
+        return Ok(false);
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let header: Value = serde_json::from_slice(&header).unwrap_or(Value::Null);
+    Ok(header.pointer("/__metadata__/transduce").and_then(Value::as_str) == Some("int8"))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a
+/// partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_atomically(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
+}
+
+/// Runs `write` on a temporary path beside `path`, then renames the result onto `path`.
+pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,28 @@
+//! Greedy decoding: the most probable allowed token at each step, per sentence until EOS.
+
+use candle_core::Result;
+
+use super::hypothesis::{one_row_per_sentence, Hypothesis};
+use super::options::{DecodeOptions, Target};
+use super::step::{EncodedBatch, StepModel};
+use crate::model::{Memory, Seq2Seq};
+
+/// Decodes every sentence of `model` greedily under `opts`' constraints (its strategy is not
+/// consulted). Finished sentences leave the batch. Returns one hypothesis per sentence.
+pub fn greedy_search<M: StepModel>(model: &M, targets: &[Target], opts: &DecodeOptions) -> Result<Vec<Hypothesis>> {
+    opts.validate().map_err(candle_core::Error::wrap)?;
+    let eos = model.eos();
+    one_row_per_sentence(model, targets, opts, |_, row| {
+        row.iter()
+            .enumerate()
+            .fold((eos, f32::NEG_INFINITY), |best, (t, &lp)| if lp > best.1 { (t as u32, lp) } else { best })
+            .0
+    })
+}
+
+/// Greedy token ids for every sentence of `memory`, at most `max_len` each: the plain case.
+pub fn greedy(model: &Seq2Seq, memory: &Memory, max_len: usize) -> Result<Vec<Vec<u32>>> {
+    let step = EncodedBatch::new(model, memory);
+    let targets = Target::unconstrained(step.sources(), max_len);
+    Ok(greedy_search(&step, &targets, &DecodeOptions::greedy(max_len))?.into_iter().map(|h| h.tokens).collect())
+}

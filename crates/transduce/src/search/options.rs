@@ -1,0 +1,284 @@
+//! What a search is asked to do: the strategy and the constraints every strategy honours.
+
+use crate::error::{Error, Result};
+
+/// How hypotheses of different lengths are compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LengthPenalty {
+    /// Sum of log-probabilities divided by `((5 + len) / 6)^alpha` (Wu et al., 2016).
+    Gnmt { alpha: f32 },
+    /// Mean log-probability per token.
+    Average,
+    /// Sum of log-probabilities divided by `len^alpha` (Hugging Face's `length_penalty`).
+    Power { alpha: f32 },
+    /// Plain sum of log-probabilities.
+    None,
+}
+
+impl LengthPenalty {
+    /// A finite exponent.
+    pub fn validate(self) -> Result<()> {
+        match self {
+            LengthPenalty::Gnmt { alpha } | LengthPenalty::Power { alpha } if !alpha.is_finite() => {
+                Err(Error::option("length_penalty", format!("alpha {alpha} is not a finite number")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Score of a hypothesis with total log-probability `logp` over `len` tokens (EOS included).
+    pub fn score(self, logp: f32, len: usize) -> f32 {
+        match self {
+            LengthPenalty::Gnmt { alpha } => logp / ((5.0 + len as f32) / 6.0).powf(alpha),
+            LengthPenalty::Average => logp / len.max(1) as f32,
+            LengthPenalty::Power { alpha } => logp / (len.max(1) as f32).powf(alpha),
+            LengthPenalty::None => logp,
+        }
+    }
+
+    /// The best score a live hypothesis with total `logp` (which can only fall) can still reach
+    /// by finishing with at most `max_total_len` tokens.
+    pub(crate) fn best_reachable(self, logp: f32, max_total_len: usize) -> f32 {
+        // every penalty divides a non-positive sum by a factor that grows with length
+        self.score(logp, max_total_len).max(logp)
+    }
+}
+
+/// Which finished hypotheses a beam search keeps and when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BeamRule {
+    /// Every EOS continuation among the candidates finishes a hypothesis; a sentence stops
+    /// once no live hypothesis can beat its n-best, even at no further cost (an exact bound).
+    #[default]
+    Exact,
+    /// Hugging Face `generate()` (`early_stopping=False`), for identical outputs: an EOS counts
+    /// only among the `beam` best candidates of a step, `beam` finished hypotheses are kept, a
+    /// sentence stops when its best live hypothesis, scored at its current length, does not
+    /// beat the worst of them, and the EOS forced at the length limit costs nothing.
+    HuggingFace,
+    /// CTranslate2 (`translate_batch` with a length penalty): an EOS counts only among the
+    /// `beam` best candidates, a sentence stops once `beam` hypotheses have finished (at any
+    /// steps), the best by `logp / len^alpha` (EOS counted) wins; disallowed tokens leave
+    /// the distribution before it is normalised. (CTranslate2 also never ends before one token:
+    /// `min_len` 1.)
+    CTranslate2,
+}
+
+crate::choices!(BeamRule, "beam rule", { Exact => "exact", HuggingFace => "hugging-face", CTranslate2 => "ctranslate2" });
+
+/// Beam search parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeamOptions {
+    pub beam: usize,
+    pub length_penalty: LengthPenalty,
+    /// Hypotheses returned per sentence (at most `beam`).
+    pub n_best: usize,
+    pub rule: BeamRule,
+}
+
+impl Default for BeamOptions {
+    fn default() -> Self {
+        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best: 1, rule: BeamRule::Exact }
+    }
+}
+
+impl BeamOptions {
+    /// `beam >= 1`, `1 <= n_best <= beam`, and a finite length-penalty exponent.
+    pub fn validate(&self) -> Result<()> {
+        if self.beam == 0 {
+            return Err(Error::option("beam", "must be at least 1"));
+        }
+        if self.n_best == 0 || self.n_best > self.beam {
+            return Err(Error::option("n_best", format!("{} is not in 1..={} (the beam)", self.n_best, self.beam)));
+        }
+        self.length_penalty.validate()
+    }
+
+    /// What `transformers`' `generate(num_beams=beam)` does with its default `length_penalty=1.0`.
+    pub fn hugging_face(beam: usize) -> Self {
+        BeamOptions {
+            beam,
+            length_penalty: LengthPenalty::Power { alpha: 1.0 },
+            n_best: 1,
+            rule: BeamRule::HuggingFace,
+        }
+    }
+
+    /// What CTranslate2's `translate_batch(beam_size=beam)` does with its default
+    /// `length_penalty=1`.
+    pub fn ctranslate2(beam: usize) -> Self {
+        BeamOptions { rule: BeamRule::CTranslate2, ..Self::hugging_face(beam) }
+    }
+}
+
+/// Sampling parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingOptions {
+    /// Divides the log-probabilities; below 1 sharpens, above 1 flattens.
+    pub temperature: f32,
+    /// Keep only the `k` most probable tokens (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set of most probable tokens whose probability reaches `p` (1 = all).
+    pub top_p: f32,
+    pub seed: u64,
+}
+
+impl SamplingOptions {
+    /// A positive finite temperature and `top_p` in (0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::option("temperature", format!("{} is not a positive number", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::option("top_p", format!("{} is not in (0, 1]", self.top_p)));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        SamplingOptions { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 0 }
+    }
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strategy {
+    /// The most probable token at each step.
+    Greedy,
+    Beam(BeamOptions),
+    /// A draw from the (tempered, truncated) distribution at each step.
+    Sample(SamplingOptions),
+}
+
+/// Which cross-attention each output token reports (heads averaged), for alignments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alignment {
+    Off,
+    LastLayer,
+    /// Decoder layer, counted from 0.
+    Layer(usize),
+}
+
+/// One `DecodeOptions` for every strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeOptions {
+    pub strategy: Strategy,
+    /// Most output tokens (EOS excluded), whatever the source length. Peers count otherwise:
+    /// Hugging Face's `generate(max_length=L)` counts the decoder start token and the EOS
+    /// (`max_len = L - 2`), its `max_new_tokens=N` the EOS (`N - 1`); CTranslate2's
+    /// `max_decoding_length=N` neither (`N`). A sentence that reaches the limit ends with the
+    /// EOS forced there (free under the Hugging Face and CTranslate2 beam rules).
+    pub max_len: usize,
+    /// Also at most `ceil(ratio * source tokens)` output tokens (default 3, as Marian's
+    /// `--max-length-factor`).
+    pub max_len_ratio: Option<f32>,
+    /// EOS is not allowed before this many tokens.
+    pub min_len: usize,
+    /// No n-gram of this size occurs twice in an output (0 = off).
+    pub no_repeat_ngram: usize,
+    /// Logits of tokens already in the output are divided (if positive) or multiplied (if
+    /// negative) by this (1 = off), as in CTRL and Hugging Face.
+    pub repetition_penalty: f32,
+    pub alignment: Alignment,
+    /// Source tokens (padding included) per batch, for callers that batch (the translator).
+    pub max_tokens: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            strategy: Strategy::Beam(BeamOptions::default()),
+            max_len: 256,
+            max_len_ratio: Some(3.0),
+            min_len: 0,
+            no_repeat_ngram: 0,
+            repetition_penalty: 1.0,
+            alignment: Alignment::Off,
+            max_tokens: 4096,
+        }
+    }
+}
+
+impl DecodeOptions {
+    /// Checks every option; the error names the first one out of range. The searches and the
+    /// translator call it, so nothing is clamped silently.
+    pub fn validate(&self) -> Result<()> {
+        match &self.strategy {
+            Strategy::Greedy => {}
+            Strategy::Beam(b) => b.validate()?,
+            Strategy::Sample(s) => s.validate()?,
+        }
+        if self.max_len == 0 {
+            return Err(Error::option("max_len", "must be at least 1"));
+        }
+        if let Some(r) = self.max_len_ratio {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(Error::option("max_len_ratio", format!("{r} is not a positive number")));
+            }
+        }
+        if self.min_len > self.max_len {
+            return Err(Error::option("min_len", format!("{} is above max_len {}", self.min_len, self.max_len)));
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return Err(Error::option(
+                "repetition_penalty",
+                format!("{} is not a positive number", self.repetition_penalty),
+            ));
+        }
+        if self.max_tokens == 0 {
+            return Err(Error::option("max_tokens", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Greedy search with the other defaults.
+    pub fn greedy(max_len: usize) -> Self {
+        DecodeOptions { strategy: Strategy::Greedy, max_len, ..DecodeOptions::default() }
+    }
+
+    /// The output limit for a source of `source_len` tokens (EOS excluded).
+    pub fn max_len_for(&self, source_len: usize) -> usize {
+        match self.max_len_ratio {
+            Some(r) => self.max_len.min((r * source_len as f32).ceil() as usize),
+            None => self.max_len,
+        }
+    }
+
+    /// Whether the EOS forced at the length limit adds nothing to a hypothesis' log-probability
+    /// (Hugging Face) rather than the model's own EOS log-probability.
+    pub fn forced_eos_is_free(&self) -> bool {
+        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::HuggingFace | BeamRule::CTranslate2, .. }))
+    }
+
+    /// Whether disallowed tokens leave the distribution before it is normalised (CTranslate2)
+    /// rather than getting `-inf` after (Hugging Face, Marian).
+    pub fn bans_before_softmax(&self) -> bool {
+        matches!(self.strategy, Strategy::Beam(BeamOptions { rule: BeamRule::CTranslate2, .. }))
+    }
+
+    /// Rows decoded per source sentence.
+    pub fn group(&self) -> usize {
+        match self.strategy {
+            Strategy::Beam(b) => b.beam,
+            _ => 1,
+        }
+    }
+}
+
+/// What one sentence's output must satisfy besides the shared options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target<'a> {
+    /// Most output tokens (EOS excluded).
+    pub max_len: usize,
+    /// Tokens the output must start with.
+    pub prefix: &'a [u32],
+}
+
+impl Target<'_> {
+    /// `count` sentences limited to `max_len` tokens, without prefixes.
+    pub fn unconstrained(count: usize, max_len: usize) -> Vec<Target<'static>> {
+        vec![Target { max_len, prefix: &[] }; count]
+    }
+}

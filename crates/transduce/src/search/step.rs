@@ -1,0 +1,129 @@
+//! What a search sees of a model: a step function over grouped rows.
+
+use candle_core::{DType, Result, Tensor, D};
+
+use super::constraints::SearchTokens;
+use super::options::Alignment;
+use crate::kernels::Kernels;
+use crate::model::{Ctx, DecoderState, Memory, Record, Seq2Seq};
+
+/// One decoding step's results for every row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    /// `[rows][vocab]` next-token logits, flattened row-major.
+    pub logits: Vec<f32>,
+    /// `[rows][source_len]` cross-attention (heads averaged), when asked for.
+    pub attention: Option<Vec<f32>>,
+    /// Source positions per attention row (padding included).
+    pub source_len: usize,
+}
+
+/// A decoder that scores the next token for rows grouped by source sentence.
+pub trait StepModel {
+    /// Per-batch decoding state.
+    type State;
+
+    /// First decoder input (Marian: pad; here usually `<s>`).
+    fn start_token(&self) -> u32;
+    fn eos(&self) -> u32;
+    /// Longest output the model can produce (EOS excluded).
+    fn max_len(&self) -> usize;
+    /// A token never to generate (padding), if the model has one.
+    fn pad(&self) -> Option<u32> {
+        None
+    }
+    /// EOS and padding, as the constraints need them.
+    fn search_tokens(&self) -> SearchTokens {
+        SearchTokens { eos: self.eos(), pad: self.pad() }
+    }
+    fn vocab(&self) -> usize;
+    /// Source sentences in a fresh state.
+    fn sources(&self) -> usize;
+    /// A state with `group` rows per source sentence.
+    fn start(&self, group: usize) -> Result<Self::State>;
+    /// Scores the next token of each row, given each row's last token.
+    fn step(&self, last: &[u32], state: &mut Self::State, alignment: Alignment) -> Result<StepOutput>;
+    /// New row `i` continues old row `indices[i]` (within its source's group).
+    fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> Result<()>;
+    /// Keeps only the groups of the listed sources (positions in the current state), in order.
+    fn retain(&self, state: &mut Self::State, sources: &[u32]) -> Result<()>;
+}
+
+/// A [`Seq2Seq`] decoding one encoded batch with the fused kernels ([`EncodedBatch::new`]) or
+/// the kernels of choice ([`EncodedBatch::with_kernels`]).
+pub struct EncodedBatch<'a> {
+    pub model: &'a Seq2Seq,
+    pub memory: &'a Memory,
+    pub kernels: Kernels,
+}
+
+impl<'a> EncodedBatch<'a> {
+    pub fn new(model: &'a Seq2Seq, memory: &'a Memory) -> Self {
+        EncodedBatch { model, memory, kernels: Kernels::default() }
+    }
+
+    pub fn with_kernels(model: &'a Seq2Seq, memory: &'a Memory, kernels: Kernels) -> Self {
+        EncodedBatch { model, memory, kernels }
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx::eval().with_kernels(self.kernels)
+    }
+}
+
+impl StepModel for EncodedBatch<'_> {
+    type State = DecoderState;
+
+    fn start_token(&self) -> u32 {
+        self.model.config.special.decoder_start
+    }
+    fn eos(&self) -> u32 {
+        self.model.config.special.eos
+    }
+    fn max_len(&self) -> usize {
+        self.model.config.max_positions - 1
+    }
+    fn pad(&self) -> Option<u32> {
+        Some(self.model.config.special.pad)
+    }
+    fn vocab(&self) -> usize {
+        self.model.config.vocab.target()
+    }
+    fn sources(&self) -> usize {
+        self.memory.states.dim(0).unwrap_or(0)
+    }
+    fn start(&self, group: usize) -> Result<DecoderState> {
+        self.model.start_with(self.memory, group, &self.ctx())
+    }
+    fn step(&self, last: &[u32], state: &mut DecoderState, alignment: Alignment) -> Result<StepOutput> {
+        let device = self.memory.states.device();
+        let last = Tensor::new(last, device)?;
+        let ctx = self.ctx();
+        let layers = self.model.decoder.layers.len();
+        let layer = match alignment {
+            Alignment::Off => None,
+            Alignment::LastLayer => Some(layers - 1),
+            Alignment::Layer(l) if l < layers => Some(l),
+            Alignment::Layer(l) => candle_core::bail!("alignment layer {l}: the decoder has {layers} layers"),
+        };
+        let record = if layer.is_some() { Record::Probabilities } else { Record::Nothing };
+        let out = self.model.decode_step_with(&last, state, record, &ctx)?;
+        let logits = self.model.logits(&out.hidden.squeeze(1)?, &ctx)?;
+        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let source_len = state.cross_bias.dim(D::Minus1)?;
+        let attention = match layer {
+            // [rows, heads, 1, s] -> [rows, s]
+            Some(l) => {
+                Some(out.attention[l].cross_attn.mean(1)?.squeeze(1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+            }
+            None => None,
+        };
+        Ok(StepOutput { logits, attention, source_len })
+    }
+    fn reorder(&self, state: &mut DecoderState, indices: &[u32]) -> Result<()> {
+        state.reorder(indices)
+    }
+    fn retain(&self, state: &mut DecoderState, sources: &[u32]) -> Result<()> {
+        state.retain_sources(sources)
+    }
+}

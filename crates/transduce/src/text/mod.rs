@@ -1,0 +1,17 @@
+//! Text to token ids and back. No tensors here.
+
+pub mod marian;
+pub mod protobuf;
+pub mod sentencepiece;
+pub mod subword;
+
+pub use subword::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};
+
+use std::sync::Arc;
+
+/// The tokenizers of a model directory (the same one twice when the vocabulary is joint);
+/// [`crate::ModelDir::tokenizers`] reads them.
+pub struct Tokenizers {
+    pub source: Arc<SubwordTokenizer>,
+    pub target: Arc<SubwordTokenizer>,
+}

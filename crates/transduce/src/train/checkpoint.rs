@@ -1,0 +1,132 @@
+//! Checkpoints: the weights, the optimizer's moments and where training stands, written to a
+//! `.partial` directory and renamed (a crash never leaves a broken one); reading one back for an
+//! exact resume; averaging the last few.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::step::TrainStep;
+use crate::data::corpus::FilterCounts;
+use crate::error::{Error, Result};
+use crate::model::weights::read_safetensors;
+use crate::model::{ModelConfig, TrainableModel};
+use crate::model_dir::{replace_atomically, Checkpoint, ModelDir};
+
+/// Where training stands: saved with every checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub updates: usize,
+    pub epoch: usize,
+    /// Batches of `epoch` already used.
+    pub batches_in_epoch: usize,
+    pub elapsed_s: f64,
+    pub best: Option<f64>,
+    pub validations_without_improvement: usize,
+    /// What the filters did over the first epoch.
+    pub filter_counts: FilterCounts,
+}
+
+/// Writes update `state.updates`'s checkpoint of `dir`, then removes all but the newest
+/// `keep_last`.
+pub fn save_checkpoint(
+    dir: &ModelDir,
+    keep_last: usize,
+    model: &TrainableModel,
+    step: &TrainStep,
+    state: &TrainState,
+) -> Result<()> {
+    let done = dir.checkpoint(state.updates);
+    let tmp = Checkpoint { path: done.path.with_extension("partial") };
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |e| Error::io(&path, e)
+    };
+    if tmp.path.exists() {
+        std::fs::remove_dir_all(&tmp.path).map_err(io(&tmp.path))?;
+    }
+    std::fs::create_dir_all(&tmp.path).map_err(io(&tmp.path))?;
+    model.save(&tmp.weights())?;
+    let names: Vec<String> = model.named_vars().into_iter().map(|(n, _)| n).collect();
+    let mut moments = HashMap::new();
+    for (name, (m, v)) in names.iter().zip(step.optimizer.moments()?) {
+        moments.insert(format!("m.{name}"), m);
+        moments.insert(format!("v.{name}"), v);
+    }
+    let opt = tmp.optimizer();
+    candle_core::safetensors::save(&moments, &opt)
+        .map_err(|e| Error::Weights { path: opt.clone(), why: e.to_string() })?;
+    let state_path = tmp.state();
+    std::fs::write(&state_path, serde_json::to_string_pretty(state).expect("state serialises"))
+        .map_err(io(&state_path))?;
+    if done.path.exists() {
+        std::fs::remove_dir_all(&done.path).map_err(io(&done.path))?;
+    }
+    std::fs::rename(&tmp.path, &done.path).map_err(io(&done.path))?;
+    let all = dir.checkpoints()?;
+    for old in all.iter().take(all.len().saturating_sub(keep_last)) {
+        std::fs::remove_dir_all(&old.path).map_err(io(&old.path))?;
+    }
+    Ok(())
+}
+
+/// The model, optimizer moments and state of `checkpoint`; `step` is rebuilt over the loaded
+/// parameters with its settings kept.
+pub fn load_checkpoint(
+    checkpoint: &Checkpoint,
+    config: &ModelConfig,
+    step: &mut TrainStep,
+) -> Result<(TrainableModel, TrainState)> {
+    let model = TrainableModel::load(config, &checkpoint.weights(), DType::F32, &Device::Cpu)?;
+    let opt_path = checkpoint.optimizer();
+    let tensors = read_safetensors(&opt_path, &Device::Cpu)?;
+    let mut moments = Vec::new();
+    for (name, _) in model.named_vars() {
+        let get = |k: String| {
+            tensors
+                .get(&k)
+                .cloned()
+                .ok_or_else(|| Error::Weights { path: opt_path.clone(), why: format!("missing `{k}`") })
+        };
+        moments.push((get(format!("m.{name}"))?, get(format!("v.{name}"))?));
+    }
+    let state_path = checkpoint.state();
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Json { path: state_path, error: e })?;
+    *step = TrainStep::new(&model, step.optimizer.config, step.schedule, step.label_smoothing, step.clip_norm)?;
+    step.optimizer.restore(moments, state.updates)?;
+    Ok((model, state))
+}
+
+/// Averages the parameters of the last `k` checkpoints of the model directory `out` into its
+/// weights file; returns how many were averaged.
+pub fn average_checkpoints(out: &std::path::Path, k: usize) -> Result<usize> {
+    if k == 0 {
+        return Err(Error::option("last", "average at least 1 checkpoint"));
+    }
+    let dir = ModelDir::open(out)?;
+    let all = dir.checkpoints()?;
+    let chosen = &all[all.len().saturating_sub(k)..];
+    if chosen.is_empty() {
+        return Err(Error::Input(format!("{}: no checkpoints to average", out.display())));
+    }
+    let mut sum: HashMap<String, Tensor> = HashMap::new();
+    for checkpoint in chosen {
+        for (name, t) in read_safetensors(&checkpoint.weights(), &Device::Cpu)? {
+            let t = t.to_dtype(DType::F32)?;
+            let acc = match sum.remove(&name) {
+                Some(a) => (a + t)?,
+                None => t,
+            };
+            sum.insert(name, acc);
+        }
+    }
+    let n = chosen.len() as f64;
+    let averaged = sum.into_iter().map(|(k, v)| Ok((k, (v / n)?))).collect::<candle_core::Result<HashMap<_, _>>>()?;
+    replace_atomically(&dir.weights_path(), |tmp| {
+        candle_core::safetensors::save(&averaged, tmp)
+            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
+    })?;
+    Ok(chosen.len())
+}

@@ -1,0 +1,298 @@
+//! What a training run is told ([`TrainConfig`], saved as `training.json`): defaults, the
+//! TOML file merge, checks that name the option at fault, and the model configuration it
+//! implies.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::optim::AdamWConfig;
+use crate::data::corpus::{CorpusSource, PairFilter};
+use crate::error::{Error, Result};
+use crate::model::config::{Activation, Architecture, Dropout, ModelConfig, NormPlacement, Preset, Tying, Vocab};
+use crate::text::{SubwordModel, Tokenizers, SPECIAL_TOKENS};
+
+/// Which validation figure decides the best checkpoint and early stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    Bleu,
+    Chrf,
+    Loss,
+}
+
+crate::choices!(StopMetric, "stop metric", { Bleu => "bleu", Chrf => "chrf", Loss => "loss" });
+
+/// Everything a training run is told; saved as `training.json` in the model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub train: CorpusSource,
+    pub valid: Option<CorpusSource>,
+    pub out: PathBuf,
+    pub preset: Preset,
+    /// Changes to the preset's shape.
+    #[serde(default)]
+    pub model: ModelOverrides,
+    pub subword: SubwordModel,
+    /// Per tokenizer.
+    pub vocab_size: usize,
+    pub vocab_sharing: VocabSharing,
+    /// Overrides the preset's dropout.
+    pub dropout: Option<f32>,
+    pub filter: PairFilter,
+    pub max_tokens: usize,
+    /// Examples sorted into batches at a time (bounds memory).
+    pub window: usize,
+    pub update_freq: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub label_smoothing: f64,
+    pub clip_norm: f64,
+    pub adam: AdamWConfig,
+    pub seed: u64,
+    pub max_updates: Option<usize>,
+    pub max_epochs: Option<usize>,
+    pub max_time_s: Option<f64>,
+    pub valid_every: usize,
+    pub log_every: usize,
+    pub keep_last: usize,
+    pub stop_metric: StopMetric,
+    /// Validations without improvement before stopping; `None` never stops early.
+    pub patience: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Defaults for a corpus, writing to `out`.
+    pub fn new(train: CorpusSource, valid: Option<CorpusSource>, out: PathBuf) -> Self {
+        TrainConfig {
+            train,
+            valid,
+            out,
+            preset: Preset::Small,
+            model: ModelOverrides::default(),
+            subword: SubwordModel::Unigram,
+            vocab_size: 8000,
+            vocab_sharing: VocabSharing::Joint,
+            dropout: None,
+            filter: PairFilter { max_len: 128, max_ratio: 3.0 },
+            max_tokens: 4096,
+            window: 100_000,
+            update_freq: 1,
+            lr: 7e-4,
+            warmup: 4000,
+            label_smoothing: 0.1,
+            clip_norm: 1.0,
+            adam: AdamWConfig::default(),
+            seed: 1,
+            max_updates: None,
+            max_epochs: None,
+            max_time_s: None,
+            valid_every: 1000,
+            log_every: 100,
+            keep_last: 3,
+            stop_metric: StopMetric::Bleu,
+            patience: None,
+        }
+    }
+    /// Checks every option; the error names the first one out of range. [`super::train`] calls
+    /// it, so nothing is clamped silently.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |option: &'static str, x: f64| {
+            if x.is_finite() && x > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::option(option, format!("{x} is not a positive number")))
+            }
+        };
+        let at_least_one = |option: &'static str, n: usize| {
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err(Error::option(option, "must be at least 1"))
+            }
+        };
+        let fraction = |option: &'static str, x: f64| {
+            if (0.0..1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(Error::option(option, format!("{x} is not in [0, 1)")))
+            }
+        };
+        if self.vocab_size <= SPECIAL_TOKENS.len() {
+            return Err(Error::option(
+                "vocab_size",
+                format!("{} leaves no room beside the {} special tokens", self.vocab_size, SPECIAL_TOKENS.len()),
+            ));
+        }
+        if let Some(p) = self.dropout {
+            fraction("dropout", p as f64)?;
+        }
+        at_least_one("max_len", self.filter.max_len)?;
+        positive("max_ratio", self.filter.max_ratio)?;
+        at_least_one("max_tokens", self.max_tokens)?;
+        at_least_one("window", self.window)?;
+        at_least_one("update_freq", self.update_freq)?;
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(Error::option("lr", format!("{} is not a number >= 0", self.lr)));
+        }
+        fraction("label_smoothing", self.label_smoothing)?;
+        if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
+            return Err(Error::option(
+                "clip_norm",
+                format!("{} is not a number >= 0 (0: no clipping)", self.clip_norm),
+            ));
+        }
+        fraction("adam.beta1", self.adam.beta1)?;
+        fraction("adam.beta2", self.adam.beta2)?;
+        positive("adam.eps", self.adam.eps)?;
+        if !(self.adam.weight_decay.is_finite() && self.adam.weight_decay >= 0.0) {
+            return Err(Error::option("adam.weight_decay", format!("{} is not a number >= 0", self.adam.weight_decay)));
+        }
+        if let Some(n) = self.max_updates {
+            at_least_one("max_updates", n)?;
+        }
+        if let Some(n) = self.max_epochs {
+            at_least_one("max_epochs", n)?;
+        }
+        if let Some(s) = self.max_time_s {
+            positive("max_time_s", s)?;
+        }
+        at_least_one("log_every", self.log_every)?;
+        at_least_one("keep_last", self.keep_last)?;
+        if let Some(p) = self.patience {
+            at_least_one("patience", p)?;
+        }
+        if self.patience.is_some() && (self.valid.is_none() || self.valid_every == 0) {
+            return Err(Error::option("patience", "early stopping needs a validation set and valid_every > 0"));
+        }
+        self.model.validate()
+    }
+
+    /// Puts the options of the TOML file at `path` over these (keys as in `training.json`,
+    /// nested tables merged key by key); an unknown key or a wrong type is an error naming it.
+    pub fn merge_toml(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::Input(format!("{}: invalid TOML: {e}", path.display())))?;
+        let mut merged = toml::Table::try_from(&*self).expect("a training configuration is a TOML table");
+        merge(&mut merged, file);
+        *self = merged.try_into().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        Ok(())
+    }
+
+    /// The model configuration this run trains, for the vocabularies of `tok`.
+    pub fn model_config(&self, tok: &Tokenizers) -> Result<ModelConfig> {
+        let mut c = ModelConfig::preset(self.preset, tok.source.vocab_size());
+        self.model.apply(&mut c);
+        if self.vocab_sharing == VocabSharing::PerSide {
+            c.vocab = Vocab::Separate { source: tok.source.vocab_size(), target: tok.target.vocab_size() };
+            c.tying = Tying::DecoderInputOutput;
+        }
+        if let Some(p) = self.dropout {
+            c.dropout = Dropout::uniform(p);
+        }
+        c.max_positions = c.max_positions.max(self.filter.max_len + 2);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Puts `file`'s keys into `base`, merging nested tables key by key.
+fn merge(base: &mut toml::Table, file: toml::Table) {
+    for (k, v) in file {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(v)) => merge(inner, v),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Seconds in `90s`, `45m`, `2h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<f64> {
+    if let Ok(s) = text.parse::<f64>() {
+        return Ok(s);
+    }
+    let bad = |why: String| Error::Input(format!("duration {text:?}: {why}"));
+    let (mut total, mut number) = (0.0, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return Err(bad(format!("unknown unit {c:?} (use h, m, s)"))),
+        };
+        let n: f64 = number.parse().map_err(|_| bad(format!("a number must precede {c:?}")))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(bad("the last number has no unit".into()));
+    }
+    Ok(total)
+}
+
+/// Architecture changes applied on top of the preset; `None` keeps the preset's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOverrides {
+    pub d_model: Option<usize>,
+    pub heads: Option<usize>,
+    pub ffn_dim: Option<usize>,
+    pub encoder_layers: Option<usize>,
+    pub decoder_layers: Option<usize>,
+    pub norm_placement: Option<NormPlacement>,
+    pub activation: Option<Activation>,
+    pub arch: Option<Architecture>,
+}
+
+impl ModelOverrides {
+    /// Sizes of at least 1, and heads that divide the width.
+    pub fn validate(&self) -> Result<()> {
+        for (option, value) in [
+            ("model.d_model", self.d_model),
+            ("model.heads", self.heads),
+            ("model.ffn_dim", self.ffn_dim),
+            ("model.encoder_layers", self.encoder_layers),
+            ("model.decoder_layers", self.decoder_layers),
+        ] {
+            if value == Some(0) {
+                return Err(Error::option(option, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, c: &mut ModelConfig) {
+        if let Some(arch) = self.arch {
+            c.apply_architecture(arch);
+        }
+        macro_rules! take {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        take!(d_model, heads, ffn_dim, encoder_layers, decoder_layers, norm_placement, activation);
+        // post-norm layers already end in a norm (fairseq and Marian add none after the stack)
+        if self.norm_placement == Some(NormPlacement::Post) {
+            c.final_norm = crate::model::config::FinalNorm::None;
+        }
+    }
+}
+
+/// One vocabulary for both languages, or one per side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VocabSharing {
+    /// `tokenizer.json`, shared embeddings (all three tied).
+    Joint,
+    /// `source_tokenizer.json` and `target_tokenizer.json`, separate embeddings (decoder input
+    /// and output tied).
+    PerSide,
+}
+
+crate::choices!(VocabSharing, "vocabulary sharing", { Joint => "joint", PerSide => "per-side" });

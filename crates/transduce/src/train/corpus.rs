@@ -1,0 +1,127 @@
+//! The training corpus as the loop sees it: tokenizers trained on it where the model
+//! directory has none, its examples tokenized and filtered one epoch at a time, and the
+//! validation pairs.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::config::{TrainConfig, VocabSharing};
+use crate::data::batching::Example;
+use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
+use crate::error::{Error, Result};
+use crate::model_dir::{ModelDir, JOINT_TOKENIZER, SOURCE_TOKENIZER, TARGET_TOKENIZER};
+use crate::text::{SubwordTokenizer, SubwordTraining, Tokenizers};
+
+/// Which texts of the corpus a tokenizer learns from.
+#[derive(Clone, Copy)]
+enum Side {
+    Both,
+    Source,
+    Target,
+}
+
+/// Trains a tokenizer on one or both sides of the corpus, streamed pair by pair; the first read
+/// error stops it and is returned.
+fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<SubwordTokenizer> {
+    if path.exists() {
+        return SubwordTokenizer::load(path);
+    }
+    let error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let texts = PairReader::open(&cfg.train)?
+        .map_while(|pair| match pair {
+            Ok(p) => Some(match side {
+                Side::Both => vec![p.source, p.target],
+                Side::Source => vec![p.source],
+                Side::Target => vec![p.target],
+            }),
+            Err(e) => {
+                *error.lock().expect("error slot") = Some(e);
+                None
+            }
+        })
+        .flatten();
+    let tok = SubwordTokenizer::train(texts, SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size })?;
+    if let Some(e) = error.into_inner().expect("error slot") {
+        return Err(e);
+    }
+    tok.save(path)?;
+    Ok(tok)
+}
+
+/// The model directory's tokenizers, trained on the corpus where absent.
+pub fn tokenizers(cfg: &TrainConfig, dir: &ModelDir) -> Result<Tokenizers> {
+    Ok(match cfg.vocab_sharing {
+        VocabSharing::Joint => {
+            let t = Arc::new(train_tokenizer(cfg, Side::Both, &dir.file(JOINT_TOKENIZER))?);
+            Tokenizers { source: t.clone(), target: t }
+        }
+        VocabSharing::PerSide => Tokenizers {
+            source: Arc::new(train_tokenizer(cfg, Side::Source, &dir.file(SOURCE_TOKENIZER))?),
+            target: Arc::new(train_tokenizer(cfg, Side::Target, &dir.file(TARGET_TOKENIZER))?),
+        },
+    })
+}
+
+/// Streams the training examples of one epoch, tokenized and filtered.
+pub struct ExampleStream<'a> {
+    pairs: PairReader,
+    tok: &'a Tokenizers,
+    filter: PairFilter,
+    counts: &'a Cell<FilterCounts>,
+    error: Option<Error>,
+}
+
+impl Iterator for ExampleStream<'_> {
+    type Item = Example;
+
+    fn next(&mut self) -> Option<Example> {
+        loop {
+            let pair = match self.pairs.next()? {
+                Ok(p) => p,
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            let encoded =
+                self.tok.source.encode(&pair.source).and_then(|s| Ok((s, self.tok.target.encode(&pair.target)?)));
+            let (source, target) = match encoded {
+                Ok(st) => st,
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            let mut counts = self.counts.get();
+            let kept = self.filter.count(source.len(), target.len(), &mut counts);
+            self.counts.set(counts);
+            if kept {
+                return Some(Example { index: pair.line - 1, source, target });
+            }
+        }
+    }
+}
+
+impl<'a> ExampleStream<'a> {
+    /// The examples of `corpus` from its first line, counting filtered pairs into `counts`.
+    pub fn open(
+        corpus: &CorpusSource,
+        tok: &'a Tokenizers,
+        filter: PairFilter,
+        counts: &'a Cell<FilterCounts>,
+    ) -> Result<Self> {
+        Ok(ExampleStream { pairs: PairReader::open(corpus)?, tok, filter, counts, error: None })
+    }
+
+    /// The read or tokenization error that ended the stream early, if one did.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+}
+
+/// The validation pairs, as (sources, targets).
+pub fn validation_pairs(corpus: &CorpusSource) -> Result<(Vec<String>, Vec<String>)> {
+    let pairs = PairReader::open(corpus)?.collect::<Result<Vec<_>>>()?;
+    Ok(pairs.into_iter().map(|p| (p.source, p.target)).unzip())
+}

@@ -1,0 +1,24 @@
+//! Training: the step (label-smoothed cross-entropy, AdamW, gradient clipping, learning-rate
+//! schedule) and the run around it: configuration, corpus stream, validation, checkpoints and
+//! the loop. Only this module asks for gradients.
+
+pub mod checkpoint;
+pub mod config;
+pub mod corpus;
+pub mod loss;
+pub mod optim;
+pub mod plot;
+pub mod schedule;
+pub mod step;
+pub mod synthetic;
+pub mod trainer;
+pub mod validation;
+
+pub use checkpoint::{average_checkpoints, TrainState};
+pub use config::{parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
+pub use loss::{label_smoothed_cross_entropy, LossOutput};
+pub use optim::{AdamW, AdamWConfig};
+pub use schedule::{InverseSqrt, LrSchedule};
+pub use step::{StepSeconds, StepStats, TrainStep};
+pub use trainer::{train, Start, StopReason, TrainSummary};
+pub use validation::Validation;

@@ -1,0 +1,119 @@
+//! One optimisation step on a batch.
+
+use candle_core::backprop::GradStore;
+use std::time::Instant;
+
+use candle_core::{DType, Result, Var};
+
+use super::loss::label_smoothed_cross_entropy;
+use super::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
+use super::schedule::LrSchedule;
+use crate::data::Batch;
+use crate::kernels::Kernels;
+use crate::model::{Ctx, TrainableModel};
+
+/// What one step did.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStats {
+    /// Smoothed loss per target token.
+    pub loss: f64,
+    /// Negative log-likelihood per target token.
+    pub nll: f64,
+    pub ntokens: usize,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Where the step's time went.
+    pub seconds: StepSeconds,
+}
+
+/// Wall time of a step's phases, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepSeconds {
+    /// Forward passes and losses.
+    pub forward: f64,
+    /// Backward passes (and gradient accumulation).
+    pub backward: f64,
+    /// Gradient norm, clipping and the optimizer's update.
+    pub update: f64,
+}
+
+/// Owns the optimizer and schedule for a model's parameters.
+pub struct TrainStep {
+    pub optimizer: AdamW,
+    pub schedule: LrSchedule,
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub clip_norm: f64,
+    vars: Vec<Var>,
+}
+
+impl TrainStep {
+    pub fn new(
+        model: &TrainableModel,
+        adam: AdamWConfig,
+        schedule: LrSchedule,
+        label_smoothing: f64,
+        clip_norm: f64,
+    ) -> Result<Self> {
+        let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
+        Ok(TrainStep {
+            optimizer: AdamW::new(vars.clone(), adam, Kernels::default())?,
+            schedule,
+            label_smoothing,
+            clip_norm,
+            vars,
+        })
+    }
+
+    /// Forward, loss, backward, clip and update on one batch. `ctx` should be a training context.
+    pub fn step(&mut self, model: &TrainableModel, batch: &Batch, ctx: &Ctx) -> Result<StepStats> {
+        self.step_accumulated(model, std::slice::from_ref(batch), ctx)
+    }
+
+    /// One update from the gradients of several batches (gradient accumulation): the loss is
+    /// normalised by the target tokens of all of them together.
+    pub fn step_accumulated(&mut self, model: &TrainableModel, batches: &[Batch], ctx: &Ctx) -> Result<StepStats> {
+        let m = &model.model;
+        let total: usize = batches.iter().map(|b| b.ntokens).sum();
+        let (mut loss, mut nll) = (0.0, 0.0);
+        let mut grads: Option<GradStore> = None;
+        let mut seconds = StepSeconds::default();
+        for batch in batches {
+            let started = Instant::now();
+            let logits = m.forward(&batch.src, &batch.src_mask, &batch.tgt_in, ctx)?;
+            let pad = m.config.special.pad;
+            let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, pad, self.label_smoothing, ctx.kernels)?;
+            let share = out.ntokens as f64 / total.max(1) as f64;
+            loss += share * out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            nll += share * out.nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let loss_scaled = (out.loss * share)?;
+            let forward_done = Instant::now();
+            seconds.forward += (forward_done - started).as_secs_f64();
+            let new = loss_scaled.backward()?;
+            grads = Some(match grads {
+                None => new,
+                Some(mut acc) => {
+                    for var in &self.vars {
+                        if let Some(g) = new.get(var.as_tensor()) {
+                            let sum = match acc.get(var.as_tensor()) {
+                                Some(a) => (a + g)?,
+                                None => g.clone(),
+                            };
+                            acc.insert(var.as_tensor(), sum);
+                        }
+                    }
+                    acc
+                }
+            });
+            seconds.backward += forward_done.elapsed().as_secs_f64();
+        }
+        let started = Instant::now();
+        let Some(grads) = grads else { candle_core::bail!("a training step needs at least one batch") };
+        let norm = grad_norm(&self.vars, &grads)?;
+        let lr = self.schedule.lr(self.optimizer.steps_taken() + 1);
+        self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
+        seconds.update = started.elapsed().as_secs_f64();
+        Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, lr, seconds })
+    }
+}

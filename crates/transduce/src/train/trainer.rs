@@ -1,0 +1,188 @@
+//! The training loop: streaming token-budget batches, updates with gradient accumulation,
+//! validation, checkpoints, exact resume, and clean stops on a signal or a limit.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::Serialize;
+
+use super::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
+use super::config::{StopMetric, TrainConfig};
+use super::corpus::{tokenizers, validation_pairs, ExampleStream};
+use super::schedule::{InverseSqrt, LrSchedule};
+use super::step::{StepStats, TrainStep};
+use super::validation::{validate, Validation};
+use crate::data::batching::{BatchPlan, Example};
+use crate::data::corpus::FilterCounts;
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::model::{Ctx, TrainableModel};
+use crate::model_dir::{self, replace_atomically, write_atomic, ModelDir};
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    MaxUpdates,
+    MaxEpochs,
+    MaxTime,
+    EarlyStopping,
+    Signal,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub state: TrainState,
+    pub stop: StopReason,
+    /// (update, loss) of every update this run made.
+    pub losses: Vec<(usize, f64)>,
+    pub last_validation: Option<Validation>,
+}
+
+/// Whether to start fresh or continue from the newest checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Fresh,
+    Resume,
+}
+
+fn append_metrics(dir: &ModelDir, record: serde_json::Value) -> Result<()> {
+    let path = dir.file(model_dir::METRICS);
+    let io = |e| Error::io(&path, e);
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+    writeln!(f, "{record}").map_err(io)
+}
+
+/// Trains as `cfg` says until a limit, early stopping or `stop` becomes true.
+pub fn train(
+    cfg: &TrainConfig,
+    start: Start,
+    stop: &AtomicBool,
+    mut on_update: impl FnMut(&TrainState, &StepStats),
+) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let dir = ModelDir::create(&cfg.out)?;
+    let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+    write_atomic(&dir.file(model_dir::TRAINING), training_json.as_bytes())?;
+    let tok = tokenizers(cfg, &dir)?;
+    let config = cfg.model_config(&tok)?;
+    config.save(&dir.config_path())?;
+    let schedule = LrSchedule::InverseSqrt(InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup });
+    let mut model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
+    let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
+    let mut state = TrainState::default();
+    if start == Start::Resume {
+        if let Some(last) = dir.checkpoints()?.last() {
+            (model, state) = load_checkpoint(last, &config, &mut step)?;
+        }
+    }
+    let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
+    let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
+    let started = Instant::now();
+    let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
+    let mut losses = Vec::new();
+    let mut last_validation = None;
+    let counts = Cell::new(FilterCounts::default());
+    let reason = 'epochs: loop {
+        if cfg.max_epochs.is_some_and(|m| state.epoch >= m) {
+            break StopReason::MaxEpochs;
+        }
+        counts.set(FilterCounts::default());
+        let mut stream = ExampleStream::open(&cfg.train, &tok, cfg.filter, &counts)?;
+        let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch);
+        loop {
+            if cfg.max_updates.is_some_and(|m| state.updates >= m) {
+                break 'epochs StopReason::MaxUpdates;
+            }
+            if cfg.max_time_s.is_some_and(|m| elapsed(&state) >= m) {
+                break 'epochs StopReason::MaxTime;
+            }
+            if stop.load(Ordering::SeqCst) {
+                break 'epochs StopReason::Signal;
+            }
+            let group: Vec<Vec<Example>> = batches.by_ref().take(cfg.update_freq).collect();
+            if group.is_empty() {
+                break;
+            }
+            let tensors = group
+                .iter()
+                .map(|b| {
+                    let pairs: Vec<(&[u32], &[u32])> = b.iter().map(|e| (&e.source[..], &e.target[..])).collect();
+                    Batch::new(&pairs, b.iter().map(|e| e.index).collect(), config.special, &Device::Cpu)
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            // dropout masks depend only on the seed and the update number: resumable
+            let ctx = Ctx::train(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(state.updates as u64));
+            let stats = step.step_accumulated(&model, &tensors, &ctx)?;
+            state.updates += 1;
+            state.batches_in_epoch += group.len();
+            losses.push((state.updates, stats.loss));
+            on_update(&state, &stats);
+            if state.updates % cfg.log_every == 0 {
+                append_metrics(
+                    &dir,
+                    serde_json::json!({
+                        "kind": "train", "update": state.updates, "epoch": state.epoch, "loss": stats.loss,
+                        "nll": stats.nll, "lr": stats.lr, "grad_norm": stats.grad_norm, "tgt_tokens": stats.ntokens,
+                        "elapsed_s": elapsed(&state),
+                    }),
+                )?;
+            }
+            if cfg.valid_every > 0 && state.updates % cfg.valid_every == 0 {
+                if let Some(v) = &valid {
+                    let val = validate(&model, &tok, v)?;
+                    last_validation = Some(val);
+                    append_metrics(
+                        &dir,
+                        serde_json::json!({
+                            "kind": "valid", "update": state.updates, "loss": val.loss, "perplexity": val.perplexity,
+                            "bleu": val.bleu, "chrf": val.chrf, "elapsed_s": elapsed(&state),
+                        }),
+                    )?;
+                    let score = match cfg.stop_metric {
+                        StopMetric::Bleu => val.bleu,
+                        StopMetric::Chrf => val.chrf,
+                        StopMetric::Loss => -val.loss,
+                    };
+                    if state.best.is_none_or(|b| score > b) {
+                        state.best = Some(score);
+                        state.validations_without_improvement = 0;
+                        replace_atomically(&dir.weights_path(), |tmp| model.save(tmp))?;
+                    } else {
+                        state.validations_without_improvement += 1;
+                    }
+                }
+                let mut saved = state.clone();
+                saved.elapsed_s = elapsed(&state);
+                save_checkpoint(&dir, cfg.keep_last, &model, &step, &saved)?;
+                super::plot::write_curves(&dir)?;
+                if cfg.patience.is_some_and(|p| state.validations_without_improvement >= p) {
+                    break 'epochs StopReason::EarlyStopping;
+                }
+            }
+        }
+        drop(batches);
+        if let Some(e) = stream.take_error() {
+            return Err(e);
+        }
+        // a full pass: these are the corpus's counts
+        state.filter_counts = counts.get();
+        state.epoch += 1;
+        state.batches_in_epoch = 0;
+    };
+    if state.epoch == 0 {
+        // stopped within the first pass: the counts so far
+        state.filter_counts = counts.get();
+    }
+    state.elapsed_s = elapsed(&state);
+    save_checkpoint(&dir, cfg.keep_last, &model, &step, &state)?;
+    if valid.is_none() || !dir.has_weights() {
+        replace_atomically(&dir.weights_path(), |tmp| model.save(tmp))?;
+    }
+    super::plot::write_curves(&dir)?;
+    Ok(TrainSummary { state, stop: reason, losses, last_validation })
+}

@@ -1,0 +1,331 @@
+//! Translating text with a model directory: load, tokenize, batch by token budget over
+//! sentences sorted by length, search, detokenize, align, restore input order.
+
+pub mod align;
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::kernels::Kernels;
+use crate::model::{Ctx, Record, Seq2Seq};
+use crate::model_dir::ModelDir;
+use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
+use crate::text::Tokenizers;
+use crate::workers::Workers;
+use align::{hard_links, word_of_pieces};
+
+/// A model directory ready to translate. `Send + Sync`: threads may share one translator and
+/// translate at once (each call gets the outputs it would get alone).
+pub struct Translator {
+    pub model: Seq2Seq,
+    pub tokenizers: Tokenizers,
+    /// Where the model's tensors live.
+    device: Device,
+    /// Fused CPU kernels or the reference compositions, for every op.
+    kernels: Kernels,
+    /// The translator's own thread pool (`LoadOptions::threads`), or none: the caller's.
+    pool: Option<rayon::ThreadPool>,
+    /// Batches translated at once (see [`Translator::set_workers`]).
+    workers: Workers,
+}
+
+/// How [`Translator::load_with`] loads a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where the model's tensors live (the fused kernels run on the CPU; elsewhere the
+    /// reference compositions run).
+    pub device: Device,
+    /// The floating-point type of the weights and activations (the fused kernels run in f32).
+    pub dtype: DType,
+    pub quantization: Quantization,
+    /// Threads of the translator's own pool; `None` uses the pool of the calling thread
+    /// (rayon's global pool unless the caller installed another).
+    pub threads: Option<usize>,
+    /// The fused CPU kernels (where they apply) or the plain-candle reference for every op.
+    pub kernels: Kernels,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            dtype: DType::F32,
+            quantization: Quantization::AsStored,
+            threads: None,
+            kernels: Kernels::Fused,
+        }
+    }
+}
+
+/// Which arithmetic the model's linear layers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// As the weights file stores them (int8 if written by `transduce quantize`, else f32).
+    #[default]
+    AsStored,
+    /// Int8 with per-row scales, quantizing a floating-point model at load.
+    Int8,
+}
+
+crate::choices!(Quantization, "quantization", { AsStored => "as-stored", Int8 => "int8" });
+
+/// One sentence to translate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Input<'a> {
+    pub text: &'a str,
+    /// Target text the translation must start with.
+    pub prefix: Option<&'a str>,
+    /// The sentence's random stream for sampling: its position in the whole input, so a
+    /// sentence samples the same whatever it is batched with.
+    pub stream: u64,
+}
+
+/// One output of a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    /// The search's score (length-penalised for beam search; 0 for an empty input).
+    pub score: f32,
+    /// Log-probability of each token, EOS last.
+    pub token_scores: Vec<f32>,
+    /// `(source word, target word)` links from cross-attention, when asked for.
+    pub alignment: Option<Vec<(usize, usize)>>,
+}
+
+/// The translation of one input line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// Best first: one output, or beam search's n-best.
+    pub outputs: Vec<Output>,
+    /// Whether the input was cut to the model's longest sequence.
+    pub truncated: bool,
+}
+
+impl Translation {
+    pub fn best(&self) -> &Output {
+        &self.outputs[0]
+    }
+
+    pub fn text(&self) -> &str {
+        &self.best().text
+    }
+}
+
+struct Prepared {
+    ids: Vec<u32>,
+    prefix: Vec<u32>,
+    truncated: bool,
+}
+
+impl Translator {
+    /// A model directory ([`ModelDir`]: transduce, int8 or Hugging Face Marian) on the CPU in
+    /// f32, weights quantized as stored, on the caller's threads.
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    /// [`Translator::load`] with the device, dtype, quantization and threads of `opts`.
+    pub fn load_with(dir: &Path, opts: LoadOptions) -> Result<Self> {
+        let dir = ModelDir::open(dir)?;
+        if opts.threads == Some(0) {
+            return Err(Error::Option { option: "threads", why: "must be at least 1".into() });
+        }
+        if opts.quantization == Quantization::Int8 && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
+            return Err(Error::Option { option: "quantization", why: "int8 runs on the CPU with an f32 model".into() });
+        }
+        let mut model = dir.load_model(opts.dtype, &opts.device)?;
+        if opts.quantization == Quantization::Int8 && model.lm_head.int8().is_none() {
+            model.quantize_int8()?;
+        }
+        // a translator never trains: the packed or int8 copies are the only ones it needs
+        model.release_weights()?;
+        let config = model.config.clone();
+        let tokenizers = dir.tokenizers()?;
+        let sides = [
+            ("source", &tokenizers.source, config.vocab.source()),
+            ("target", &tokenizers.target, config.vocab.target()),
+        ];
+        for (side, tok, size) in sides {
+            if tok.vocab_size() != size {
+                return Err(Error::Input(format!(
+                    "{}: the {side} tokenizer has {} entries, the model's configuration says {size}",
+                    dir.path().display(),
+                    tok.vocab_size()
+                )));
+            }
+        }
+        let pool = opts
+            .threads
+            .map(|n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|t| format!("transduce-translator-{t}"))
+                    .build()
+                    .map_err(|e| Error::Input(format!("cannot start {n} translation threads: {e}")))
+            })
+            .transpose()?;
+        Ok(Translator {
+            model,
+            tokenizers,
+            device: opts.device,
+            kernels: opts.kernels,
+            pool,
+            workers: Workers::default(),
+        })
+    }
+
+    /// Translates `lines` in order (sentence `i` samples from stream `i`).
+    pub fn translate(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<Translation>> {
+        let inputs: Vec<Input> =
+            lines.iter().enumerate().map(|(i, &text)| Input { text, prefix: None, stream: i as u64 }).collect();
+        self.translate_inputs(&inputs, opts)
+    }
+
+    /// Translates `n` batches at once, each on its own share of the threads (1: one batch at a
+    /// time on all of them). Outputs do not change, only throughput: more workers suit files,
+    /// one suits latency.
+    pub fn set_workers(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(Error::Option { option: "workers", why: "must be at least 1".into() });
+        }
+        let workers =
+            || Workers::new(n).map_err(|e| Error::Input(format!("cannot start {n} translation workers: {e}")));
+        // the workers share the translator's threads
+        self.workers = match &self.pool {
+            Some(pool) => pool.install(workers)?,
+            None => workers()?,
+        };
+        Ok(())
+    }
+
+    /// Where the model's tensors live.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Translates `inputs` in order, batching sentences of similar length up to
+    /// `opts.max_tokens` source tokens (padding and beam copies included).
+    pub fn translate_inputs(&self, inputs: &[Input], opts: &DecodeOptions) -> Result<Vec<Translation>> {
+        Ok(self.translate_groups(&[inputs], opts)?.pop().unwrap_or_default())
+    }
+
+    /// [`Translator::translate_inputs`] on each group: groups never share a batch (a caller's
+    /// own batching), but all their batches are spread over the workers.
+    pub fn translate_groups(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
+        opts.validate()?;
+        match &self.pool {
+            Some(pool) => pool.install(|| self.translate_groups_here(groups, opts)),
+            None => self.translate_groups_here(groups, opts),
+        }
+    }
+
+    /// [`Translator::translate_groups`] on the current thread pool.
+    fn translate_groups_here(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
+        let max_src = self.model.config.max_positions - 1;
+        let mut prepared: Vec<Vec<Prepared>> = Vec::with_capacity(groups.len());
+        for inputs in groups {
+            let mut group = Vec::with_capacity(inputs.len());
+            for input in inputs.iter() {
+                let mut ids = self.tokenizers.source.encode(input.text)?;
+                let truncated = ids.len() > max_src;
+                ids.truncate(max_src);
+                let prefix = match input.prefix {
+                    Some(p) => self.tokenizers.target.encode(p)?,
+                    None => Vec::new(),
+                };
+                group.push(Prepared { ids, prefix, truncated });
+            }
+            prepared.push(group);
+        }
+        // (group, sentences of the batch)
+        let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (g, (inputs, prepared)) in groups.iter().zip(&prepared).enumerate() {
+            // blank lines stay blank
+            let mut order: Vec<usize> = (0..inputs.len())
+                .filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty())
+                .collect();
+            order.sort_by_key(|&i| prepared[i].ids.len());
+            // rows per sentence in the search (beam copies)
+            let copies = opts.group();
+            let mut start = 0;
+            while start < order.len() {
+                // lengths rise along `order`: the last sentence of a batch is its longest
+                let mut end = start + 1;
+                while end < order.len()
+                    && (end + 1 - start) * copies * (prepared[order[end]].ids.len() + 1) <= opts.max_tokens
+                {
+                    end += 1;
+                }
+                batches.push((g, order[start..end].to_vec()));
+                start = end;
+            }
+        }
+        let results =
+            self.workers.map(&batches, |(g, chunk)| self.translate_batch(groups[*g], &prepared[*g], chunk, opts))?;
+        let empty =
+            Output { text: String::new(), tokens: Vec::new(), score: 0.0, token_scores: Vec::new(), alignment: None };
+        let mut out: Vec<Vec<Translation>> = prepared
+            .iter()
+            .map(|group| {
+                group.iter().map(|p| Translation { outputs: vec![empty.clone()], truncated: p.truncated }).collect()
+            })
+            .collect();
+        for ((g, chunk), outputs) in batches.iter().zip(results) {
+            for (&i, outputs) in chunk.iter().zip(outputs) {
+                out[*g][i].outputs = outputs;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The outputs of sentences `chunk` of `inputs`, searched as one batch.
+    fn translate_batch(
+        &self,
+        inputs: &[Input],
+        prepared: &[Prepared],
+        chunk: &[usize],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<Vec<Output>>> {
+        let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
+        let (src, mask) = Batch::sources(&sources, self.model.config.special, &self.device)?;
+        let ctx = Ctx::eval().with_kernels(self.kernels);
+        let memory = self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
+        let step = EncodedBatch::with_kernels(&self.model, &memory, self.kernels);
+        let targets: Vec<Target> = chunk
+            .iter()
+            .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
+            .collect();
+        let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
+        let hyps = decode(&step, &targets, &streams, opts)?;
+        chunk
+            .iter()
+            .zip(hyps)
+            .map(|(&i, hyps)| {
+                let source_words = match opts.alignment {
+                    Alignment::Off => None,
+                    _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared[i].ids))),
+                };
+                hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect()
+            })
+            .collect()
+    }
+
+    /// `source_words`: the word of each source piece, when alignments are asked for.
+    fn output(&self, h: Hypothesis, source_words: Option<&[usize]>) -> Result<Output> {
+        let alignment = source_words.map(|source_words| {
+            let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
+            hard_links(&h.attention, source_words, &target_words)
+        });
+        Ok(Output {
+            text: self.tokenizers.target.decode(&h.tokens)?,
+            tokens: h.tokens,
+            score: h.score,
+            token_scores: h.token_logp,
+            alignment,
+        })
+    }
+}
