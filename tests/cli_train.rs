@@ -66,6 +66,16 @@ fn trains_resumes_and_averages() {
     assert_eq!(training["max_updates"], 6);
     assert_eq!(training["preset"], "tiny");
 
+    // bad options are refused before any work, the flag or the file's key named
+    let (ok, err) = transduce(&[&common[..], &["--keep-last", "0"]].concat());
+    assert!(!ok && err.contains("--keep-last: must be at least 1"), "{err}");
+    let toml = dir.join("bad.toml");
+    std::fs::write(&toml, "[model]\nlayer = 2\n").unwrap();
+    let (ok, err) = transduce(&[&common[..], &["--config", toml.to_str().unwrap()]].concat());
+    assert!(!ok && err.contains("bad.toml") && err.contains("layer"), "{err}");
+    let (ok, err) = transduce(&["average", out_s, "--last", "0"]);
+    assert!(!ok && err.contains("--last"), "{err}");
+
     let (ok, err) = transduce(&["average", out_s, "--last", "2"]);
     assert!(ok, "{err}");
     assert!(err.contains("averaged 2 checkpoints"), "{err}");

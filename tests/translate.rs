@@ -200,6 +200,15 @@ fn cli_formats_stream_in_order() {
     let (ok, _, err) =
         transduce(&["translate", "-m", m, "--prefix-file", prefixes.to_str().unwrap()], "le chat\nle chien\n");
     assert!(!ok && err.contains("fewer lines"), "{err}");
+    // the library checks the options; the command names the flag
     let (ok, _, err) = transduce(&["translate", "-m", m, "--beam", "2", "--n-best", "3"], "le chat\n");
-    assert!(!ok && err.contains("n-best"), "{err}");
+    assert!(!ok && err.contains("--n-best: 3 is not in 1..=2"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--search", "sample", "--top-p", "1.5"], "le chat\n");
+    assert!(!ok && err.contains("--top-p: 1.5 is not in (0, 1]"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--alignments", "--alignment-layer", "9"], "le chat\n");
+    assert!(!ok && err.contains("--alignment-layer: 9: the decoder has"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--max-tokens", "0"], "le chat\n");
+    assert!(!ok && err.contains("--max-tokens: must be at least 1"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--beam-rule", "huggingface"], "le chat\n");
+    assert!(!ok && err.contains("hugging-face"), "{err}");
 }

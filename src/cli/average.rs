@@ -18,7 +18,7 @@ pub struct AverageArgs {
 }
 
 pub fn run(args: &AverageArgs) -> Result<()> {
-    let n = average_checkpoints(&args.dir, args.last)?;
+    let n = average_checkpoints(&args.dir, args.last).map_err(super::as_flags)?;
     eprintln!("averaged {n} checkpoints into {}", ModelDir::open(&args.dir)?.weights_path().display());
     Ok(())
 }

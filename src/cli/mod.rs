@@ -11,3 +11,14 @@ pub mod quantize;
 pub mod score;
 pub mod train;
 pub mod translate;
+
+/// The library's error, with an option's name spelled as its command-line flag
+/// (`option \`n_best\`: ...` becomes `--n-best: ...`); other errors as they are.
+pub fn as_flags(error: transduce::Error) -> anyhow::Error {
+    match error {
+        transduce::Error::Option { option, why } => {
+            anyhow::anyhow!("--{}: {why}", option.replace(['_', '.'], "-"))
+        }
+        other => other.into(),
+    }
+}

@@ -186,7 +186,7 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.patience.is_some() {
         cfg.patience = a.patience;
     }
-    cfg.validate()?;
+    cfg.validate().map_err(super::as_flags)?;
     Ok(cfg)
 }
 

@@ -145,9 +145,6 @@ impl TranslateArgs {
         let strategy = match self.search {
             Search::Greedy => Strategy::Greedy,
             Search::Beam => {
-                if self.beam == 0 || self.n_best == 0 || self.n_best > self.beam {
-                    bail!("--beam {} --n-best {}: need 1 <= n-best <= beam", self.beam, self.n_best);
-                }
                 let length_penalty = match self.length_penalty {
                     Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
                     Penalty::Average => LengthPenalty::Average,
@@ -161,29 +158,20 @@ impl TranslateArgs {
                     rule: self.beam_rule,
                 })
             }
-            Search::Sample => {
-                let positive = |x: f32| x.is_finite() && x > 0.0;
-                if !positive(self.temperature) || !positive(self.top_p) || self.top_p > 1.0 {
-                    bail!("--temperature must be positive and --top-p in (0, 1]");
-                }
-                Strategy::Sample(SamplingOptions {
-                    temperature: self.temperature,
-                    top_k: self.top_k,
-                    top_p: self.top_p,
-                    seed: self.seed,
-                })
-            }
+            Search::Sample => Strategy::Sample(SamplingOptions {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                seed: self.seed,
+            }),
         };
-        if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
-            bail!("--repetition-penalty must be positive");
-        }
         let wants_alignment = self.alignments || self.format == Format::Pharaoh;
         let alignment = match (wants_alignment, self.alignment_layer) {
             (false, _) => Alignment::Off,
             (true, None) => Alignment::LastLayer,
             (true, Some(l)) => Alignment::Layer(l),
         };
-        Ok(DecodeOptions {
+        let opts = DecodeOptions {
             strategy,
             max_len: self.max_len,
             max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
@@ -191,8 +179,11 @@ impl TranslateArgs {
             no_repeat_ngram: self.no_repeat_ngram,
             repetition_penalty: self.repetition_penalty,
             alignment,
-            max_tokens: self.max_tokens.max(1),
-        })
+            max_tokens: self.max_tokens,
+        };
+        // the library checks every option; the message names the flag
+        opts.validate().map_err(super::as_flags)?;
+        Ok(opts)
     }
 }
 
@@ -297,7 +288,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
             .enumerate()
             .map(|(i, (text, prefix))| Input { text, prefix: prefix.as_deref(), stream: next_id + i as u64 })
             .collect();
-        let translations = translator.translate_inputs(&inputs, &opts)?;
+        let translations = translator.translate_inputs(&inputs, &opts).map_err(super::as_flags)?;
         for (i, t) in translations.iter().enumerate() {
             let id = next_id + i as u64;
             if t.truncated {

@@ -303,8 +303,8 @@ impl ModelConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("config serialises");
-        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+        let text = serde_json::to_string_pretty(self).expect("config serialises") + "\n";
+        crate::model_dir::write_atomic(path, text.as_bytes())
     }
 }
 

@@ -217,6 +217,15 @@ impl Translator {
     /// own batching), but all their batches are spread over the workers.
     pub fn translate_groups(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
         opts.validate()?;
+        let layers = self.model.decoder.layers.len();
+        if let Alignment::Layer(l) = opts.alignment {
+            if l >= layers {
+                return Err(Error::option(
+                    "alignment_layer",
+                    format!("{l}: the decoder has {layers} layers (0..{layers})"),
+                ));
+            }
+        }
         match &self.pool {
             Some(pool) => pool.install(|| self.translate_groups_here(groups, opts)),
             None => self.translate_groups_here(groups, opts),
