@@ -3,6 +3,22 @@
 //! Each op has a plain-candle reference composition (differentiable through candle's autograd,
 //! runs on every device). Fused CPU kernels, when present, sit beside their reference and are
 //! tested against it.
+//!
+//! [`Kernels`] chooses between them, in one place per op, from the [`crate::model::Ctx`] of the
+//! call (or the translator's and the training step's setting):
+//!
+//! | op | where the choice is made |
+//! | --- | --- |
+//! | softmax, layer norm | [`Kernels::softmax_last_dim`], [`Kernels::layer_norm`] |
+//! | dropout | `Ctx::dropout` |
+//! | attention (full sequences) | `MultiHeadAttention::attend` |
+//! | linear (+ bias + activation) | `Linear::forward_act` (panels at inference, [`linear`] in training) |
+//! | cached decoding steps | `Seq2Seq::start_with`: [`step_attention`] caches, or the tensor cache |
+//! | cross-entropy | [`crate::train::label_smoothed_cross_entropy`] |
+//! | AdamW, gradient norm | [`crate::train::TrainStep::with_kernels`] |
+//!
+//! Int8 layers keep int8 arithmetic under either choice: that is a quantization of the model,
+//! not a kernel.
 
 pub mod adamw;
 pub mod attention;

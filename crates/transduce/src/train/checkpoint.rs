@@ -94,7 +94,14 @@ pub fn load_checkpoint(
     let state_path = checkpoint.state();
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Json { path: state_path, error: e })?;
-    *step = TrainStep::new(&model, step.optimizer.config, step.schedule, step.label_smoothing, step.clip_norm)?;
+    *step = TrainStep::with_kernels(
+        &model,
+        step.optimizer.config,
+        step.schedule,
+        step.label_smoothing,
+        step.clip_norm,
+        step.kernels(),
+    )?;
     step.optimizer.restore(moments, state.updates)?;
     Ok((model, state))
 }

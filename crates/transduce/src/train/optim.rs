@@ -140,12 +140,13 @@ impl AdamW {
     }
 }
 
-/// Global L2 norm of the gradients of `vars`.
-pub fn grad_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
+/// Global L2 norm of the gradients of `vars` (sums of squares by the fused CPU kernel, or the
+/// candle composition, as `kernels` says).
+pub fn grad_norm(vars: &[Var], grads: &GradStore, kernels: Kernels) -> Result<f64> {
     let mut sum = 0.0;
     for var in vars {
         if let Some(g) = grads.get(var.as_tensor()) {
-            sum += if crate::kernels::cpu::applies(g) {
+            sum += if kernels.fused_for(g) {
                 sum_of_squares(g)?
             } else {
                 g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?
@@ -201,7 +202,7 @@ mod tests {
             for step in 0..5 {
                 let loss = (var.as_tensor().sqr().unwrap() * (step as f64 + 1.0)).unwrap().sum_all().unwrap();
                 let grads = loss.backward().unwrap();
-                let norm = grad_norm(std::slice::from_ref(&var), &grads).unwrap();
+                let norm = grad_norm(std::slice::from_ref(&var), &grads, kernels).unwrap();
                 opt.step(&grads, 0.05, clip_factor(norm, 1.0)).unwrap();
             }
             var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()

@@ -46,9 +46,12 @@ pub struct TrainStep {
     /// Clip the global gradient norm to this (0 = no clipping).
     pub clip_norm: f64,
     vars: Vec<Var>,
+    /// The optimizer's and the gradient norm's kernels.
+    kernels: Kernels,
 }
 
 impl TrainStep {
+    /// A step with the fused CPU kernels where they apply.
     pub fn new(
         model: &TrainableModel,
         adam: AdamWConfig,
@@ -56,14 +59,33 @@ impl TrainStep {
         label_smoothing: f64,
         clip_norm: f64,
     ) -> Result<Self> {
+        Self::with_kernels(model, adam, schedule, label_smoothing, clip_norm, Kernels::default())
+    }
+
+    /// [`TrainStep::new`] whose optimizer and gradient norm use `kernels`; forward, loss and
+    /// backward use the kernels of the context each step is given.
+    pub fn with_kernels(
+        model: &TrainableModel,
+        adam: AdamWConfig,
+        schedule: LrSchedule,
+        label_smoothing: f64,
+        clip_norm: f64,
+        kernels: Kernels,
+    ) -> Result<Self> {
         let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
         Ok(TrainStep {
-            optimizer: AdamW::new(vars.clone(), adam, Kernels::default())?,
+            optimizer: AdamW::new(vars.clone(), adam, kernels)?,
             schedule,
             label_smoothing,
             clip_norm,
             vars,
+            kernels,
         })
+    }
+
+    /// The optimizer's and the gradient norm's kernels.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// Forward, loss, backward, clip and update on one batch. `ctx` should be a training context.
@@ -110,7 +132,7 @@ impl TrainStep {
         }
         let started = Instant::now();
         let Some(grads) = grads else { candle_core::bail!("a training step needs at least one batch") };
-        let norm = grad_norm(&self.vars, &grads)?;
+        let norm = grad_norm(&self.vars, &grads, self.kernels)?;
         let lr = self.schedule.lr(self.optimizer.steps_taken() + 1);
         self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
         seconds.update = started.elapsed().as_secs_f64();
