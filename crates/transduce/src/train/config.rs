@@ -175,7 +175,9 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let file: toml::Table =
             toml::from_str(&text).map_err(|e| Error::Input(format!("{}: invalid TOML: {e}", path.display())))?;
-        let mut merged = toml::Table::try_from(&*self).expect("a training configuration is a TOML table");
+        let mut merged = toml::Table::try_from(&*self).map_err(|e| {
+            Error::Input(format!("{}: the options so far do not form a TOML table: {e}", path.display()))
+        })?;
         merge(&mut merged, file);
         *self = merged.try_into().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
         Ok(())
