@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::convert::hf_marian;
 use crate::error::{Error, Result};
-use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file, Precision};
+use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file, stores_int8, Precision};
 use crate::model::{ModelConfig, Seq2Seq};
 use crate::text::{marian::MarianVocab, SubwordTokenizer, Tokenizers};
 
@@ -270,26 +270,6 @@ impl Checkpoint {
     pub fn state(&self) -> PathBuf {
         self.path.join("state.json")
     }
-}
-
-/// Whether the safetensors file at `path` was written by `transduce quantize` (its header's
-/// metadata says `"transduce": "int8"`); false if there is no such file.
-fn stores_int8(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let Ok(mut file) = std::fs::File::open(path) else { return Ok(false) };
-    let mut n = [0u8; 8];
-    if file.read_exact(&mut n).is_err() {
-        return Ok(false); // too short: loading names the problem
-    }
-    let n = u64::from_le_bytes(n);
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if n > 100_000_000 || 8 + n > file_len {
-        return Ok(false);
-    }
-    let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
-    let header: Value = serde_json::from_slice(&header).unwrap_or(Value::Null);
-    Ok(header.pointer("/__metadata__/transduce").and_then(Value::as_str) == Some("int8"))
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a

@@ -88,27 +88,56 @@ pub enum Precision {
     Int8,
 }
 
+/// An open safetensors file with its JSON header read (bounded: at most 100 MB, within the file).
+struct StoredHeader {
+    file: std::fs::File,
+    file_len: u64,
+    /// Bytes of the JSON header (after the 8-byte length).
+    header_len: u64,
+    /// Tensor name (or `__metadata__`) -> its entry.
+    entries: HashMap<String, serde_json::Value>,
+}
+
+fn unreadable(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Weights { path: path.to_path_buf(), why: format!("not a readable safetensors file: {e}") }
+}
+
+fn read_header(path: &Path) -> Result<StoredHeader> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|e| unreadable(path, &e))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > file_len {
+        return Err(unreadable(path, &format!("header of {n} bytes in a file of {file_len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| unreadable(path, &e))?;
+    let entries = serde_json::from_slice(&header).map_err(|e| unreadable(path, &format!("header: {e}")))?;
+    Ok(StoredHeader { file, file_len, header_len: n, entries })
+}
+
+/// Whether the safetensors file at `path` was written by `transduce quantize` (its header's
+/// metadata says `"transduce": "int8"`), reading the header only; false if there is no file.
+pub fn stores_int8(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let header = read_header(path)?;
+    Ok(header.entries.get("__metadata__").and_then(|m| m.get("transduce")).and_then(|v| v.as_str()) == Some("int8"))
+}
+
 /// Calls `f` on every tensor of a safetensors file in storage order, reading each one's bytes
 /// by itself (header checked as `safetensors` does: offsets contiguous, within the file, and
 /// matching each tensor's dtype and shape).
 fn for_each_stored_tensor(path: &Path, mut f: impl FnMut(String, TensorView) -> Result<()>) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
-    let unreadable = |e: &dyn std::fmt::Display| bad(format!("not a readable safetensors file: {e}"));
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut n = [0u8; 8];
-    file.read_exact(&mut n).map_err(|e| unreadable(&e))?;
-    let n = u64::from_le_bytes(n);
-    if n > 100_000_000 || 8 + n > file_len {
-        return Err(unreadable(&format!("header of {n} bytes in a file of {file_len}")));
-    }
-    let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).map_err(|e| unreadable(&e))?;
-    let header: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| unreadable(&format!("header: {e}")))?;
-    let mut infos = Vec::with_capacity(header.len());
-    for (name, value) in header {
+    let unreadable = |e: &dyn std::fmt::Display| unreadable(path, e);
+    let StoredHeader { mut file, file_len, header_len: n, entries } = read_header(path)?;
+    let mut infos = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
         if name != "__metadata__" {
             let info: safetensors::tensor::TensorInfo =
                 serde_json::from_value(value).map_err(|e| unreadable(&format!("tensor `{name}`: {e}")))?;

@@ -132,10 +132,10 @@ impl Translator {
     pub fn load_with(dir: &Path, opts: LoadOptions) -> Result<Self> {
         let dir = ModelDir::open(dir)?;
         if opts.threads == Some(0) {
-            return Err(Error::Option { option: "threads", why: "must be at least 1".into() });
+            return Err(Error::option("threads", "must be at least 1"));
         }
         if opts.quantization == Quantization::Int8 && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
-            return Err(Error::Option { option: "quantization", why: "int8 runs on the CPU with an f32 model".into() });
+            return Err(Error::option("quantization", "int8 runs on the CPU with an f32 model"));
         }
         let mut model = dir.load_model(opts.dtype, &opts.device)?;
         if opts.quantization == Quantization::Int8 && model.lm_head.int8().is_none() {
@@ -190,7 +190,7 @@ impl Translator {
     /// one suits latency.
     pub fn set_workers(&mut self, n: usize) -> Result<()> {
         if n == 0 {
-            return Err(Error::Option { option: "workers", why: "must be at least 1".into() });
+            return Err(Error::option("workers", "must be at least 1"));
         }
         let workers =
             || Workers::new(n).map_err(|e| Error::Input(format!("cannot start {n} translation workers: {e}")));
