@@ -13,7 +13,7 @@ pub trait KeyValueSource: Sync {
     type Row<'a>: RowKeyValues
     where
         Self: 'a;
-    /// Positions every row attends to.
+    /// The most positions a row attends to (each row may attend to fewer: [`RowKeyValues::len`]).
     fn positions(&self) -> usize;
     /// What `row` attends to (looked up once per row, not per position and head).
     fn row(&self, row: usize) -> Self::Row<'_>;
@@ -21,6 +21,8 @@ pub trait KeyValueSource: Sync {
 
 /// The keys and values one row attends to.
 pub trait RowKeyValues {
+    /// Positions this row attends to: `0 .. positions`.
+    fn positions(&self) -> usize;
     /// Key and value at position `t` for head `h`: `head_dim` floats each.
     fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]);
     /// Additive bias of position `t` (source padding).
@@ -47,9 +49,11 @@ pub fn attend(
     let mut p = vec![0f32; rows * heads * len];
     let work = |(row, (out, p)): (usize, (&mut [f32], &mut [f32]))| {
         let kv = source.row(row);
+        // a row that joined the batch later has a shorter history; the rest of `p` stays 0
+        let own = kv.positions();
         for h in 0..heads {
             let q = &q[row * d + h * head_dim..][..head_dim];
-            let p = &mut p[h * len..(h + 1) * len];
+            let p = &mut p[h * len..][..own];
             let out = &mut out[h * head_dim..(h + 1) * head_dim];
             match head_dim {
                 64 => head::<64>(q, &kv, h, scale, p, out),
@@ -135,14 +139,26 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Self-attention keys and values of the steps decoded so far, kept per step and never
 /// copied: each current row records which row of every step its history runs through, so
 /// reordering beams or dropping finished sentences rewrites those indices only.
+///
+/// Rows may join later ([`StepCache::add_rows`]): a row's history then starts at the step it
+/// joined, and it attends to its own steps only.
 #[derive(Debug, Clone, Default)]
 pub struct StepCache {
     /// Per step: keys and values of every row of that step, [rows at that step, d] each.
     steps: Vec<(Vec<f32>, Vec<f32>)>,
-    /// Per current row: its row at each step.
-    paths: Vec<Vec<u32>>,
+    /// Per current row: the step its history starts at, and its row at each step since.
+    paths: Vec<RowPath>,
     d: usize,
     head_dim: usize,
+}
+
+/// One current row's history in a [`StepCache`].
+#[derive(Debug, Clone, Default)]
+struct RowPath {
+    /// The step the row's first position was written at.
+    start: usize,
+    /// Its row at steps `start ..`.
+    rows: Vec<u32>,
 }
 
 impl StepCache {
@@ -162,12 +178,12 @@ impl StepCache {
     /// Appends a step: `k`, `v` [rows, d], row `i` continuing current row `i`.
     pub fn push(&mut self, k: Vec<f32>, v: Vec<f32>) {
         let rows = k.len() / self.d.max(1);
-        if self.paths.is_empty() {
-            self.paths = vec![Vec::new(); rows];
+        if self.paths.is_empty() && self.steps.is_empty() {
+            self.paths = vec![RowPath::default(); rows];
         }
         debug_assert_eq!(self.paths.len(), rows, "a step has one key per current row");
         for (i, path) in self.paths.iter_mut().enumerate() {
-            path.push(i as u32);
+            path.rows.push(i as u32);
         }
         self.steps.push((k, v));
     }
@@ -178,6 +194,30 @@ impl StepCache {
             return;
         }
         self.paths = indices.iter().map(|&j| self.paths[j as usize].clone()).collect();
+        self.forget_unused_steps();
+    }
+
+    /// Appends `rows` rows with no history yet (sentences joining a batch mid-decoding): their
+    /// first position is the next step. `current` is the number of rows now (the cache only
+    /// knows it after its first step).
+    pub fn add_rows(&mut self, current: usize, rows: usize) {
+        if self.paths.is_empty() {
+            self.paths = vec![RowPath { start: self.steps.len(), rows: Vec::new() }; current];
+        }
+        self.paths.extend((0..rows).map(|_| RowPath { start: self.steps.len(), rows: Vec::new() }));
+    }
+
+    /// Drops the steps before the oldest current row's first one, so a batch that sentences
+    /// keep joining and leaving holds only the history its rows can read.
+    fn forget_unused_steps(&mut self) {
+        let Some(oldest) = self.paths.iter().map(|p| p.start).min() else {
+            self.steps.clear();
+            return;
+        };
+        if oldest > 0 {
+            self.steps.drain(..oldest);
+            self.paths.iter_mut().for_each(|p| p.start -= oldest);
+        }
     }
 }
 
@@ -189,12 +229,14 @@ impl KeyValueSource for StepCache {
     }
 
     fn row(&self, row: usize) -> StepRow<'_> {
-        StepRow { steps: &self.steps, path: &self.paths[row], d: self.d, head_dim: self.head_dim }
+        let path = &self.paths[row];
+        StepRow { steps: &self.steps[path.start..], path: &path.rows, d: self.d, head_dim: self.head_dim }
     }
 }
 
 /// One row's history in a [`StepCache`].
 pub struct StepRow<'a> {
+    /// The steps since the row's first one.
     steps: &'a [(Vec<f32>, Vec<f32>)],
     path: &'a [u32],
     d: usize,
@@ -202,6 +244,10 @@ pub struct StepRow<'a> {
 }
 
 impl RowKeyValues for StepRow<'_> {
+    fn positions(&self) -> usize {
+        self.path.len()
+    }
+
     #[inline(always)]
     fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
         let at = self.path[t] as usize * self.d + head * self.head_dim;
@@ -255,6 +301,10 @@ pub struct MemoryRow<'a> {
 }
 
 impl RowKeyValues for MemoryRow<'_> {
+    fn positions(&self) -> usize {
+        self.len
+    }
+
     #[inline(always)]
     fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]) {
         let at = (head * self.len + t) * self.head_dim;

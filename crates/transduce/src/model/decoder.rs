@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use super::attention::{causal_bias, AttentionKind, KeyValues, MultiHeadAttention, Record};
 use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
-use super::embedding::Embeddings;
+use super::embedding::{Embeddings, Start};
 use super::layers::{FeedForward, LayerNorm, Linear};
 use super::state::SelfCache;
 
@@ -177,11 +177,29 @@ impl Decoder {
         record: Record,
         ctx: &Ctx,
     ) -> Result<DecoderOutput> {
+        self.forward_from(ids, &Start::Shared(start), caches, cross, record, ctx)
+    }
+
+    /// [`Decoder::forward`] at the positions of `start` (one token per row for
+    /// [`Start::PerRow`], whose rows' caches then hold their own histories).
+    pub fn forward_from(
+        &self,
+        ids: &Tensor,
+        start: &Start,
+        caches: &mut [SelfCache],
+        cross: &CrossInputs,
+        record: Record,
+        ctx: &Ctx,
+    ) -> Result<DecoderOutput> {
         debug_assert_eq!(caches.len(), self.layers.len());
-        let mut x = self.embeddings.forward(ids, start, ctx)?;
+        let mut x = self.embeddings.forward_from(ids, start, ctx)?;
         // one causal mask for all layers: query i (position start + i) sees keys 0 ..= start + i
         let t = ids.dim(1)?;
-        let causal = causal_bias(t, start + t, x.dtype(), x.device())?;
+        let causal = match start {
+            Start::Shared(start) => causal_bias(t, start + t, x.dtype(), x.device())?,
+            // one new position per row: nothing to mask
+            Start::PerRow(_) => None,
+        };
         let self_bias = match (causal, cross.self_bias) {
             (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
             (Some(c), None) => Some(c),

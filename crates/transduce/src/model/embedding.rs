@@ -34,6 +34,16 @@ pub fn sinusoids(len: usize, d: usize, layout: Positions, dtype: DType, device: 
     Tensor::from_vec(values, (len, d), device)?.to_dtype(dtype)
 }
 
+/// The position of a call's first token.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Every row's first token is at this position.
+    Shared(usize),
+    /// Row `i`'s single token is at position `positions[i]`: \[rows\] u32 (rows that joined a
+    /// batch mid-decoding are at earlier positions than the others).
+    PerRow(Tensor),
+}
+
 /// Token embedding × scale + positions, then dropout.
 #[derive(Debug, Clone)]
 pub struct Embeddings {
@@ -68,10 +78,24 @@ impl Embeddings {
 
     /// ids: [b, t] u32, first position `start` -> [b, t, d]
     pub fn forward(&self, ids: &Tensor, start: usize, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_from(ids, &Start::Shared(start), ctx)
+    }
+
+    /// ids: [b, t] u32 at the positions of `start` (t = 1 for [`Start::PerRow`]) -> [b, t, d]
+    pub fn forward_from(&self, ids: &Tensor, start: &Start, ctx: &Ctx) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let max = self.positions.dim(0)?;
-        if start + t > max {
-            candle_core::bail!("sequence of {} positions exceeds max_positions {max}", start + t);
+        let last = match start {
+            Start::Shared(start) => start + t,
+            Start::PerRow(rows) => {
+                if t != 1 || rows.dim(0)? != b {
+                    candle_core::bail!("per-row positions: {} positions for [{b}, {t}] tokens", rows.dim(0)?);
+                }
+                rows.max(0)?.to_scalar::<u32>()? as usize + 1
+            }
+        };
+        if last > max {
+            candle_core::bail!("sequence of {last} positions exceeds max_positions {max}");
         }
         let d = self.tokens.dim(1)?;
         let x = self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
@@ -81,7 +105,10 @@ impl Embeddings {
             None => x,
         };
         let x = if self.scale != 1.0 { (x * self.scale)? } else { x };
-        let x = x.broadcast_add(&self.positions.narrow(0, start, t)?)?;
+        let x = match start {
+            Start::Shared(start) => x.broadcast_add(&self.positions.narrow(0, *start, t)?)?,
+            Start::PerRow(rows) => (x + self.positions.index_select(rows, 0)?.unsqueeze(1)?)?,
+        };
         ctx.dropout(&x, self.dropout)
     }
 }

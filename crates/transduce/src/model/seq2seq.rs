@@ -8,7 +8,7 @@ use super::attention::{padding_bias, Record};
 use super::config::{ModelConfig, Tying};
 use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
-use super::embedding::embedding_table;
+use super::embedding::{embedding_table, Start};
 use super::encoder::{Encoder, Memory};
 use super::layers::Linear;
 use super::state::{DecoderState, SelfCache};
@@ -166,7 +166,7 @@ impl Seq2Seq {
             cross_kv: self.decoder.cross_kv(&memory.states, ctx)?,
             cross_bias: memory.bias.clone(),
             group,
-            step: 0,
+            written: vec![0; memory.bias.dim(0)?],
         })
     }
 
@@ -192,8 +192,12 @@ impl Seq2Seq {
         }
         let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group, self_bias: None };
         let ids = last.reshape((rows, 1))?;
-        let out = self.decoder.forward(&ids, state.step, &mut state.self_kv, &cross, record, ctx)?;
-        state.step += 1;
+        let start = match state.row_positions() {
+            Some(rows) => Start::PerRow(Tensor::new(rows, last.device())?),
+            None => Start::Shared(state.step()),
+        };
+        let out = self.decoder.forward_from(&ids, &start, &mut state.self_kv, &cross, record, ctx)?;
+        state.advance();
         Ok(out)
     }
 }

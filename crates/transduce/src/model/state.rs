@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::attention::KeyValues;
+use super::attention::{KeyValues, MASKED};
 use crate::kernels::step_attention::StepCache;
 
 /// One decoder layer's self-attention keys/values of the positions decoded so far.
@@ -27,6 +27,18 @@ impl SelfCache {
         }
         Ok(())
     }
+
+    /// Adds `rows` rows with no history after the `current` ones.
+    fn add_rows(&mut self, current: usize, rows: usize) -> Result<()> {
+        match self {
+            SelfCache::Steps(steps) => steps.add_rows(current, rows),
+            SelfCache::Empty if current == 0 => {}
+            _ => candle_core::bail!(
+                "sentences join a batch mid-decoding only with the fused CPU step kernels (a per-step cache)"
+            ),
+        }
+        Ok(())
+    }
 }
 
 /// Everything a decoder step needs from earlier steps and from the source.
@@ -43,13 +55,30 @@ pub struct DecoderState {
     /// Source padding bias [sources, 1, 1, s].
     pub(crate) cross_bias: Tensor,
     pub(crate) group: usize,
-    pub(crate) step: usize,
+    /// Per source sentence, the positions decoded so far (sentences that joined later have
+    /// fewer).
+    pub(crate) written: Vec<usize>,
 }
 
 impl DecoderState {
-    /// Number of positions decoded so far.
+    /// Number of positions decoded so far (by the sentence that has decoded the most).
     pub fn step(&self) -> usize {
-        self.step
+        self.written.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The position each row decodes next, when rows differ (sentences joined mid-decoding);
+    /// `None` when every row is at the same one.
+    pub(crate) fn row_positions(&self) -> Option<Vec<u32>> {
+        let first = *self.written.first()?;
+        if self.written.iter().all(|&w| w == first) {
+            return None;
+        }
+        Some(self.written.iter().flat_map(|&w| std::iter::repeat_n(w as u32, self.group)).collect())
+    }
+
+    /// Called after each decoded position.
+    pub(crate) fn advance(&mut self) {
+        self.written.iter_mut().for_each(|w| *w += 1);
     }
 
     /// Decoder rows per source sentence.
@@ -106,6 +135,75 @@ impl DecoderState {
             *kv = kv.index_rows(&src_index)?;
         }
         self.cross_bias = self.cross_bias.index_select(&src_index, 0)?;
+        self.written = sources.iter().map(|&s| self.written[s as usize]).collect();
+        self.trim_padding()
+    }
+
+    /// Drops the source positions that are padding for every sentence (left by a longer
+    /// sentence that has gone).
+    fn trim_padding(&mut self) -> Result<()> {
+        let (sources, s) = (self.cross_bias.dim(0)?, self.cross_bias.dim(3)?);
+        if sources == 0 {
+            return Ok(());
+        }
+        let bias = self.cross_bias.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        let used = bias
+            .chunks(s)
+            .map(|row| row.iter().rposition(|&b| b > (MASKED / 2.0) as f32).map_or(0, |p| p + 1))
+            .max()
+            .unwrap_or(s);
+        if used < s {
+            for kv in self.cross_kv.iter_mut() {
+                *kv =
+                    KeyValues { k: kv.k.narrow(2, 0, used)?.contiguous()?, v: kv.v.narrow(2, 0, used)?.contiguous()? };
+            }
+            self.cross_bias = self.cross_bias.narrow(3, 0, used)?.contiguous()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the sentences of `joining`, a fresh state of the same model and group (nothing
+    /// decoded yet), after this state's: continuous batching, where waiting sentences join a
+    /// batch between two steps. Their first step is the next one, at their own position 0;
+    /// source memories of different lengths are padded (zero keys and values, masked), which
+    /// changes no output.
+    pub fn append(&mut self, joining: DecoderState) -> Result<()> {
+        if joining.group != self.group {
+            candle_core::bail!("append: groups of {} and {} rows per sentence", self.group, joining.group);
+        }
+        if joining.step() != 0 {
+            candle_core::bail!("append: the joining sentences have started decoding");
+        }
+        if joining.cross_kv.len() != self.cross_kv.len() {
+            candle_core::bail!("append: states of different models");
+        }
+        let rows = self.rows()?;
+        let new_rows = joining.rows()?;
+        for cache in self.self_kv.iter_mut() {
+            cache.add_rows(rows, new_rows)?;
+        }
+        let len = self.cross_bias.dim(3)?.max(joining.cross_bias.dim(3)?);
+        let pad = |t: &Tensor, dim: usize, value: Option<f64>| -> Result<Tensor> {
+            let missing = len - t.dim(dim)?;
+            if missing == 0 {
+                return Ok(t.clone());
+            }
+            let mut shape = t.dims().to_vec();
+            shape[dim] = missing;
+            let fill = match value {
+                Some(v) => Tensor::full(v as f32, shape, t.device())?.to_dtype(t.dtype())?,
+                None => Tensor::zeros(shape, t.dtype(), t.device())?,
+            };
+            Tensor::cat(&[t, &fill], dim)
+        };
+        for (kv, new) in self.cross_kv.iter_mut().zip(&joining.cross_kv) {
+            let k = Tensor::cat(&[pad(&kv.k, 2, None)?, pad(&new.k, 2, None)?], 0)?;
+            let v = Tensor::cat(&[pad(&kv.v, 2, None)?, pad(&new.v, 2, None)?], 0)?;
+            *kv = KeyValues { k, v };
+        }
+        self.cross_bias =
+            Tensor::cat(&[pad(&self.cross_bias, 3, Some(MASKED))?, pad(&joining.cross_bias, 3, Some(MASKED))?], 0)?;
+        self.written.extend(joining.written);
         Ok(())
     }
 }

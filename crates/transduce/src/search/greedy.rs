@@ -2,22 +2,18 @@
 
 use candle_core::Result;
 
-use super::hypothesis::{one_row_per_sentence, Hypothesis};
-use super::options::{DecodeOptions, Target};
+use super::decoding::decode_all;
+use super::hypothesis::Hypothesis;
+use super::options::{DecodeOptions, Strategy, Target};
 use super::step::{EncodedBatch, StepModel};
 use crate::model::{Memory, Seq2Seq};
 
 /// Decodes every sentence of `model` greedily under `opts`' constraints (its strategy is not
 /// consulted). Finished sentences leave the batch. Returns one hypothesis per sentence.
 pub fn greedy_search<M: StepModel>(model: &M, targets: &[Target], opts: &DecodeOptions) -> Result<Vec<Hypothesis>> {
-    opts.validate().map_err(candle_core::Error::wrap)?;
-    let eos = model.eos();
-    one_row_per_sentence(model, targets, opts, |_, row| {
-        row.iter()
-            .enumerate()
-            .fold((eos, f32::NEG_INFINITY), |best, (t, &lp)| if lp > best.1 { (t as u32, lp) } else { best })
-            .0
-    })
+    let opts = DecodeOptions { strategy: Strategy::Greedy, ..*opts };
+    let out = decode_all(model, targets, &vec![0; targets.len()], &opts)?;
+    Ok(out.into_iter().map(|mut h| h.remove(0)).collect())
 }
 
 /// Greedy token ids for every sentence of `memory`, at most `max_len` each: the plain case.

@@ -3,6 +3,7 @@
 
 pub mod beam;
 pub mod constraints;
+pub mod decoding;
 pub mod greedy;
 pub mod hypothesis;
 pub mod options;
@@ -13,6 +14,7 @@ pub mod step;
 use candle_core::Result;
 
 pub use beam::beam_search;
+pub use decoding::{Decoding, Finished, Sentence};
 pub use greedy::{greedy, greedy_search};
 pub use hypothesis::Hypothesis;
 pub use options::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy, Target};
@@ -28,9 +30,5 @@ pub fn decode<M: StepModel>(
     streams: &[u64],
     opts: &DecodeOptions,
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    Ok(match &opts.strategy {
-        Strategy::Greedy => greedy_search(model, targets, opts)?.into_iter().map(|h| vec![h]).collect(),
-        Strategy::Beam(beam) => beam_search(model, targets, opts, beam)?,
-        Strategy::Sample(s) => sample(model, targets, streams, opts, s)?.into_iter().map(|h| vec![h]).collect(),
-    })
+    decoding::decode_all(model, targets, streams, opts)
 }

@@ -2,11 +2,10 @@
 //! random stream per sentence so a sentence samples the same alone or in any batch.
 
 use candle_core::Result;
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::hypothesis::{one_row_per_sentence, Hypothesis};
-use super::options::{DecodeOptions, SamplingOptions, Target};
+use super::decoding::decode_all;
+use super::hypothesis::Hypothesis;
+use super::options::{DecodeOptions, SamplingOptions, Strategy, Target};
 use super::step::StepModel;
 
 /// The distribution to draw from, given one row of log-probabilities: (token, probability)
@@ -57,24 +56,7 @@ pub fn sample<M: StepModel>(
     opts: &DecodeOptions,
     sampling: &SamplingOptions,
 ) -> Result<Vec<Hypothesis>> {
-    if streams.len() != targets.len() {
-        candle_core::bail!("{} random streams for {} sentences", streams.len(), targets.len());
-    }
-    opts.validate().and_then(|()| sampling.validate()).map_err(candle_core::Error::wrap)?;
-    let eos = model.eos();
-    let mut rngs: Vec<Xoshiro256PlusPlus> = streams
-        .iter()
-        .map(|&i| Xoshiro256PlusPlus::seed_from_u64(sampling.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
-        .collect();
-    one_row_per_sentence(model, targets, opts, |sentence, row| {
-        let c = candidates(row, sampling);
-        let mut u: f32 = rngs[sentence].gen();
-        c.iter()
-            .find(|x| {
-                u -= x.1;
-                u <= 0.0
-            })
-            .or(c.last())
-            .map_or(eos, |x| x.0)
-    })
+    let opts = DecodeOptions { strategy: Strategy::Sample(*sampling), ..*opts };
+    let out = decode_all(model, targets, streams, &opts)?;
+    Ok(out.into_iter().map(|mut h| h.remove(0)).collect())
 }

@@ -47,6 +47,11 @@ pub trait StepModel {
     fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> Result<()>;
     /// Keeps only the groups of the listed sources (positions in the current state), in order.
     fn retain(&self, state: &mut Self::State, sources: &[u32]) -> Result<()>;
+    /// Appends the sentences of a fresh state (`joining`, from [`StepModel::start`] on other
+    /// sources) after those of `state`, whatever `state` has decoded: continuous batching.
+    fn append(&self, _state: &mut Self::State, _joining: Self::State) -> Result<()> {
+        candle_core::bail!("this model cannot add sentences to a batch mid-decoding")
+    }
 }
 
 /// A [`Seq2Seq`] decoding one encoded batch with the fused kernels ([`EncodedBatch::new`]) or
@@ -125,5 +130,8 @@ impl StepModel for EncodedBatch<'_> {
     }
     fn retain(&self, state: &mut DecoderState, sources: &[u32]) -> Result<()> {
         state.retain_sources(sources)
+    }
+    fn append(&self, state: &mut DecoderState, joining: DecoderState) -> Result<()> {
+        state.append(joining)
     }
 }

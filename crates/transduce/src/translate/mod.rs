@@ -2,6 +2,7 @@
 //! sentences sorted by length, search, detokenize, align, restore input order.
 
 pub mod align;
+pub mod scheduler;
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use candle_core::{DType, Device};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
-use crate::model::{Ctx, Record, Seq2Seq};
+use crate::model::{Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::Tokenizers;
@@ -106,6 +107,13 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// The translation of a blank input: one empty output.
+    fn blank(prepared: &Prepared) -> Self {
+        let empty =
+            Output { text: String::new(), tokens: Vec::new(), score: 0.0, token_scores: Vec::new(), alignment: None };
+        Translation { outputs: vec![empty], truncated: prepared.truncated }
+    }
+
     pub fn best(&self) -> &Output {
         &self.outputs[0]
     }
@@ -115,10 +123,20 @@ impl Translation {
     }
 }
 
-struct Prepared {
-    ids: Vec<u32>,
-    prefix: Vec<u32>,
-    truncated: bool,
+/// A sentence tokenized for the model.
+pub(crate) struct Prepared {
+    /// Source ids, cut to the model's longest sequence.
+    pub ids: Vec<u32>,
+    /// Target ids the output must start with.
+    pub prefix: Vec<u32>,
+    pub truncated: bool,
+}
+
+impl Prepared {
+    /// Whether the sentence has nothing to translate (it stays blank).
+    pub fn is_blank(&self, input: &Input) -> bool {
+        self.ids.is_empty() || input.text.trim().is_empty()
+    }
 }
 
 impl Translator {
@@ -216,6 +234,12 @@ impl Translator {
     /// [`Translator::translate_inputs`] on each group: groups never share a batch (a caller's
     /// own batching), but all their batches are spread over the workers.
     pub fn translate_groups(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
+        self.check(opts)?;
+        self.install(|| self.translate_groups_here(groups, opts))
+    }
+
+    /// Refuses options this model cannot decode with, naming the option.
+    pub fn check(&self, opts: &DecodeOptions) -> Result<()> {
         opts.validate()?;
         let layers = self.model.decoder.layers.len();
         if let Alignment::Layer(l) = opts.alignment {
@@ -226,37 +250,20 @@ impl Translator {
                 ));
             }
         }
-        match &self.pool {
-            Some(pool) => pool.install(|| self.translate_groups_here(groups, opts)),
-            None => self.translate_groups_here(groups, opts),
-        }
+        Ok(())
     }
 
     /// [`Translator::translate_groups`] on the current thread pool.
     fn translate_groups_here(&self, groups: &[&[Input]], opts: &DecodeOptions) -> Result<Vec<Vec<Translation>>> {
-        let max_src = self.model.config.max_positions - 1;
-        let mut prepared: Vec<Vec<Prepared>> = Vec::with_capacity(groups.len());
-        for inputs in groups {
-            let mut group = Vec::with_capacity(inputs.len());
-            for input in inputs.iter() {
-                let mut ids = self.tokenizers.source.encode(input.text)?;
-                let truncated = ids.len() > max_src;
-                ids.truncate(max_src);
-                let prefix = match input.prefix {
-                    Some(p) => self.tokenizers.target.encode(p)?,
-                    None => Vec::new(),
-                };
-                group.push(Prepared { ids, prefix, truncated });
-            }
-            prepared.push(group);
-        }
+        let prepared: Vec<Vec<Prepared>> = groups
+            .iter()
+            .map(|inputs| inputs.iter().map(|input| self.prepare(input)).collect::<Result<Vec<_>>>())
+            .collect::<Result<_>>()?;
         // (group, sentences of the batch)
         let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
         for (g, (inputs, prepared)) in groups.iter().zip(&prepared).enumerate() {
             // blank lines stay blank
-            let mut order: Vec<usize> = (0..inputs.len())
-                .filter(|&i| !prepared[i].ids.is_empty() && !inputs[i].text.trim().is_empty())
-                .collect();
+            let mut order: Vec<usize> = (0..inputs.len()).filter(|&i| !prepared[i].is_blank(&inputs[i])).collect();
             order.sort_by_key(|&i| prepared[i].ids.len());
             // rows per sentence in the search (beam copies)
             let copies = opts.group();
@@ -275,20 +282,47 @@ impl Translator {
         }
         let results =
             self.workers.map(&batches, |(g, chunk)| self.translate_batch(groups[*g], &prepared[*g], chunk, opts))?;
-        let empty =
-            Output { text: String::new(), tokens: Vec::new(), score: 0.0, token_scores: Vec::new(), alignment: None };
-        let mut out: Vec<Vec<Translation>> = prepared
-            .iter()
-            .map(|group| {
-                group.iter().map(|p| Translation { outputs: vec![empty.clone()], truncated: p.truncated }).collect()
-            })
-            .collect();
+        let mut out: Vec<Vec<Translation>> =
+            prepared.iter().map(|group| group.iter().map(Translation::blank).collect()).collect();
         for ((g, chunk), outputs) in batches.iter().zip(results) {
             for (&i, outputs) in chunk.iter().zip(outputs) {
                 out[*g][i].outputs = outputs;
             }
         }
         Ok(out)
+    }
+
+    /// Tokenizes one input.
+    pub(crate) fn prepare(&self, input: &Input) -> Result<Prepared> {
+        let max_src = self.model.config.max_positions - 1;
+        let mut ids = self.tokenizers.source.encode(input.text)?;
+        let truncated = ids.len() > max_src;
+        ids.truncate(max_src);
+        let prefix = match input.prefix {
+            Some(p) => self.tokenizers.target.encode(p)?,
+            None => Vec::new(),
+        };
+        Ok(Prepared { ids, prefix, truncated })
+    }
+
+    /// Encodes source sentences (ids without EOS) as one padded batch.
+    pub(crate) fn encode(&self, sources: &[&[u32]]) -> Result<Memory> {
+        let (src, mask) = Batch::sources(sources, self.model.config.special, &self.device)?;
+        let ctx = Ctx::eval().with_kernels(self.kernels);
+        Ok(self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?)
+    }
+
+    /// The search's view of the model decoding `memory`.
+    pub(crate) fn stepper<'a>(&'a self, memory: &'a Memory) -> EncodedBatch<'a> {
+        EncodedBatch::with_kernels(&self.model, memory, self.kernels)
+    }
+
+    /// Runs `f` on the translator's own threads, or the caller's.
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     /// The outputs of sentences `chunk` of `inputs`, searched as one batch.
@@ -300,27 +334,29 @@ impl Translator {
         opts: &DecodeOptions,
     ) -> Result<Vec<Vec<Output>>> {
         let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
-        let (src, mask) = Batch::sources(&sources, self.model.config.special, &self.device)?;
-        let ctx = Ctx::eval().with_kernels(self.kernels);
-        let memory = self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
-        let step = EncodedBatch::with_kernels(&self.model, &memory, self.kernels);
+        let memory = self.encode(&sources)?;
+        let step = self.stepper(&memory);
         let targets: Vec<Target> = chunk
             .iter()
             .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
             .collect();
         let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
         let hyps = decode(&step, &targets, &streams, opts)?;
-        chunk
-            .iter()
-            .zip(hyps)
-            .map(|(&i, hyps)| {
-                let source_words = match opts.alignment {
-                    Alignment::Off => None,
-                    _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared[i].ids))),
-                };
-                hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect()
-            })
-            .collect()
+        chunk.iter().zip(hyps).map(|(&i, hyps)| self.outputs(&prepared[i], hyps, opts)).collect()
+    }
+
+    /// A sentence's outputs from its hypotheses.
+    pub(crate) fn outputs(
+        &self,
+        prepared: &Prepared,
+        hyps: Vec<Hypothesis>,
+        opts: &DecodeOptions,
+    ) -> Result<Vec<Output>> {
+        let source_words = match opts.alignment {
+            Alignment::Off => None,
+            _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared.ids))),
+        };
+        hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect()
     }
 
     /// `source_words`: the word of each source piece, when alignments are asked for.

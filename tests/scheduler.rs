@@ -1,0 +1,158 @@
+//! Continuous batching: sentences of requests submitted while others decode join the running
+//! batch between steps and leave it when they finish, and every sentence gets exactly the
+//! output it gets alone, for greedy, beam and sampling.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use transduce::search::{BeamOptions, DecodeOptions, SamplingOptions, Strategy};
+use transduce::translate::scheduler::{Refused, Scheduler, SchedulerOptions, SchedulerStats};
+use transduce::{Translation, Translator};
+
+fn tiny_hf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian/tiny")
+}
+
+fn corpus(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(tiny_hf().join("../corpus.txt")).unwrap();
+    let lines: Vec<String> = text.lines().take(n).map(str::to_string).collect();
+    assert_eq!(lines.len(), n, "the fixture corpus is too short");
+    lines
+}
+
+fn options(strategy: Strategy) -> DecodeOptions {
+    DecodeOptions { strategy, max_len: 30, ..DecodeOptions::default() }
+}
+
+/// Submits `lines` one request at a time, each once the scheduler has taken a few more steps,
+/// so that requests join a batch that is decoding; returns the translations in order.
+fn staggered(scheduler: &Scheduler, lines: &[String], opts: DecodeOptions) -> Vec<Translation> {
+    let (tx, rx) = mpsc::channel();
+    let mut tickets = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let tx = tx.clone();
+        let reply = Box::new(move |r: transduce::Result<Vec<Translation>>| tx.send((i, r)).unwrap());
+        tickets.push(scheduler.submit(vec![line.clone()], opts, reply).unwrap());
+        // once it has joined, two more steps before the next one
+        wait_for(scheduler, |s| s.waiting == 0);
+        let target = scheduler.stats().steps + 2;
+        wait_for(scheduler, |s| s.steps >= target || s.decoding == 0);
+    }
+    drop(tx);
+    let mut out: Vec<Option<Translation>> = vec![None; lines.len()];
+    for (i, r) in rx.iter() {
+        out[i] = Some(r.unwrap().pop().unwrap());
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// Polls the scheduler's counters until `done` holds (at most 10 s).
+fn wait_for(scheduler: &Scheduler, done: impl Fn(&SchedulerStats) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(&scheduler.stats()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize) {
+    let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
+    let lines = corpus(24);
+    let alone: Vec<Translation> =
+        lines.iter().map(|l| translator.translate(&[l.as_str()], &opts).unwrap().pop().unwrap()).collect();
+    let scheduler =
+        Scheduler::start(translator.clone(), SchedulerOptions { max_tokens: budget, ..SchedulerOptions::default() })
+            .unwrap();
+    let together = staggered(&scheduler, &lines, opts);
+    let stats = scheduler.stats();
+    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(a, t, "line {i} ({:?}) decoded in the shared batch differs from alone", lines[i]);
+    }
+    // the batch really was shared: more than one sentence per step on average
+    let occupancy = stats.step_sentences as f64 / stats.steps as f64;
+    assert!(occupancy > 1.5, "mean batch occupancy {occupancy:.2} ({stats:?})");
+    assert_eq!(stats.sentences, lines.len() as u64);
+    assert_eq!((stats.waiting, stats.decoding), (0, 0));
+}
+
+#[test]
+fn greedy_sentences_joining_mid_decoding_get_their_alone_output() {
+    check_alone_equals_continuous(options(Strategy::Greedy), 4096);
+}
+
+#[test]
+fn beam_sentences_joining_mid_decoding_get_their_alone_output() {
+    let beam = BeamOptions { beam: 4, n_best: 2, ..BeamOptions::default() };
+    check_alone_equals_continuous(options(Strategy::Beam(beam)), 4096);
+}
+
+#[test]
+fn sampled_sentences_joining_mid_decoding_get_their_alone_output() {
+    let sampling = SamplingOptions { seed: 7, top_k: 20, ..SamplingOptions::default() };
+    check_alone_equals_continuous(options(Strategy::Sample(sampling)), 4096);
+}
+
+#[test]
+fn a_small_token_budget_makes_sentences_wait_and_changes_no_output() {
+    // room for about two sentences at a time: the others wait, then join as rows free up
+    let beam = BeamOptions { beam: 2, ..BeamOptions::default() };
+    check_alone_equals_continuous(options(Strategy::Beam(beam)), 100);
+}
+
+#[test]
+fn requests_with_several_lines_blank_lines_and_different_options_are_answered_in_order() {
+    let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
+    let scheduler = Scheduler::start(translator.clone(), SchedulerOptions::default()).unwrap();
+    let lines = corpus(6);
+    let mut request: Vec<String> = lines.clone();
+    request.insert(2, "   ".into());
+    request.push(String::new());
+    let greedy = options(Strategy::Greedy);
+    let beam = options(Strategy::Beam(BeamOptions { beam: 3, ..BeamOptions::default() }));
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| scheduler.translate(request.clone(), greedy).unwrap());
+        let b = s.spawn(|| scheduler.translate(request.clone(), beam).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let refs: Vec<&str> = request.iter().map(String::as_str).collect();
+    assert_eq!(a, translator.translate(&refs, &greedy).unwrap());
+    assert_eq!(b, translator.translate(&refs, &beam).unwrap());
+    assert_eq!(a[2].text(), "");
+    assert!(scheduler.translate(Vec::new(), greedy).unwrap().is_empty());
+}
+
+#[test]
+fn a_full_queue_refuses_instead_of_growing() {
+    let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
+    let scheduler = Scheduler::start(translator, SchedulerOptions { max_tokens: 64, queue: 8 }).unwrap();
+    let lines = corpus(40);
+    let mut refused = 0;
+    let mut tickets = Vec::new();
+    let (tx, rx) = mpsc::channel();
+    for chunk in lines.chunks(4) {
+        let tx = tx.clone();
+        match scheduler.submit(chunk.to_vec(), options(Strategy::Greedy), Box::new(move |r| tx.send(r).unwrap())) {
+            Ok(t) => tickets.push(t),
+            Err(Refused::Full { capacity, .. }) => {
+                assert_eq!(capacity, 8);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+    drop(tx);
+    assert!(refused > 0, "10 requests of 4 sentences fit a queue of 8");
+    let answered = rx.iter().inspect(|r| assert!(r.is_ok(), "{r:?}")).count();
+    assert_eq!(answered, tickets.len());
+    assert_eq!(scheduler.stats().waiting, 0);
+}
+
+#[test]
+fn bad_options_are_refused_at_submission_with_the_option_named() {
+    let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
+    let scheduler = Scheduler::start(translator, SchedulerOptions::default()).unwrap();
+    let opts = options(Strategy::Beam(BeamOptions { beam: 0, ..BeamOptions::default() }));
+    let err = scheduler.submit(vec!["x".into()], opts, Box::new(|_| {})).err().expect("beam 0 is refused");
+    assert!(matches!(err, Refused::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("beam"), "{err}");
+}
