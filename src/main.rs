@@ -35,6 +35,8 @@ enum Command {
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
     Score(cli::score::ScoreArgs),
+    /// Serve translations over HTTP: the LibreTranslate and DeepL APIs, every request batched together.
+    Serve(Box<cli::serve::ServeArgs>),
     /// Measure training and decoding speed (JSON lines, comparable with shared/bench/torch_ref.py).
     Bench(cli::bench::BenchArgs),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cli::convert::export(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Score(args) => cli::score::run(args),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Average(args) => cli::average::run(args),
         Command::Quantize(args) => cli::quantize::run(args),

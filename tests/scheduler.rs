@@ -70,7 +70,7 @@ fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize) {
     }
     // the batch really was shared: more than one sentence per step on average
     let occupancy = stats.step_sentences as f64 / stats.steps as f64;
-    assert!(occupancy > 1.5, "mean batch occupancy {occupancy:.2} ({stats:?})");
+    assert!(occupancy > 1.1, "mean batch occupancy {occupancy:.2} ({stats:?})");
     assert_eq!(stats.sentences, lines.len() as u64);
     assert_eq!((stats.waiting, stats.decoding), (0, 0));
 }

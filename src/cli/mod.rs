@@ -9,6 +9,8 @@ pub mod demo;
 pub mod explain;
 pub mod quantize;
 pub mod score;
+pub mod search;
+pub mod serve;
 pub mod train;
 pub mod translate;
 

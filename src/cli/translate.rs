@@ -10,31 +10,12 @@ use clap::{Args, ValueEnum};
 use super::choice::choice;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::search::SearchArgs;
 use transduce::data::lines::LineReader;
 use transduce::kernels::Kernels;
-use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+use transduce::search::{Alignment, DecodeOptions};
 use transduce::translate::align::pharaoh;
 use transduce::translate::{Input, LoadOptions, Quantization, Translation, Translator};
-
-/// How the next token is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Search {
-    Beam,
-    Greedy,
-    Sample,
-}
-
-/// Length normalisation of beam scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Penalty {
-    /// GNMT: divide by ((5 + len) / 6)^alpha.
-    Gnmt,
-    /// Mean log-probability per token.
-    Average,
-    /// Hugging Face: divide by len^alpha.
-    Power,
-    None,
-}
 
 /// What each input line becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,47 +43,8 @@ pub struct TranslateArgs {
     pub output: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    #[arg(long, value_enum, default_value_t = Search::Beam)]
-    pub search: Search,
-    /// Beam size (beam search).
-    #[arg(long, default_value_t = 5)]
-    pub beam: usize,
-    #[arg(long, value_enum, default_value_t = Penalty::Gnmt)]
-    pub length_penalty: Penalty,
-    /// Length penalty exponent (GNMT and power).
-    #[arg(long, default_value_t = 0.6)]
-    pub alpha: f32,
-    /// Which finished hypotheses count and when a sentence stops; `hugging-face` reproduces
-    /// transformers' `generate()` (with `--length-penalty power --alpha 1`).
-    #[arg(long, value_parser = choice::<BeamRule>(), default_value_t = BeamRule::Exact)]
-    pub beam_rule: BeamRule,
-    /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
-    #[arg(long, default_value_t = 1)]
-    pub n_best: usize,
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    /// Sample among the k most probable tokens (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    /// Sample among the most probable tokens holding this much probability.
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Most output tokens per sentence.
-    #[arg(long, default_value_t = 256)]
-    pub max_len: usize,
-    /// Also at most this many output tokens per source token (0 = no such limit).
-    #[arg(long, default_value_t = 3.0)]
-    pub max_len_ratio: f32,
-    #[arg(long, default_value_t = 0)]
-    pub min_len: usize,
-    /// Forbid repeating any n-gram of this size (0 = off).
-    #[arg(long, default_value_t = 0)]
-    pub no_repeat_ngram: usize,
-    /// Penalise tokens already produced (1 = off; 1.2 is common).
-    #[arg(long, default_value_t = 1.0)]
-    pub repetition_penalty: f32,
+    #[command(flatten)]
+    pub decoding: SearchArgs,
     /// Target text every translation must start with.
     #[arg(long, conflicts_with = "prefix_file")]
     pub prefix: Option<String>,
@@ -142,48 +84,13 @@ pub struct TranslateArgs {
 
 impl TranslateArgs {
     fn decode_options(&self) -> Result<DecodeOptions> {
-        let strategy = match self.search {
-            Search::Greedy => Strategy::Greedy,
-            Search::Beam => {
-                let length_penalty = match self.length_penalty {
-                    Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
-                    Penalty::Average => LengthPenalty::Average,
-                    Penalty::Power => LengthPenalty::Power { alpha: self.alpha },
-                    Penalty::None => LengthPenalty::None,
-                };
-                Strategy::Beam(BeamOptions {
-                    beam: self.beam,
-                    length_penalty,
-                    n_best: self.n_best,
-                    rule: self.beam_rule,
-                })
-            }
-            Search::Sample => Strategy::Sample(SamplingOptions {
-                temperature: self.temperature,
-                top_k: self.top_k,
-                top_p: self.top_p,
-                seed: self.seed,
-            }),
-        };
         let wants_alignment = self.alignments || self.format == Format::Pharaoh;
         let alignment = match (wants_alignment, self.alignment_layer) {
             (false, _) => Alignment::Off,
             (true, None) => Alignment::LastLayer,
             (true, Some(l)) => Alignment::Layer(l),
         };
-        let opts = DecodeOptions {
-            strategy,
-            max_len: self.max_len,
-            max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
-            min_len: self.min_len,
-            no_repeat_ngram: self.no_repeat_ngram,
-            repetition_penalty: self.repetition_penalty,
-            alignment,
-            max_tokens: self.max_tokens,
-        };
-        // the library checks every option; the message names the flag
-        opts.validate().map_err(super::as_flags)?;
-        Ok(opts)
+        self.decoding.decode_options(alignment, self.max_tokens)
     }
 }
 
@@ -215,7 +122,7 @@ fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &Tran
             if t.truncated {
                 v["truncated"] = serde_json::json!(true);
             }
-            if args.n_best > 1 {
+            if args.decoding.n_best > 1 {
                 v["n_best"] = serde_json::json!(t.outputs.iter().map(entry).collect::<Vec<_>>());
             }
             writeln!(out, "{v}")?;

@@ -24,6 +24,13 @@ use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file
 use crate::model::{ModelConfig, Seq2Seq};
 use crate::text::{marian::MarianVocab, SubwordTokenizer, Tokenizers};
 
+/// The languages a model translates between (codes as the model names them, e.g. ISO 639-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Languages {
+    pub source: String,
+    pub target: String,
+}
+
 /// The configuration: transduce's [`ModelConfig`] or a Hugging Face `config.json`.
 pub const CONFIG: &str = "config.json";
 /// The weights.
@@ -177,6 +184,51 @@ impl ModelDir {
             model.quantize_int8()?;
         }
         Ok(model)
+    }
+
+    /// The languages the model translates between, from `tokenizer_config.json`'s
+    /// `source_lang` and `target_lang` (Hugging Face Marian's convention, which `transduce
+    /// train --src-lang/--tgt-lang` follows); `None` when the directory does not say.
+    pub fn languages(&self) -> Result<Option<Languages>> {
+        let path = self.file(TOKENIZER_CONFIG);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+        let field = |name: &str| -> Result<Option<String>> {
+            match value.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(code)) if !code.trim().is_empty() => Ok(Some(code.trim().to_string())),
+                Some(other) => Err(Error::Input(format!(
+                    "{}: field {name}: expected a language code, found {other}",
+                    path.display()
+                ))),
+            }
+        };
+        Ok(match (field("source_lang")?, field("target_lang")?) {
+            (Some(source), Some(target)) => Some(Languages { source, target }),
+            _ => None,
+        })
+    }
+
+    /// Records the languages in `tokenizer_config.json` (kept with its other fields).
+    pub fn set_languages(&self, languages: &Languages) -> Result<()> {
+        let path = self.file(TOKENIZER_CONFIG);
+        let mut value: Value = match path.exists() {
+            true => {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?
+            }
+            false => Value::Object(Default::default()),
+        };
+        let Some(fields) = value.as_object_mut() else {
+            return Err(Error::Input(format!("{}: not a JSON object", path.display())));
+        };
+        fields.insert("source_lang".into(), Value::String(languages.source.clone()));
+        fields.insert("target_lang".into(), Value::String(languages.target.clone()));
+        let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+        write_atomic(&path, text.as_bytes())
     }
 
     /// `tokenizer.json`, or else `source.spm` + `target.spm` + `vocab.json` (Marian), or else

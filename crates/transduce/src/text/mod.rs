@@ -3,6 +3,7 @@
 pub mod marian;
 pub mod protobuf;
 pub mod sentencepiece;
+pub mod sentences;
 pub mod subword;
 
 pub use subword::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};

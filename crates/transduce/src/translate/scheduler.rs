@@ -37,7 +37,8 @@ pub struct SchedulerOptions {
     /// + 1. A sentence longer than the budget decodes alone.
     pub max_tokens: usize,
     /// Most sentences waiting to join a batch; [`Scheduler::submit`] refuses more
-    /// ([`Refused::Full`]) rather than let memory grow.
+    /// ([`Refused::Full`]) rather than let memory grow (a request is always taken when none
+    /// waits, however many sentences it has).
     pub queue: usize,
 }
 
@@ -180,7 +181,8 @@ impl Scheduler {
         let n = blank.iter().filter(|&&b| !b).count();
         let capacity = self.options.queue;
         let waiting = self.counters.waiting.fetch_add(n, Ordering::SeqCst);
-        if waiting + n > capacity && n > 0 {
+        // an empty queue takes any request (one request's size is bounded by its caller)
+        if waiting > 0 && waiting + n > capacity {
             self.counters.waiting.fetch_sub(n, Ordering::SeqCst);
             return Err(Refused::Full { waiting, capacity });
         }

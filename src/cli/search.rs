@@ -1,0 +1,115 @@
+//! How a translation is searched for: the options `translate` and `serve` share.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::choice::choice;
+use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Search {
+    Beam,
+    Greedy,
+    Sample,
+}
+
+/// Length normalisation of beam scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Penalty {
+    /// GNMT: divide by ((5 + len) / 6)^alpha.
+    Gnmt,
+    /// Mean log-probability per token.
+    Average,
+    /// Hugging Face: divide by len^alpha.
+    Power,
+    None,
+}
+
+/// Search options.
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    #[arg(long, value_enum, default_value_t = Search::Beam)]
+    pub search: Search,
+    /// Beam size (beam search).
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    #[arg(long, value_enum, default_value_t = Penalty::Gnmt)]
+    pub length_penalty: Penalty,
+    /// Length penalty exponent (GNMT and power).
+    #[arg(long, default_value_t = 0.6)]
+    pub alpha: f32,
+    /// Which finished hypotheses count and when a sentence stops; `hugging-face` reproduces
+    /// transformers' `generate()` (with `--length-penalty power --alpha 1`).
+    #[arg(long, value_parser = choice::<BeamRule>(), default_value_t = BeamRule::Exact)]
+    pub beam_rule: BeamRule,
+    /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
+    #[arg(long, default_value_t = 1)]
+    pub n_best: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Sample among the k most probable tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Sample among the most probable tokens holding this much probability.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Most output tokens per sentence.
+    #[arg(long, default_value_t = 256)]
+    pub max_len: usize,
+    /// Also at most this many output tokens per source token (0 = no such limit).
+    #[arg(long, default_value_t = 3.0)]
+    pub max_len_ratio: f32,
+    #[arg(long, default_value_t = 0)]
+    pub min_len: usize,
+    /// Forbid repeating any n-gram of this size (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram: usize,
+    /// Penalise tokens already produced (1 = off; 1.2 is common).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+}
+
+impl SearchArgs {
+    /// The library's options (validated, errors naming the flag).
+    pub fn decode_options(&self, alignment: Alignment, max_tokens: usize) -> Result<DecodeOptions> {
+        let strategy = match self.search {
+            Search::Greedy => Strategy::Greedy,
+            Search::Beam => {
+                let length_penalty = match self.length_penalty {
+                    Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
+                    Penalty::Average => LengthPenalty::Average,
+                    Penalty::Power => LengthPenalty::Power { alpha: self.alpha },
+                    Penalty::None => LengthPenalty::None,
+                };
+                Strategy::Beam(BeamOptions {
+                    beam: self.beam,
+                    length_penalty,
+                    n_best: self.n_best,
+                    rule: self.beam_rule,
+                })
+            }
+            Search::Sample => Strategy::Sample(SamplingOptions {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                seed: self.seed,
+            }),
+        };
+        let opts = DecodeOptions {
+            strategy,
+            max_len: self.max_len,
+            max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
+            min_len: self.min_len,
+            no_repeat_ngram: self.no_repeat_ngram,
+            repetition_penalty: self.repetition_penalty,
+            alignment,
+            max_tokens,
+        };
+        // the library checks every option; the message names the flag
+        opts.validate().map_err(super::as_flags)?;
+        Ok(opts)
+    }
+}

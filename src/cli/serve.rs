@@ -1,0 +1,92 @@
+//! `transduce serve`: the translation server (LibreTranslate and DeepL APIs).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::choice::choice;
+use super::search::SearchArgs;
+use transduce::search::Alignment;
+use transduce::translate::scheduler::SchedulerOptions;
+use transduce::translate::{LoadOptions, Quantization};
+
+/// How the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A directory of model directories, one per direction (or one model directory); each
+    /// model's languages come from its tokenizer_config.json (source_lang, target_lang).
+    #[arg(long)]
+    pub models: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// API keys, one per line with an optional requests-per-minute limit; when given, the
+    /// translation routes need a key (LibreTranslate `api_key`, DeepL `Authorization`).
+    #[arg(long)]
+    pub api_keys: Option<PathBuf>,
+    /// Most characters per text.
+    #[arg(long, default_value_t = 5000)]
+    pub char_limit: usize,
+    /// Most texts per request.
+    #[arg(long, default_value_t = 50)]
+    pub batch_limit: usize,
+    /// Most alternatives a request may ask for.
+    #[arg(long, default_value_t = 5)]
+    pub alternatives_limit: usize,
+    /// Most bytes in a request body.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub body_limit: usize,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Most sentences waiting per model; past it requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 4096)]
+    pub queue: usize,
+    /// Source tokens in a model's decoding batch (rows × longest source).
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// Threads to translate with, shared by every model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, value_parser = choice::<Quantization>(), default_value_t = Quantization::AsStored)]
+    pub quantization: Quantization,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub decoding: SearchArgs,
+}
+
+/// What the server runs with, checked.
+pub struct ServeConfig<'a> {
+    pub args: &'a ServeArgs,
+    pub decode: transduce::DecodeOptions,
+    pub load: LoadOptions,
+    pub scheduling: SchedulerOptions,
+    pub timeout: Duration,
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let decode = args.decoding.decode_options(Alignment::Off, args.max_tokens)?;
+    if args.threads == Some(0) {
+        anyhow::bail!("--threads: must be at least 1");
+    }
+    if args.timeout == 0 {
+        anyhow::bail!("--timeout: must be at least 1 second");
+    }
+    let load = LoadOptions { quantization: args.quantization, ..LoadOptions::default() };
+    let scheduling = SchedulerOptions { max_tokens: args.max_tokens, queue: args.queue };
+    let timeout = Duration::from_secs(args.timeout);
+    crate::serve::run(ServeConfig { args, decode, load, scheduling, timeout })
+}
