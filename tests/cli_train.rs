@@ -54,10 +54,15 @@ fn trains_resumes_and_averages() {
         "--warmup",
         "2",
     ];
-    let (ok, err) = transduce(&[&common[..], &["--max-updates", "4"]].concat());
+    let (ok, err) = transduce(&[&common[..], &["--max-updates", "4", "--src-lang", "fr", "--tgt-lang", "en"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("stopped (MaxUpdates) after 4 updates"), "{err}");
     assert!(err.contains("last validation: loss"), "{err}");
+    // the languages are recorded where `transduce serve` reads them
+    let languages = transduce::ModelDir::open(&out).unwrap().languages().unwrap().unwrap();
+    assert_eq!((languages.source.as_str(), languages.target.as_str()), ("fr", "en"));
+    let (ok, err) = transduce(&[&common[..], &["--src-lang", "fr"]].concat());
+    assert!(!ok && err.contains("--tgt-lang"), "{err}");
     let (ok, err) = transduce(&[&common[..], &["--max-updates", "6", "--resume"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("after 6 updates"), "{err}");

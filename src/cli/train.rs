@@ -15,6 +15,7 @@ use transduce::data::corpus::CorpusSource;
 use transduce::model::config::Architecture;
 use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
+use transduce::model_dir::Languages;
 use transduce::text::SubwordModel;
 use transduce::train::{parse_duration, train, Start, StopMetric, TrainConfig, VocabSharing};
 
@@ -114,6 +115,12 @@ pub struct TrainArgs {
     pub keep_last: Option<usize>,
     #[arg(long)]
     pub patience: Option<usize>,
+    /// The source language's code (e.g. `fr`), recorded for `transduce serve`.
+    #[arg(long, requires = "tgt_lang")]
+    pub src_lang: Option<String>,
+    /// The target language's code (e.g. `en`).
+    #[arg(long, requires = "src_lang")]
+    pub tgt_lang: Option<String>,
     #[arg(long, value_parser = choice::<StopMetric>())]
     pub stop_metric: Option<StopMetric>,
 }
@@ -185,6 +192,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.patience.is_some() {
         cfg.patience = a.patience;
+    }
+    if let (Some(source), Some(target)) = (&a.src_lang, &a.tgt_lang) {
+        cfg.languages = Some(Languages { source: source.clone(), target: target.clone() });
     }
     cfg.validate().map_err(super::as_flags)?;
     Ok(cfg)

@@ -25,7 +25,7 @@ use crate::model::{ModelConfig, Seq2Seq};
 use crate::text::{marian::MarianVocab, SubwordTokenizer, Tokenizers};
 
 /// The languages a model translates between (codes as the model names them, e.g. ISO 639-1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Languages {
     pub source: String,
     pub target: String,

@@ -10,6 +10,7 @@ use super::optim::AdamWConfig;
 use crate::data::corpus::{CorpusSource, PairFilter};
 use crate::error::{Error, Result};
 use crate::model::config::{Activation, Architecture, Dropout, ModelConfig, NormPlacement, Preset, Tying, Vocab};
+use crate::model_dir::Languages;
 use crate::text::{SubwordModel, Tokenizers, SPECIAL_TOKENS};
 
 /// Which validation figure decides the best checkpoint and early stopping.
@@ -60,6 +61,10 @@ pub struct TrainConfig {
     pub stop_metric: StopMetric,
     /// Validations without improvement before stopping; `None` never stops early.
     pub patience: Option<usize>,
+    /// The languages translated between, recorded in the model's `tokenizer_config.json`
+    /// (`transduce serve` reads them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub languages: Option<Languages>,
 }
 
 impl TrainConfig {
@@ -93,6 +98,7 @@ impl TrainConfig {
             keep_last: 3,
             stop_metric: StopMetric::Bleu,
             patience: None,
+            languages: None,
         }
     }
     /// Checks every option; the error names the first one out of range. [`super::train`] calls
@@ -112,6 +118,13 @@ impl TrainConfig {
                 Err(Error::option(option, "must be at least 1"))
             }
         };
+        if let Some(languages) = &self.languages {
+            for (option, code) in [("src_lang", &languages.source), ("tgt_lang", &languages.target)] {
+                if code.is_empty() || code.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(Error::option(option, format!("{code:?} is not a language code")));
+                }
+            }
+        }
         let fraction = |option: &'static str, x: f64| {
             if (0.0..1.0).contains(&x) {
                 Ok(())

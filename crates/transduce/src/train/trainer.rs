@@ -71,6 +71,9 @@ pub fn train(
     let tok = tokenizers(cfg, &dir)?;
     let config = cfg.model_config(&tok)?;
     config.save(&dir.config_path())?;
+    if let Some(languages) = &cfg.languages {
+        dir.set_languages(languages)?;
+    }
     let schedule = LrSchedule::InverseSqrt(InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup });
     let mut model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
