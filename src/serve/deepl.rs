@@ -115,9 +115,17 @@ pub async fn translate(
         }
     };
     app.count_characters(&texts);
+    let billed = matches!(p.string("show_billed_characters").map_err(deepl)?.as_deref(), Some("true" | "1"));
     let translations: Vec<Value> = translated
         .into_iter()
-        .map(|text| json!({ "detected_source_language": languages::to_deepl(&source), "text": text }))
+        .zip(&texts)
+        .map(|(text, source_text)| {
+            let mut t = json!({ "detected_source_language": languages::to_deepl(&source), "text": text });
+            if billed {
+                t["billed_characters"] = json!(source_text.chars().count());
+            }
+            t
+        })
         .collect();
     Ok(Json(json!({ "translations": translations })))
 }

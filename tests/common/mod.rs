@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod server;
+
 use candle_core::{DType, Device, Tensor};
 use transduce::model::config::{Dropout, ModelConfig, NormPlacement, Positions, Preset, Tying, Vocab};
 use transduce::model::TrainableModel;
