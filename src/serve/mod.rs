@@ -4,6 +4,7 @@
 
 pub mod deepl;
 pub mod html;
+pub mod inside;
 pub mod keys;
 pub mod languages;
 pub mod libre;
@@ -121,6 +122,8 @@ impl App {
 /// The routes, their limits and metrics.
 pub fn router(app: Arc<App>, body_limit: usize, timeout: std::time::Duration) -> Router {
     Router::new()
+        .route("/", get(inside::page))
+        .route("/explain", get(inside::explain).post(inside::explain))
         .route("/translate", post(libre::translate))
         .route("/detect", post(libre::detect))
         .route("/languages", get(libre::languages))
