@@ -111,6 +111,10 @@ fn keeps_going(line: &str, sentence_start: usize, dot: usize, lang: Option<&str>
     if ABBREVIATIONS.contains(&lower.as_str()) {
         return true;
     }
+    // an acronym written with dots: U.S.A, E.S.E
+    if word.contains('.') && word.split('.').all(|part| part.chars().count() == 1) {
+        return true;
+    }
     let mut letters = word.chars();
     // an initial: one capital letter
     if let (Some(first), None) = (letters.next(), letters.next()) {
@@ -167,6 +171,8 @@ mod tests {
         );
         assert_eq!(sentences("Il y en a 3. Trois.", "fr"), ["Il y en a 3.", "Trois."]);
         assert_eq!(sentences("The price is 3.50 dollars. Really.", "en").len(), 2);
+        assert_eq!(sentences("Un panneau \"E.S.E. Electronics\". Fin.", "fr").len(), 2);
+        assert_eq!(sentences("Made in the U.S.A. Then shipped.", "en").len(), 1);
     }
 
     #[test]
