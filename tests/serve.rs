@@ -162,6 +162,21 @@ fn libretranslate_shapes_paragraphs_batches_and_alternatives() {
     assert_eq!(body["charLimit"], 5000);
     assert_eq!(body["language"]["source"]["code"], "auto");
     assert_eq!(server.get("/health").1, json!({"status": "ok"}));
+
+    // the explain route: the first sentence of q, as JSON here
+    let q = urlencode(&format!("{} {}", lines[0], lines[1]));
+    let (status, body, _) = server.get(&format!("/explain?q={q}&source=fr&target=en&format=json"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], json!(lines[0]));
+    assert_eq!(body["translation"], json!(one(&lines[0])));
+    assert_eq!(body["target_tokens"].as_array().unwrap().last().unwrap(), "</s>");
+    assert!(!body["cross_attention"].as_array().unwrap().is_empty() && !body["steps"].as_array().unwrap().is_empty());
+    let (status, body, _) = server.get("/explain?q=x&source=fr&target=en&format=pdf");
+    assert_eq!((status, body["error"].as_str()), (400, Some("pdf format is not supported")));
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[test]
@@ -183,6 +198,9 @@ fn missing_direct_pairs_pivot_through_english() {
     let (status, body, _) = server.post_json("/translate", &json!({"q": "Hello", "source": "de", "target": "fr"}));
     assert_eq!(status, 400);
     assert_eq!(body["error"], "French (fr) is not available as a target language from German (de)");
+    // the panel explains one model: a pivot pair has none
+    let (status, body, _) = server.get("/explain?q=Un%20chat.&source=fr&target=de");
+    assert_eq!((status, body["error"].as_str()), (400, Some("explain needs a model that translates fr into de directly")));
 }
 
 #[test]
@@ -192,6 +210,7 @@ fn bad_requests_get_400s_with_libretranslates_messages() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({"source": "fr", "target": "en"}), "Invalid request: missing q parameter"),
         (json!({"q": "", "source": "fr", "target": "en"}), "Invalid request: missing q parameter"),
+        (json!({"q": [], "source": "fr", "target": "en"}), "Invalid request: missing q parameter"),
         (json!({"q": "Un chat.", "target": "en"}), "Invalid request: missing source parameter"),
         (json!({"q": "Un chat.", "source": "fr"}), "Invalid request: missing target parameter"),
         (json!({"q": "Un chat.", "source": "xx", "target": "en"}), "xx is not supported"),

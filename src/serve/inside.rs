@@ -60,6 +60,9 @@ pub async fn explain(
     let sentence = sentences::split(text, Some(&source), Newlines::Split)
         .first()
         .map_or_else(|| text.trim().to_string(), |r| text[r.clone()].to_string());
+    let _permit = app.explaining.try_acquire().map_err(|_| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Server busy: another explanation is being made").retry_after(1)
+    })?;
     let decode = app.decode;
     let worker = app.clone();
     let explanation = tokio::task::spawn_blocking(move || {

@@ -25,8 +25,11 @@ pub async fn translate(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::read(query.as_deref(), &headers, &body)?;
     app.admit_key(p.string("api_key")?.as_deref())?;
-    let (mut texts, batch) =
-        p.strings("q")?.filter(|(t, batch)| *batch || !t[0].is_empty()).ok_or_else(|| ApiError::missing("q"))?;
+    // an empty string or an empty list counts as missing, as in LibreTranslate
+    let (mut texts, batch) = p
+        .strings("q")?
+        .filter(|(t, batch)| !t.is_empty() && (*batch || !t[0].is_empty()))
+        .ok_or_else(|| ApiError::missing("q"))?;
     let source = p.string("source")?.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing("source"))?;
     let target = p.string("target")?.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing("target"))?;
     let alternatives = match p.string("alternatives")? {

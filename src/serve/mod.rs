@@ -42,6 +42,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Characters of text translated since the start (DeepL's usage).
     characters: AtomicU64,
+    /// Explanations run outside the schedulers, one at a time (others get 503).
+    pub explaining: tokio::sync::Semaphore,
 }
 
 /// Per-request limits.
@@ -57,7 +59,16 @@ pub struct Limits {
 impl App {
     pub fn new(models: Models, keys: Option<ApiKeys>, limits: Limits, decode: DecodeOptions) -> anyhow::Result<App> {
         let detector = Detector::new(&models.sources());
-        Ok(App { models, detector, keys, limits, decode, metrics: Metrics::new()?, characters: AtomicU64::new(0) })
+        Ok(App {
+            models,
+            detector,
+            keys,
+            limits,
+            decode,
+            metrics: Metrics::new()?,
+            characters: AtomicU64::new(0),
+            explaining: tokio::sync::Semaphore::new(1),
+        })
     }
 
     /// Checks the API key when keys are configured.
