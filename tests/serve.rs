@@ -7,10 +7,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{answer, model_copy, models_dir, tiny_hf, Server};
+use common::server::{answer, default_search, model_copy, models_dir, tiny_hf, Server};
 use common::TempDir;
 use serde_json::{json, Value};
-use transduce::search::{BeamOptions, DecodeOptions, LengthPenalty, Strategy};
+use transduce::search::{DecodeOptions, Strategy};
 use transduce::text::sentences::{self, Newlines};
 use transduce::Translator;
 
@@ -29,20 +29,6 @@ fn one_sentence_lines(n: usize) -> Vec<String> {
         .collect();
     assert_eq!(lines.len(), n, "the fixture corpus has too few one-sentence lines");
     lines
-}
-
-/// The server's default search (beam 5, GNMT 0.6, as `transduce translate`).
-fn default_beam() -> DecodeOptions {
-    DecodeOptions {
-        strategy: Strategy::Beam(BeamOptions {
-            beam: 5,
-            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
-            ..BeamOptions::default()
-        }),
-        max_len: 256,
-        max_len_ratio: Some(3.0),
-        ..DecodeOptions::default()
-    }
 }
 
 /// 8 clients at once, one sentence per request: each answer is what the library gives the
@@ -91,12 +77,12 @@ fn concurrent_clients_get_the_alone_outputs(extra: &[&str], opts: DecodeOptions)
 
 #[test]
 fn concurrent_beam_clients_get_the_outputs_each_sentence_gets_alone() {
-    concurrent_clients_get_the_alone_outputs(&[], default_beam());
+    concurrent_clients_get_the_alone_outputs(&[], default_search());
 }
 
 #[test]
 fn concurrent_greedy_clients_get_the_outputs_each_sentence_gets_alone() {
-    let opts = DecodeOptions { strategy: Strategy::Greedy, ..default_beam() };
+    let opts = DecodeOptions { strategy: Strategy::Greedy, ..default_search() };
     concurrent_clients_get_the_alone_outputs(&["--search", "greedy"], opts);
 }
 
@@ -106,7 +92,7 @@ fn libretranslate_shapes_paragraphs_batches_and_alternatives() {
     let server = Server::start(&dir.0, &[]);
     let translator = Translator::load(&dir.0.join("fr-en")).unwrap();
     let lines = one_sentence_lines(3);
-    let one = |s: &str| translator.translate(&[s], &default_beam()).unwrap()[0].text().to_string();
+    let one = |s: &str| translator.translate(&[s], &default_search()).unwrap()[0].text().to_string();
 
     // a paragraph: each sentence translated, whitespace and newlines kept
     let text = format!("  {}  {}\n\n{}\n", lines[0], lines[1], lines[2]);
@@ -183,7 +169,7 @@ fn urlencode(s: &str) -> String {
 fn missing_direct_pairs_pivot_through_english() {
     let dir = models_dir("serve-pivot");
     let server = Server::start(&dir.0, &[]);
-    let opts = default_beam();
+    let opts = default_search();
     let line = &one_sentence_lines(1)[0];
     let fr_en = Translator::load(&dir.0.join("fr-en")).unwrap();
     let en_de = Translator::load(&dir.0.join("en-de")).unwrap();
@@ -200,7 +186,10 @@ fn missing_direct_pairs_pivot_through_english() {
     assert_eq!(body["error"], "French (fr) is not available as a target language from German (de)");
     // the panel explains one model: a pivot pair has none
     let (status, body, _) = server.get("/explain?q=Un%20chat.&source=fr&target=de");
-    assert_eq!((status, body["error"].as_str()), (400, Some("explain needs a model that translates fr into de directly")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("explain needs a model that translates fr into de directly"))
+    );
 }
 
 #[test]
@@ -317,7 +306,7 @@ fn deepl_shapes_keys_and_rates() {
     let server = Server::start(&dir.0, &["--api-keys", keys.to_str().unwrap()]);
     let lines = one_sentence_lines(2);
     let translator = Translator::load(&dir.0.join("fr-en")).unwrap();
-    let one = |s: &str| translator.translate(&[s], &default_beam()).unwrap()[0].text().to_string();
+    let one = |s: &str| translator.translate(&[s], &default_search()).unwrap()[0].text().to_string();
     let deepl = |key: Option<&str>, pairs: &[(&str, &str)]| {
         let mut r = ureq::post(&server.url("/v2/translate"));
         if let Some(k) = key {

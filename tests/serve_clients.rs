@@ -6,10 +6,9 @@
 mod common;
 
 use serde_json::Value;
-use transduce::search::{BeamOptions, DecodeOptions, LengthPenalty, Strategy};
 use transduce::Translator;
 
-use common::server::{models_dir, Server};
+use common::server::{default_search, models_dir, Server};
 use common::{optional, root, Requirement};
 
 const CLIENTS: Requirement = Requirement {
@@ -37,16 +36,7 @@ fn libretranslatepy_and_deepl_clients_get_the_librarys_translations() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    let opts = DecodeOptions {
-        strategy: Strategy::Beam(BeamOptions {
-            beam: 5,
-            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
-            ..BeamOptions::default()
-        }),
-        max_len: 256,
-        max_len_ratio: Some(3.0),
-        ..DecodeOptions::default()
-    };
+    let opts = default_search();
     let translator = Translator::load(&dir.0.join("fr-en")).unwrap();
     let expected: Vec<String> =
         lines.iter().map(|l| translator.translate(&[l], &opts).unwrap()[0].text().to_string()).collect();

@@ -10,12 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use transduce::search::{BeamOptions, DecodeOptions, LengthPenalty, Strategy};
 use transduce::Translator;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use common::server::{models_dir, Server};
+use common::server::{default_search, models_dir, Server};
 use common::TempDir;
 
 /// A headless Chromium with its DevTools endpoint, killed on drop.
@@ -178,16 +177,7 @@ fn the_page_translates_as_you_type_and_shows_inside_the_model() {
     page.call("Input.insertText", json!({"text": sentence}));
     page.wait_for("Number(document.body.dataset.translations || 0) >= 1");
     let shown = page.eval("document.getElementById('translation').textContent");
-    let opts = DecodeOptions {
-        strategy: Strategy::Beam(BeamOptions {
-            beam: 5,
-            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
-            ..BeamOptions::default()
-        }),
-        max_len: 256,
-        max_len_ratio: Some(3.0),
-        ..DecodeOptions::default()
-    };
+    let opts = default_search();
     let translator = Translator::load(&dir.0.join("fr-en")).unwrap();
     let expected = translator.translate(&[sentence], &opts).unwrap()[0].text().to_string();
     assert_eq!(shown, json!(expected));

@@ -4,48 +4,24 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use transduce::text::sentences::Newlines;
 
 use super::languages;
 use super::pipeline::{translate_texts, Split};
-use super::request::{Api, ApiError, Params};
+use super::request::{Api, ApiError, DeeplRequest};
 use super::App;
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).for_api(Api::Deepl)
 }
 
-/// The key of a request: `Authorization: DeepL-Auth-Key KEY`, or the older `auth_key`
-/// parameter.
-fn key(headers: &HeaderMap, p: &Params) -> Result<Option<String>, ApiError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| bad("Authorization header is not text"))?;
-        return match value.strip_prefix("DeepL-Auth-Key ") {
-            Some(k) => Ok(Some(k.trim().to_string())),
-            None => {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "Authorization must be `DeepL-Auth-Key KEY`")
-                    .for_api(Api::Deepl))
-            }
-        };
-    }
-    p.string("auth_key").map_err(|e| e.for_api(Api::Deepl))
-}
-
 /// `POST /v2/translate`
-pub async fn translate(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+pub async fn translate(State(app): State<Arc<App>>, DeeplRequest(p): DeeplRequest) -> Result<Json<Value>, ApiError> {
     let deepl = |e: ApiError| e.for_api(Api::Deepl);
-    let p = Params::read(query.as_deref(), &headers, &body).map_err(deepl)?;
-    app.admit_key(key(&headers, &p)?.as_deref()).map_err(deepl)?;
     let (texts, _) = p.strings("text").map_err(deepl)?.ok_or_else(|| bad("Parameter 'text' not specified."))?;
     if texts.is_empty() {
         return Err(bad("Parameter 'text' not specified."));
@@ -131,14 +107,7 @@ pub async fn translate(
 }
 
 /// `GET /v2/languages?type=source|target`
-pub async fn languages(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let p = Params::read(query.as_deref(), &headers, &body).map_err(|e| e.for_api(Api::Deepl))?;
-    app.admit_key(key(&headers, &p)?.as_deref()).map_err(|e| e.for_api(Api::Deepl))?;
+pub async fn languages(State(app): State<Arc<App>>, DeeplRequest(p): DeeplRequest) -> Result<Json<Value>, ApiError> {
     let list: Vec<Value> = match p.string("type").map_err(|e| e.for_api(Api::Deepl))?.as_deref() {
         None | Some("source") => app
             .models
@@ -160,13 +129,6 @@ pub async fn languages(
 }
 
 /// `GET /v2/usage`: characters translated since the server started.
-pub async fn usage(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let p = Params::read(query.as_deref(), &headers, &body).map_err(|e| e.for_api(Api::Deepl))?;
-    app.admit_key(key(&headers, &p)?.as_deref()).map_err(|e| e.for_api(Api::Deepl))?;
-    Ok(Json(json!({ "character_count": app.characters(), "character_limit": 1_000_000_000_000u64 })))
+pub async fn usage(State(app): State<Arc<App>>, DeeplRequest(_): DeeplRequest) -> Json<Value> {
+    Json(json!({ "character_count": app.characters(), "character_limit": 1_000_000_000_000u64 }))
 }

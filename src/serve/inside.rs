@@ -5,14 +5,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use transduce::explain::{explain as record, html};
 use transduce::text::sentences::{self, Newlines};
 
-use super::request::{ApiError, Params};
+use super::request::{ApiError, LibreRequest};
 use super::App;
 
 /// The page: language pickers, translation as you type, alternatives, copy, see inside.
@@ -28,14 +27,7 @@ pub async fn page() -> Response {
 
 /// `GET|POST /explain?q=…&source=…&target=…[&format=json]`: the explainer page of the first
 /// sentence of `q` through the direct model (the JSON of the explanation with `format=json`).
-pub async fn explain(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = Params::read(query.as_deref(), &headers, &body)?;
-    app.admit_key(p.string("api_key")?.as_deref())?;
+pub async fn explain(State(app): State<Arc<App>>, LibreRequest(p): LibreRequest) -> Result<Response, ApiError> {
     let (texts, _) = p
         .strings("q")?
         .filter(|(t, _)| t.iter().any(|t| !t.trim().is_empty()))

@@ -4,27 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::languages::{self, Detection};
 use super::pipeline::{translate_texts, Split};
-use super::request::{ApiError, Params};
+use super::request::{ApiError, LibreRequest};
 use super::App;
 use transduce::text::sentences::Newlines;
 
 /// `POST /translate`
-pub async fn translate(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let p = Params::read(query.as_deref(), &headers, &body)?;
-    app.admit_key(p.string("api_key")?.as_deref())?;
+pub async fn translate(State(app): State<Arc<App>>, LibreRequest(p): LibreRequest) -> Result<Json<Value>, ApiError> {
     // an empty string or an empty list counts as missing, as in LibreTranslate
     let (mut texts, batch) = p
         .strings("q")?
@@ -114,12 +105,8 @@ pub async fn translate(
 /// `POST /detect`
 pub async fn detect(
     State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    LibreRequest(p): LibreRequest,
 ) -> Result<Json<Vec<Detection>>, ApiError> {
-    let p = Params::read(query.as_deref(), &headers, &body)?;
-    app.admit_key(p.string("api_key")?.as_deref())?;
     let (texts, _) =
         p.strings("q")?.filter(|(t, _)| t.iter().any(|t| !t.is_empty())).ok_or_else(|| ApiError::missing("q"))?;
     app.check_sizes(&texts)?;

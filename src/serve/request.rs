@@ -1,10 +1,15 @@
 //! What a client sent: parameters from the query string and a JSON or form body, read with
 //! clear 4xx errors (never a panic), and the error answers in each API's shape.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+
+use super::App;
 
 /// Which API's error shape an error takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,61 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         response
+    }
+}
+
+/// A LibreTranslate request's parameters, its `api_key` admitted.
+pub struct LibreRequest(pub Params);
+
+/// A DeepL request's parameters, its key (`Authorization: DeepL-Auth-Key KEY`, or the older
+/// `auth_key` parameter) admitted; its errors are in DeepL's shape.
+pub struct DeeplRequest(pub Params);
+
+/// The body of a request (within the body limit) and its parameters.
+async fn params(req: Request, app: &Arc<App>) -> Result<(Params, HeaderMap), ApiError> {
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_string);
+    let headers = parts.headers.clone();
+    let bytes = Bytes::from_request(Request::from_parts(parts, body), app)
+        .await
+        .map_err(|e| ApiError::new(e.status(), format!("Invalid request: {}", e.body_text())))?;
+    Ok((Params::read(query.as_deref(), &headers, &bytes)?, headers))
+}
+
+impl FromRequest<Arc<App>> for LibreRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, ApiError> {
+        let (params, _) = params(req, app).await?;
+        app.admit_key(params.string("api_key")?.as_deref())?;
+        Ok(LibreRequest(params))
+    }
+}
+
+impl FromRequest<Arc<App>> for DeeplRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, ApiError> {
+        let deepl = |e: ApiError| e.for_api(Api::Deepl);
+        let (params, headers) = params(req, app).await.map_err(deepl)?;
+        let key = match headers.get(header::AUTHORIZATION) {
+            Some(value) => {
+                let value =
+                    value.to_str().map_err(|_| deepl(ApiError::bad_request("Authorization header is not text")))?;
+                match value.strip_prefix("DeepL-Auth-Key ") {
+                    Some(k) => Some(k.trim().to_string()),
+                    None => {
+                        return Err(deepl(ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "Authorization must be `DeepL-Auth-Key KEY`",
+                        )))
+                    }
+                }
+            }
+            None => params.string("auth_key").map_err(deepl)?,
+        };
+        app.admit_key(key.as_deref()).map_err(deepl)?;
+        Ok(DeeplRequest(params))
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use transduce::search::{BeamOptions, DecodeOptions, LengthPenalty, Strategy};
 
 use super::TempDir;
 
@@ -121,4 +122,18 @@ pub fn models_dir(tag: &str) -> TempDir {
     model_copy(&dir.0, "fr-en", Some(("fr", "en")));
     model_copy(&dir.0, "en-de", Some(("en", "de")));
     dir
+}
+
+/// The server's search with no search flags: `transduce translate`'s defaults (beam 5, GNMT 0.6).
+pub fn default_search() -> DecodeOptions {
+    DecodeOptions {
+        strategy: Strategy::Beam(BeamOptions {
+            beam: 5,
+            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
+            ..BeamOptions::default()
+        }),
+        max_len: 256,
+        max_len_ratio: Some(3.0),
+        ..DecodeOptions::default()
+    }
 }

@@ -13,7 +13,7 @@ pub trait KeyValueSource: Sync {
     type Row<'a>: RowKeyValues
     where
         Self: 'a;
-    /// The most positions a row attends to (each row may attend to fewer: [`RowKeyValues::len`]).
+    /// The most positions a row attends to (each row may attend to fewer: [`RowKeyValues::positions`]).
     fn positions(&self) -> usize;
     /// What `row` attends to (looked up once per row, not per position and head).
     fn row(&self, row: usize) -> Self::Row<'_>;
