@@ -66,10 +66,7 @@ fn recorded_attention_is_normalised_and_causal() {
 
 #[test]
 fn the_page_loads_in_a_browser() {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
-    let Some(browser) = common::optional(&common::BROWSER, found) else { return };
+    let Some(browser) = common::browser() else { return };
     let dir = TempDir::new("explain-page");
     let (_, explanations) = explained(&dir.0);
     let page = dir.0.join("page.html");

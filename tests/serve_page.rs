@@ -152,10 +152,7 @@ impl Page {
 
 #[test]
 fn the_page_translates_as_you_type_and_shows_inside_the_model() {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
-    let Some(binary) = common::optional(&common::BROWSER, found) else { return };
+    let Some(binary) = common::browser() else { return };
     let dir = models_dir("serve-page");
     let server = Server::start(&dir.0, &[]);
     let profile = TempDir::new("serve-page-profile");

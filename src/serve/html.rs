@@ -425,7 +425,7 @@ fn place_tags(
     let mut before: Vec<Vec<String>> = vec![Vec::new(); n + 1];
     let mut after: Vec<Vec<String>> = vec![Vec::new(); n + 2];
     let mut open: Vec<(usize, usize)> = Vec::new(); // (tag index, source word)
-    let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (open tag, close tag, ...) resolved below
+    let mut spans: Vec<(usize, usize)> = Vec::new(); // (open tag, close tag)
     let mut lone: Vec<usize> = Vec::new();
     for (i, (pos, _, kind, name)) in tags.iter().enumerate() {
         match kind {
@@ -433,20 +433,19 @@ fn place_tags(
             TagKind::Close => match open.iter().rposition(|(j, _)| tags[*j].3 == *name) {
                 Some(k) => {
                     let (j, _) = open.remove(k);
-                    spans.push((j, i, 0));
+                    spans.push((j, i));
                 }
                 None => lone.push(i),
             },
             TagKind::SelfClosing => lone.push(i),
         }
-        let _ = pos;
     }
     lone.extend(open.iter().map(|(j, _)| *j));
     // outer elements first, so nested ones stay inside them
-    spans.sort_by_key(|&(j, i, _)| (tags[j].0, std::cmp::Reverse(tags[i].0)));
+    spans.sort_by_key(|&(j, i)| (tags[j].0, std::cmp::Reverse(tags[i].0)));
     // (source words, target words) of the elements placed so far
     let mut placed: Vec<((usize, usize), (usize, usize))> = Vec::new();
-    for (j, i, _) in spans {
+    for (j, i) in spans {
         // from the word the element opens at to the last word that starts before it closes
         let a = word_at(tags[j].0);
         let b = words_started(tags[i].0).max(a + 1);

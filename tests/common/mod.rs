@@ -125,6 +125,15 @@ pub const TRANSFORMERS: Requirement = Requirement {
 pub const BROWSER: Requirement =
     Requirement { what: "headless Chromium", switch: "TRANSDUCE_REQUIRE_BROWSER", hint: "apt-get install chromium" };
 
+/// A headless-capable Chromium on the PATH, or `None` (and a skip message, or a failure under
+/// TRANSDUCE_REQUIRE_BROWSER).
+pub fn browser() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    optional(&BROWSER, found)
+}
+
 /// `found`, or `None` with a message that the test is skipped; fails instead when the
 /// requirement's switch is set.
 pub fn optional<T>(req: &Requirement, found: Option<T>) -> Option<T> {
