@@ -182,6 +182,18 @@ fn bad_training_options_are_refused_and_toml_keys_are_checked() {
     let bad = tmp.write("bad.toml", b"[model]\nhead = 8\n");
     let err = cfg.merge_toml(&bad).unwrap_err().to_string();
     assert!(err.contains("bad.toml") && err.contains("head"), "{err}");
+    // so do JSON options (the Python package's keyword arguments)
+    let mut cfg = base.clone();
+    let good = serde_json::json!({"lr": 0.003, "model": {"d_model": 64}, "filter": {"max_len": 50}});
+    cfg.merge_json(good.as_object().unwrap().clone(), "keywords").unwrap();
+    assert_eq!((cfg.lr, cfg.model.d_model, cfg.model.heads, cfg.filter.max_len), (0.003, Some(64), None, 50));
+    assert_eq!(cfg.filter.max_ratio, base.filter.max_ratio, "nested objects merge key by key");
+    let bad = serde_json::json!({"model": {"head": 8}});
+    let err = cfg.merge_json(bad.as_object().unwrap().clone(), "keywords").unwrap_err().to_string();
+    assert!(err.contains("keywords") && err.contains("head"), "{err}");
+    let wrong_type = serde_json::json!({"lr": "fast"});
+    let err = cfg.merge_json(wrong_type.as_object().unwrap().clone(), "keywords").unwrap_err().to_string();
+    assert!(err.contains("keywords"), "{err}");
 }
 
 #[test]

@@ -1,41 +1,24 @@
 //! How a translation is searched for: the options `translate` and `serve` share.
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::choice::choice;
-use transduce::search::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy};
-
-/// How the next token is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Search {
-    Beam,
-    Greedy,
-    Sample,
-}
-
-/// Length normalisation of beam scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Penalty {
-    /// GNMT: divide by ((5 + len) / 6)^alpha.
-    Gnmt,
-    /// Mean log-probability per token.
-    Average,
-    /// Hugging Face: divide by len^alpha.
-    Power,
-    None,
-}
+use transduce::search::{Alignment, BeamRule, DecodeOptions, PenaltyKind, SearchKind, SearchSettings};
 
 /// Search options.
 #[derive(Debug, Clone, Args)]
 pub struct SearchArgs {
-    #[arg(long, value_enum, default_value_t = Search::Beam)]
-    pub search: Search,
+    /// beam, greedy or sample.
+    #[arg(long, value_parser = choice::<SearchKind>(), default_value_t = SearchKind::Beam)]
+    pub search: SearchKind,
     /// Beam size (beam search).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
-    #[arg(long, value_enum, default_value_t = Penalty::Gnmt)]
-    pub length_penalty: Penalty,
+    /// Length normalisation of beam scores: gnmt (divide by ((5 + len) / 6)^alpha), average
+    /// (mean log-probability per token), power (Hugging Face: divide by len^alpha) or none.
+    #[arg(long, value_parser = choice::<PenaltyKind>(), default_value_t = PenaltyKind::Gnmt)]
+    pub length_penalty: PenaltyKind,
     /// Length penalty exponent (GNMT and power).
     #[arg(long, default_value_t = 0.6)]
     pub alpha: f32,
@@ -75,41 +58,24 @@ pub struct SearchArgs {
 impl SearchArgs {
     /// The library's options (validated, errors naming the flag).
     pub fn decode_options(&self, alignment: Alignment, max_tokens: usize) -> Result<DecodeOptions> {
-        let strategy = match self.search {
-            Search::Greedy => Strategy::Greedy,
-            Search::Beam => {
-                let length_penalty = match self.length_penalty {
-                    Penalty::Gnmt => LengthPenalty::Gnmt { alpha: self.alpha },
-                    Penalty::Average => LengthPenalty::Average,
-                    Penalty::Power => LengthPenalty::Power { alpha: self.alpha },
-                    Penalty::None => LengthPenalty::None,
-                };
-                Strategy::Beam(BeamOptions {
-                    beam: self.beam,
-                    length_penalty,
-                    n_best: self.n_best,
-                    rule: self.beam_rule,
-                })
-            }
-            Search::Sample => Strategy::Sample(SamplingOptions {
-                temperature: self.temperature,
-                top_k: self.top_k,
-                top_p: self.top_p,
-                seed: self.seed,
-            }),
-        };
-        let opts = DecodeOptions {
-            strategy,
+        let settings = SearchSettings {
+            search: self.search,
+            beam: self.beam,
+            length_penalty: self.length_penalty,
+            alpha: self.alpha,
+            beam_rule: self.beam_rule,
+            n_best: self.n_best,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
             max_len: self.max_len,
-            max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
+            max_len_ratio: self.max_len_ratio,
             min_len: self.min_len,
             no_repeat_ngram: self.no_repeat_ngram,
             repetition_penalty: self.repetition_penalty,
-            alignment,
-            max_tokens,
         };
         // the library checks every option; the message names the flag
-        opts.validate().map_err(super::as_flags)?;
-        Ok(opts)
+        settings.decode_options(alignment, max_tokens).map_err(super::as_flags)
     }
 }

@@ -4,31 +4,17 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-
-use super::choice::choice;
+use anyhow::{Context, Result};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::choice::choice;
 use super::search::SearchArgs;
 use transduce::data::lines::LineReader;
 use transduce::kernels::Kernels;
 use transduce::search::{Alignment, DecodeOptions};
-use transduce::translate::align::pharaoh;
-use transduce::translate::{Input, LoadOptions, Quantization, Translation, Translator};
-
-/// What each input line becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// The translation (with ` ||| links` when --alignments).
-    Text,
-    /// One JSON object per line: id, text, score, tokens, and what was asked for.
-    Jsonl,
-    /// Moses n-best lines: `id ||| text ||| score`, --n-best per input.
-    Nbest,
-    /// Only the word alignment, `source-target` links (from cross-attention).
-    Pharaoh,
-}
+use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
+use transduce::translate::{LoadOptions, Quantization, Translator};
 
 #[derive(Debug, Args)]
 pub struct TranslateArgs {
@@ -41,7 +27,10 @@ pub struct TranslateArgs {
     /// Output file (default: standard output).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    /// text (with ` ||| links` when --alignments), jsonl (id, text, score, tokens and what was
+    /// asked for), nbest (Moses: `id ||| text ||| score`, --n-best per input) or pharaoh (only
+    /// the `source-target` links).
+    #[arg(long, value_parser = choice::<Format>(), default_value_t = Format::Text)]
     pub format: Format,
     #[command(flatten)]
     pub decoding: SearchArgs,
@@ -92,43 +81,14 @@ impl TranslateArgs {
         };
         self.decoding.decode_options(alignment, self.max_tokens)
     }
-}
 
-/// Writes one input line's result in `format`.
-fn write_translation(out: &mut impl Write, id: u64, t: &Translation, args: &TranslateArgs) -> Result<()> {
-    let links = |o: &transduce::translate::Output| o.alignment.as_deref().map(pharaoh).unwrap_or_default();
-    match args.format {
-        Format::Text if args.alignments => writeln!(out, "{} ||| {}", t.text(), links(t.best()))?,
-        Format::Text => writeln!(out, "{}", t.text())?,
-        Format::Pharaoh => writeln!(out, "{}", links(t.best()))?,
-        Format::Nbest => {
-            for o in &t.outputs {
-                writeln!(out, "{id} ||| {} ||| {:.6}", o.text, o.score)?;
-            }
-        }
-        Format::Jsonl => {
-            let entry = |o: &transduce::translate::Output| {
-                let mut v = serde_json::json!({ "text": o.text, "score": o.score, "tokens": o.tokens });
-                if args.token_scores {
-                    v["token_scores"] = serde_json::json!(o.token_scores);
-                }
-                if args.alignments {
-                    v["alignment"] = serde_json::json!(links(o));
-                }
-                v
-            };
-            let mut v = entry(t.best());
-            v["id"] = serde_json::json!(id);
-            if t.truncated {
-                v["truncated"] = serde_json::json!(true);
-            }
-            if args.decoding.n_best > 1 {
-                v["n_best"] = serde_json::json!(t.outputs.iter().map(entry).collect::<Vec<_>>());
-            }
-            writeln!(out, "{v}")?;
+    fn token_scores(&self) -> TokenScores {
+        if self.token_scores {
+            TokenScores::Include
+        } else {
+            TokenScores::Omit
         }
     }
-    Ok(())
 }
 
 pub fn run(args: &TranslateArgs) -> Result<()> {
@@ -148,7 +108,11 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),
     };
-    let mut prefixes = args.prefix_file.as_deref().map(LineReader::open).transpose()?;
+    let prefixes = match (&args.prefix_file, &args.prefix) {
+        (Some(path), _) => Prefixes::PerLine(LineReader::open(path)?),
+        (None, Some(p)) => Prefixes::Same(p.clone()),
+        (None, None) => Prefixes::None,
+    };
     let bar = match &args.input {
         Some(p) => {
             let mut counter = LineReader::open(p)?;
@@ -170,56 +134,24 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     };
     let mut out = BufWriter::new(sink);
     let max_src = translator.model.config.max_positions - 1;
-    let mut next_id = 0u64;
-    let (started, mut target_tokens) = (std::time::Instant::now(), 0usize);
-    loop {
-        let mut lines = Vec::new();
-        let mut line_prefixes = Vec::new();
-        while lines.len() < args.window.max(1) {
-            let Some(line) = input.next_line()? else { break };
-            let prefix = match prefixes.as_mut() {
-                Some(r) => Some(r.next_line()?.with_context(|| {
-                    format!("{}: fewer lines than {} ({} read)", r.name(), input.name(), input.lines_read() - 1)
-                })?),
-                None => args.prefix.clone(),
-            };
-            lines.push(line);
-            line_prefixes.push(prefix.filter(|p| !p.is_empty()));
+    let started = std::time::Instant::now();
+    let stream = StreamOptions { format: args.format, token_scores: args.token_scores(), window: args.window };
+    let name = input.name().to_string();
+    let report = translate_lines(&translator, &mut input, prefixes, &mut out, &opts, &stream, |window| {
+        for id in &window.truncated {
+            bar.suspend(|| eprintln!("warning: {name}: line {}: longer than {max_src} tokens, truncated", id + 1));
         }
-        if lines.is_empty() {
-            break;
-        }
-        let inputs: Vec<Input> = lines
-            .iter()
-            .zip(&line_prefixes)
-            .enumerate()
-            .map(|(i, (text, prefix))| Input { text, prefix: prefix.as_deref(), stream: next_id + i as u64 })
-            .collect();
-        let translations = translator.translate_inputs(&inputs, &opts).map_err(super::as_flags)?;
-        for (i, t) in translations.iter().enumerate() {
-            let id = next_id + i as u64;
-            if t.truncated {
-                bar.suspend(|| {
-                    eprintln!("warning: {}: line {}: longer than {max_src} tokens, truncated", input.name(), id + 1)
-                });
-            }
-            write_translation(&mut out, id, t, args)?;
-            target_tokens += t.best().tokens.len() + usize::from(!t.best().token_scores.is_empty());
-        }
-        out.flush()?;
-        next_id += lines.len() as u64;
-        bar.inc(lines.len() as u64);
-    }
-    if let Some(r) = prefixes.as_mut() {
-        if r.next_line()?.is_some() {
-            bail!("{}: more lines than {} ({next_id})", r.name(), input.name());
-        }
-    }
+        bar.inc(window.lines);
+        Ok(())
+    })
+    .map_err(super::as_flags)?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "translated {next_id} lines, {target_tokens} target tokens (EOS included) in {seconds:.1} s: {:.0} tokens/s",
-        target_tokens as f64 / seconds.max(1e-9)
+        "translated {} lines, {} target tokens (EOS included) in {seconds:.1} s: {:.0} tokens/s",
+        report.lines,
+        report.target_tokens,
+        report.target_tokens as f64 / seconds.max(1e-9)
     );
     Ok(())
 }

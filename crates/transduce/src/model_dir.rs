@@ -99,6 +99,10 @@ impl ModelDir {
     /// `model_type`) and the weights file's header.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            let absent = std::io::Error::new(std::io::ErrorKind::NotFound, "not a model directory: no such directory");
+            return Err(Error::io(&path, absent));
+        }
         if !path.is_dir() {
             return Err(Error::Input(format!("{}: not a model directory", path.display())));
         }

@@ -17,7 +17,10 @@ pub use beam::beam_search;
 pub use decoding::{Decoding, Finished, Sentence};
 pub use greedy::{greedy, greedy_search};
 pub use hypothesis::Hypothesis;
-pub use options::{Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, SamplingOptions, Strategy, Target};
+pub use options::{
+    Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, PenaltyKind, SamplingOptions, SearchKind,
+    SearchSettings, Strategy, Target,
+};
 pub use sampling::sample;
 pub use step::{EncodedBatch, StepModel, StepOutput};
 

@@ -282,3 +282,120 @@ impl Target<'_> {
         vec![Target { max_len, prefix: &[] }; count]
     }
 }
+
+/// A search strategy by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchKind {
+    #[default]
+    Beam,
+    Greedy,
+    Sample,
+}
+
+crate::choices!(SearchKind, "search", { Beam => "beam", Greedy => "greedy", Sample => "sample" });
+
+/// A length penalty by name; its exponent comes separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PenaltyKind {
+    /// GNMT: divide by ((5 + len) / 6)^alpha.
+    #[default]
+    Gnmt,
+    /// Mean log-probability per token.
+    Average,
+    /// Hugging Face: divide by len^alpha.
+    Power,
+    None,
+}
+
+crate::choices!(PenaltyKind, "length penalty", { Gnmt => "gnmt", Average => "average", Power => "power", None => "none" });
+
+impl LengthPenalty {
+    /// The penalty `kind` with exponent `alpha` (ignored by those without one).
+    pub fn new(kind: PenaltyKind, alpha: f32) -> Self {
+        match kind {
+            PenaltyKind::Gnmt => LengthPenalty::Gnmt { alpha },
+            PenaltyKind::Average => LengthPenalty::Average,
+            PenaltyKind::Power => LengthPenalty::Power { alpha },
+            PenaltyKind::None => LengthPenalty::None,
+        }
+    }
+}
+
+/// Every search option as one flat record, the way command-line flags and keyword arguments
+/// give them (`transduce translate` / `serve` flags, the Python package's keywords); options
+/// of the strategies not chosen are ignored. The defaults are the command line's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchSettings {
+    pub search: SearchKind,
+    pub beam: usize,
+    pub length_penalty: PenaltyKind,
+    /// The length penalty's exponent (GNMT and power).
+    pub alpha: f32,
+    pub beam_rule: BeamRule,
+    pub n_best: usize,
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub seed: u64,
+    pub max_len: usize,
+    /// At most this many output tokens per source token; 0 or less: no such limit.
+    pub max_len_ratio: f32,
+    pub min_len: usize,
+    pub no_repeat_ngram: usize,
+    pub repetition_penalty: f32,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings {
+            search: SearchKind::Beam,
+            beam: 5,
+            length_penalty: PenaltyKind::Gnmt,
+            alpha: 0.6,
+            beam_rule: BeamRule::Exact,
+            n_best: 1,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            max_len: 256,
+            max_len_ratio: 3.0,
+            min_len: 0,
+            no_repeat_ngram: 0,
+            repetition_penalty: 1.0,
+        }
+    }
+}
+
+impl SearchSettings {
+    /// The library's options, checked ([`DecodeOptions::validate`]: the error names the option).
+    pub fn decode_options(&self, alignment: Alignment, max_tokens: usize) -> Result<DecodeOptions> {
+        let strategy = match self.search {
+            SearchKind::Greedy => Strategy::Greedy,
+            SearchKind::Beam => Strategy::Beam(BeamOptions {
+                beam: self.beam,
+                length_penalty: LengthPenalty::new(self.length_penalty, self.alpha),
+                n_best: self.n_best,
+                rule: self.beam_rule,
+            }),
+            SearchKind::Sample => Strategy::Sample(SamplingOptions {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                seed: self.seed,
+            }),
+        };
+        let opts = DecodeOptions {
+            strategy,
+            max_len: self.max_len,
+            max_len_ratio: (self.max_len_ratio > 0.0).then_some(self.max_len_ratio),
+            min_len: self.min_len,
+            no_repeat_ngram: self.no_repeat_ngram,
+            repetition_penalty: self.repetition_penalty,
+            alignment,
+            max_tokens,
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}

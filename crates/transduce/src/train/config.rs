@@ -196,6 +196,17 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Puts `options` (keys as in `training.json`, nested objects merged key by key) over these;
+    /// an unknown key or a wrong type is an error naming it, from `origin` ("keyword arguments").
+    pub fn merge_json(&mut self, options: serde_json::Map<String, serde_json::Value>, origin: &str) -> Result<()> {
+        let mut merged = serde_json::to_value(&*self).expect("the options serialise");
+        if let serde_json::Value::Object(base) = &mut merged {
+            merge_objects(base, options);
+        }
+        *self = serde_json::from_value(merged).map_err(|e| Error::Input(format!("{origin}: {e}")))?;
+        Ok(())
+    }
+
     /// The model configuration this run trains, for the vocabularies of `tok`.
     pub fn model_config(&self, tok: &Tokenizers) -> Result<ModelConfig> {
         let mut c = ModelConfig::preset(self.preset, tok.source.vocab_size());
@@ -218,6 +229,21 @@ fn merge(base: &mut toml::Table, file: toml::Table) {
     for (k, v) in file {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(inner)), toml::Value::Table(v)) => merge(inner, v),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Puts `options`' keys into `base`, merging nested objects key by key.
+fn merge_objects(
+    base: &mut serde_json::Map<String, serde_json::Value>,
+    options: serde_json::Map<String, serde_json::Value>,
+) {
+    for (k, v) in options {
+        match (base.get_mut(&k), v) {
+            (Some(serde_json::Value::Object(inner)), serde_json::Value::Object(v)) => merge_objects(inner, v),
             (_, v) => {
                 base.insert(k, v);
             }

@@ -3,6 +3,7 @@
 
 pub mod align;
 pub mod scheduler;
+pub mod stream;
 
 use std::path::Path;
 

@@ -1,0 +1,231 @@
+//! `transduce.Translator`: a loaded model directory that translates lists of strings and files,
+//! with the GIL released while it works (threads share one translator and run at once).
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use transduce::data::lines::LineReader;
+use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
+use transduce::translate::{Input, LoadOptions, Quantization};
+use transduce::ModelDir;
+
+use crate::errors::{option_error, to_py};
+use crate::results::{Scores, Translation};
+use crate::settings::{alignment, decode_options, translate_defaults};
+
+/// A model directory (transduce, int8 or Hugging Face Marian) loaded for translation.
+#[pyclass(frozen, module = "transduce")]
+pub struct Translator {
+    pub(crate) inner: transduce::Translator,
+    path: PathBuf,
+}
+
+/// What `prefix=` gave: none, one for every input, or one per input.
+enum PrefixArg {
+    None,
+    Same(String),
+    PerInput(Vec<Option<String>>),
+}
+
+fn prefix_arg(py: Python<'_>, prefix: Option<&Bound<'_, PyAny>>, inputs: usize) -> PyResult<PrefixArg> {
+    let Some(prefix) = prefix.filter(|p| !p.is_none()) else { return Ok(PrefixArg::None) };
+    if let Ok(s) = prefix.cast::<PyString>() {
+        return Ok(PrefixArg::Same(s.to_string()));
+    }
+    let list: Vec<Option<String>> = prefix
+        .extract()
+        .map_err(|_| PyTypeError::new_err("option `prefix`: expected a str, a list of str or None, or None"))?;
+    if list.len() != inputs {
+        return Err(option_error(py, "prefix", format!("{} prefixes for {inputs} inputs", list.len())));
+    }
+    Ok(PrefixArg::PerInput(list))
+}
+
+fn scores(return_scores: bool) -> Scores {
+    if return_scores {
+        Scores::Returned
+    } else {
+        Scores::Dropped
+    }
+}
+
+impl Translator {
+    pub(crate) fn inner_path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+#[pymethods]
+impl Translator {
+    /// Loads the model directory at `path`. `quantization="int8"` runs the linear layers in
+    /// int8 (a float model is quantized at load); `threads` gives the translator its own pool
+    /// of that many threads (default: all cores); `workers` translates that many batches at
+    /// once on shares of the threads (CTranslate2's `inter_threads`).
+    #[new]
+    #[pyo3(signature = (path, quantization=None, threads=None, workers=1))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        quantization: Option<&str>,
+        threads: Option<usize>,
+        workers: usize,
+    ) -> PyResult<Self> {
+        let quantization = match quantization {
+            None => Quantization::AsStored,
+            Some(name) => name.parse::<Quantization>().map_err(|e| option_error(py, "quantization", e))?,
+        };
+        if threads == Some(0) {
+            return Err(option_error(py, "threads", "must be at least 1"));
+        }
+        let load = LoadOptions { quantization, threads, ..LoadOptions::default() };
+        let inner = py
+            .detach(|| {
+                let mut t = transduce::Translator::load_with(&path, load)?;
+                t.set_workers(workers)?;
+                Ok(t)
+            })
+            .map_err(|e| to_py(py, e))?;
+        Ok(Translator { inner, path })
+    }
+
+    /// The model directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// The model's configuration (`config.json` of a transduce model) as a dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = serde_json::to_string(&self.inner.model.config).expect("the configuration serialises");
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
+    /// The languages the model translates between, `(source, target)`, when its directory
+    /// records them.
+    #[getter]
+    fn languages(&self, py: Python<'_>) -> PyResult<Option<(String, String)>> {
+        let dir = ModelDir::open(&self.path).map_err(|e| to_py(py, e))?;
+        Ok(dir.languages().map_err(|e| to_py(py, e))?.map(|l| (l.source, l.target)))
+    }
+
+    /// Translates `texts` (a list of str) in order. Search keywords: `search` ("beam",
+    /// "greedy", "sample"), `beam`, `n_best`, `length_penalty` ("gnmt", "average", "power",
+    /// "none"), `alpha`, `beam_rule`, `temperature`, `top_k`, `top_p`, `seed`, `max_len`,
+    /// `max_len_ratio`, `min_len`, `no_repeat_ngram`, `repetition_penalty`. `prefix`: the
+    /// target text every output starts with, or one (or None) per input.
+    #[pyo3(signature = (texts, *, prefix=None, return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
+    #[allow(clippy::too_many_arguments)]
+    fn translate(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        prefix: Option<&Bound<'_, PyAny>>,
+        return_scores: bool,
+        return_alignments: bool,
+        alignment_layer: Option<usize>,
+        max_tokens: usize,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<Translation>> {
+        let opts = decode_options(
+            py,
+            "translate",
+            translate_defaults(),
+            options,
+            alignment(return_alignments, alignment_layer),
+            max_tokens,
+        )?;
+        let prefixes = prefix_arg(py, prefix, texts.len())?;
+        let prefix_of = |i: usize| match &prefixes {
+            PrefixArg::None => None,
+            PrefixArg::Same(p) => Some(p.as_str()),
+            PrefixArg::PerInput(v) => v[i].as_deref(),
+        };
+        let inputs: Vec<Input> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Input { text, prefix: prefix_of(i).filter(|p| !p.is_empty()), stream: i as u64 })
+            .collect();
+        let translations = py.detach(|| self.inner.translate_inputs(&inputs, &opts)).map_err(|e| to_py(py, e))?;
+        Ok(translations.into_iter().map(|t| Translation::new(t, scores(return_scores))).collect())
+    }
+
+    /// Translates the file `source` (plain or gzip, one sentence per line) into `target`,
+    /// streaming a `window` of lines at a time, in `format` "text", "jsonl", "nbest" or
+    /// "pharaoh" (as `transduce translate --format`). `prefix_file` has one target prefix per
+    /// line; `progress(lines_done)` is called after each window (an exception it raises stops
+    /// the translation). Returns `{"lines", "target_tokens", "truncated"}` (the 0-based lines
+    /// cut to the model's longest sequence).
+    #[pyo3(signature = (source, target, *, format="text", prefix=None, prefix_file=None, return_scores=false, return_alignments=false, alignment_layer=None, window=2000, max_tokens=4096, progress=None, **options))]
+    #[allow(clippy::too_many_arguments)]
+    fn translate_file<'py>(
+        &self,
+        py: Python<'py>,
+        source: PathBuf,
+        target: PathBuf,
+        format: &str,
+        prefix: Option<String>,
+        prefix_file: Option<PathBuf>,
+        return_scores: bool,
+        return_alignments: bool,
+        alignment_layer: Option<usize>,
+        window: usize,
+        max_tokens: usize,
+        progress: Option<Py<PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format: Format = format.parse().map_err(|e| option_error(py, "format", e))?;
+        let alignment = alignment(return_alignments || format == Format::Pharaoh, alignment_layer);
+        let opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
+        let token_scores = if return_scores { TokenScores::Include } else { TokenScores::Omit };
+        let stream = StreamOptions { format, token_scores, window };
+        let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
+        let report = py.detach(|| {
+            let mut input = LineReader::open(&source)?;
+            let prefixes = match (&prefix_file, &prefix) {
+                (Some(path), _) => Prefixes::PerLine(LineReader::open(path)?),
+                (None, Some(p)) => Prefixes::Same(p.clone()),
+                (None, None) => Prefixes::None,
+            };
+            let file = std::fs::File::create(&target).map_err(|e| transduce::Error::io(&target, e))?;
+            let mut out = BufWriter::new(file);
+            let mut done = 0u64;
+            let report = translate_lines(&self.inner, &mut input, prefixes, &mut out, &opts, &stream, |w| {
+                done += w.lines;
+                Python::attach(|py| {
+                    // Ctrl-C, or the callback's own exception, stops after this window
+                    let result = py.check_signals().and_then(|()| match &progress {
+                        Some(f) => f.call1(py, (done,)).map(drop),
+                        None => Ok(()),
+                    });
+                    match result {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            *callback_error.lock().expect("not poisoned") = Some(e);
+                            Err(transduce::Error::Input("stopped".into()))
+                        }
+                    }
+                })
+            })?;
+            out.flush().map_err(|e| transduce::Error::io(&target, e))?;
+            Ok(report)
+        });
+        if let Some(e) = callback_error.lock().expect("not poisoned").take() {
+            return Err(e);
+        }
+        let report = report.map_err(|e| to_py(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("lines", report.lines)?;
+        d.set_item("target_tokens", report.target_tokens)?;
+        d.set_item("truncated", PyList::new(py, &report.truncated)?)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Translator({:?})", self.path.display().to_string())
+    }
+}
