@@ -56,6 +56,7 @@ pub enum Scores {
 
 #[pymethods]
 impl Output {
+    /// The output's fields as a dict (`token_scores` and `alignment` when present).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.dict(py)
     }

@@ -17,7 +17,10 @@ use crate::errors::{option_error, to_py};
 use crate::results::{Scores, Translation};
 use crate::settings::{alignment, decode_options, translate_defaults};
 
-/// A model directory (transduce, int8 or Hugging Face Marian) loaded for translation.
+/// A model directory (transduce, int8 or Hugging Face Marian) loaded for translation:
+/// `Translator(path, quantization=None, threads=None, workers=1)`. `quantization="int8"` runs
+/// the linear layers in int8; `threads` gives it its own pool of that many threads (default:
+/// all cores); `workers` translates that many batches at once on shares of the threads.
 #[pyclass(frozen, module = "transduce")]
 pub struct Translator {
     pub(crate) inner: transduce::Translator,
@@ -61,10 +64,8 @@ impl Translator {
 
 #[pymethods]
 impl Translator {
-    /// Loads the model directory at `path`. `quantization="int8"` runs the linear layers in
-    /// int8 (a float model is quantized at load); `threads` gives the translator its own pool
-    /// of that many threads (default: all cores); `workers` translates that many batches at
-    /// once on shares of the threads (CTranslate2's `inter_threads`).
+    /// Loads the model directory at `path` (a float model is quantized at load with
+    /// `quantization="int8"`; `workers` is CTranslate2's `inter_threads`).
     #[new]
     #[pyo3(signature = (path, quantization=None, threads=None, workers=1))]
     fn new(

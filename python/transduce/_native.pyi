@@ -1,7 +1,10 @@
 """Type stubs of transduce's native module (``transduce._native``)."""
 
 import os
-from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
+import pathlib
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, TypedDict, Union
+
+from typing_extensions import Unpack
 
 _Path = Union[str, os.PathLike[str]]
 _Search = Literal["beam", "greedy", "sample"]
@@ -9,6 +12,26 @@ _Penalty = Literal["gnmt", "average", "power", "none"]
 _BeamRule = Literal["exact", "hugging-face", "ctranslate2"]
 
 __version__: str
+
+class SearchOptions(TypedDict, total=False):
+    """The search keywords (the command line's flags with underscores); left out: beam search,
+    beam 4, and the command line's other defaults (`explain`: greedy)."""
+
+    search: _Search
+    beam: int
+    n_best: int
+    length_penalty: _Penalty
+    alpha: float
+    beam_rule: _BeamRule
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int
+    max_len: int
+    max_len_ratio: Optional[float]
+    min_len: int
+    no_repeat_ngram: int
+    repetition_penalty: float
 
 class OptionError(ValueError):
     """An option out of its range or at odds with another; ``option`` names it."""
@@ -67,7 +90,7 @@ class Translator:
         workers: int = 1,
     ) -> None: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> pathlib.Path: ...
     @property
     def config(self) -> Dict[str, Any]: ...
     @property
@@ -81,21 +104,7 @@ class Translator:
         return_alignments: bool = False,
         alignment_layer: Optional[int] = None,
         max_tokens: int = 4096,
-        search: _Search = "beam",
-        beam: int = 4,
-        n_best: int = 1,
-        length_penalty: _Penalty = "gnmt",
-        alpha: float = 0.6,
-        beam_rule: _BeamRule = "exact",
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int = 0,
-        max_len: int = 256,
-        max_len_ratio: Optional[float] = 3.0,
-        min_len: int = 0,
-        no_repeat_ngram: int = 0,
-        repetition_penalty: float = 1.0,
+        **options: Unpack[SearchOptions],
     ) -> List[Translation]: ...
     def translate_file(
         self,
@@ -111,28 +120,19 @@ class Translator:
         window: int = 2000,
         max_tokens: int = 4096,
         progress: Optional[Callable[[int], Any]] = None,
-        search: _Search = "beam",
-        beam: int = 4,
-        n_best: int = 1,
-        length_penalty: _Penalty = "gnmt",
-        alpha: float = 0.6,
-        beam_rule: _BeamRule = "exact",
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int = 0,
-        max_len: int = 256,
-        max_len_ratio: Optional[float] = 3.0,
-        min_len: int = 0,
-        no_repeat_ngram: int = 0,
-        repetition_penalty: float = 1.0,
+        **options: Unpack[SearchOptions],
     ) -> Dict[str, Any]: ...
 
-def explain(translator: Translator, sentence: str, *, top_k: int = 5, **options: Any) -> Dict[str, Any]:
+def explain(translator: Translator, sentence: str, *, top_k: int = 5, **options: Unpack[SearchOptions]) -> Dict[str, Any]:
     """The explainer's data for one sentence (greedy unless search keywords say otherwise)."""
 
 def explain_page(
-    translator: Translator, sentences: Sequence[str], *, path: Optional[_Path] = None, top_k: int = 5, **options: Any
+    translator: Translator,
+    sentences: Sequence[str],
+    *,
+    path: Optional[_Path] = None,
+    top_k: int = 5,
+    **options: Unpack[SearchOptions],
 ) -> str:
     """The explainer's self-contained HTML page; with ``path``, also written there."""
 
@@ -170,7 +170,7 @@ class TrainConfig:
         **options: Any,
     ) -> None: ...
     @property
-    def out(self) -> str: ...
+    def out(self) -> pathlib.Path: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
 def train(
