@@ -110,7 +110,7 @@ def translate_dataset(
         fn_constructor_kwargs=dict(
             model=os.fspath(model), threads=threads_per_actor, quantization=quantization, column=column, **options
         ),
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=threads_per_actor,
         batch_size=batch_size,
         batch_format="numpy",
