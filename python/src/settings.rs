@@ -4,9 +4,9 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use transduce::choice::Choice;
-use transduce::search::{Alignment, DecodeOptions, SearchKind, SearchSettings};
+use transduce::search::{Alignment, DecodeOptions, PenaltyKind, SearchKind, SearchSettings};
 
 use crate::errors::{option_error, to_py};
 
@@ -60,13 +60,24 @@ pub fn search_settings(
 ) -> PyResult<SearchSettings> {
     let mut s = defaults;
     let Some(kwargs) = kwargs else { return Ok(s) };
+    let (mut exponent_from, mut alpha_given) = (None, false);
     for (k, v) in kwargs.iter() {
         let key: String = k.extract()?;
         match key.as_str() {
             "search" => s.search = choice(py, &key, &v)?,
             "beam" => s.beam = value(&key, &v, "an int >= 0")?,
+            // a number is the exponent of `len^alpha`, as transformers' and CTranslate2's
+            // `length_penalty`; a name picks the penalty (`alpha` gives its exponent)
+            "length_penalty" if !v.is_instance_of::<PyString>() => {
+                s.length_penalty = PenaltyKind::Power;
+                s.alpha = value(&key, &v, "a penalty's name or a float")?;
+                exponent_from = Some("length_penalty");
+            }
             "length_penalty" => s.length_penalty = choice(py, &key, &v)?,
-            "alpha" => s.alpha = value(&key, &v, "a float")?,
+            "alpha" => {
+                s.alpha = value(&key, &v, "a float")?;
+                alpha_given = true;
+            }
             "beam_rule" => s.beam_rule = choice(py, &key, &v)?,
             "n_best" => s.n_best = value(&key, &v, "an int >= 0")?,
             "temperature" => s.temperature = value(&key, &v, "a float")?,
@@ -87,6 +98,9 @@ pub fn search_settings(
                 )))
             }
         }
+    }
+    if let (Some(option), true) = (exponent_from, alpha_given) {
+        return Err(option_error(py, option, "a number is the exponent itself: give `alpha` with a penalty's name"));
     }
     Ok(s)
 }

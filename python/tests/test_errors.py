@@ -24,6 +24,7 @@ def translator(tiny):
         (dict(search="bem"), "search", "unknown search `bem`: expected one of beam, greedy, sample"),
         (dict(length_penalty="gnm"), "length_penalty", "expected one of gnmt, average, power, none"),
         (dict(max_tokens=0), "max_tokens", "must be at least 1"),
+        (dict(length_penalty=1.0, alpha=0.6), "length_penalty", "give `alpha` with a penalty's name"),
     ],
 )
 def test_options_are_checked_by_the_library(translator, options, option, message):

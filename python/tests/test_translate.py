@@ -26,6 +26,8 @@ def cli_jsonl(cli, model, lines, *flags):
         (dict(search="greedy"), ["--search", "greedy"]),
         (dict(beam=3, length_penalty="power", alpha=1.0, beam_rule="hugging-face"),
          ["--beam", "3", "--length-penalty", "power", "--alpha", "1", "--beam-rule", "hugging-face"]),
+        (dict(beam=3, length_penalty=1.0, beam_rule="ctranslate2"),
+         ["--beam", "3", "--length-penalty", "power", "--alpha", "1", "--beam-rule", "ctranslate2"]),
         (dict(search="sample", seed=7, top_k=5), ["--search", "sample", "--seed", "7", "--top-k", "5"]),
         (dict(beam=4, max_len=5, no_repeat_ngram=2), ["--beam", "4", "--max-len", "5", "--no-repeat-ngram", "2"]),
     ],

@@ -20,7 +20,7 @@ class SearchOptions(TypedDict, total=False):
     search: _Search
     beam: int
     n_best: int
-    length_penalty: _Penalty
+    length_penalty: Union[_Penalty, float]
     alpha: float
     beam_rule: _BeamRule
     temperature: float
