@@ -48,7 +48,7 @@ pub fn explain_page<'py>(
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<String> {
     let opts = decode_options(py, "explain_page", explain_defaults(), options, Alignment::Off, 4096)?;
-    let name = translator.inner_path().display().to_string();
+    let name = translator.path.display().to_string();
     py.detach(|| {
         let explanations = sentences
             .iter()

@@ -5,6 +5,7 @@
 mod convert;
 mod errors;
 mod explain;
+mod lines;
 mod results;
 mod score;
 mod settings;
@@ -22,6 +23,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::Output>()?;
     m.add_function(wrap_pyfunction!(explain::explain, m)?)?;
     m.add_function(wrap_pyfunction!(explain::explain_page, m)?)?;
+    m.add_function(wrap_pyfunction!(lines::_lines, m)?)?;
     m.add_class::<score::BleuScore>()?;
     m.add_class::<score::ChrfScore>()?;
     m.add_function(wrap_pyfunction!(score::bleu, m)?)?;

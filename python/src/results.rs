@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use transduce::translate::stream::TokenScores;
 
 /// One output of a sentence: its text, token ids, search score, per-token log-probabilities
 /// (when asked for) and word alignment (when asked for).
@@ -22,12 +23,12 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(o: transduce::translate::Output, scores: Scores) -> Self {
+    pub fn new(o: transduce::translate::Output, scores: TokenScores) -> Self {
         Output {
             text: o.text,
             tokens: o.tokens,
             score: o.score,
-            token_scores: (scores == Scores::Returned).then_some(o.token_scores),
+            token_scores: (scores == TokenScores::Include).then_some(o.token_scores),
             alignment: o.alignment,
         }
     }
@@ -45,13 +46,6 @@ impl Output {
         }
         Ok(d)
     }
-}
-
-/// Whether outputs keep their per-token log-probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scores {
-    Returned,
-    Dropped,
 }
 
 #[pymethods]
@@ -79,7 +73,7 @@ pub struct Translation {
 }
 
 impl Translation {
-    pub fn new(t: transduce::translate::Translation, scores: Scores) -> Self {
+    pub fn new(t: transduce::translate::Translation, scores: TokenScores) -> Self {
         let truncated = t.truncated;
         Translation { outputs: t.outputs.into_iter().map(|o| Output::new(o, scores)).collect(), truncated }
     }

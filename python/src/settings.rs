@@ -105,15 +105,6 @@ pub fn search_settings(
     Ok(s)
 }
 
-/// The alignment asked for: none, or the cross-attention of `layer` (the last by default).
-pub fn alignment(return_alignments: bool, layer: Option<usize>) -> Alignment {
-    match (return_alignments, layer) {
-        (false, _) => Alignment::Off,
-        (true, None) => Alignment::LastLayer,
-        (true, Some(l)) => Alignment::Layer(l),
-    }
-}
-
 /// The library's decoding options for `kwargs` over `defaults`, checked.
 pub fn decode_options(
     py: Python<'_>,

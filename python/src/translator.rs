@@ -9,13 +9,14 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use transduce::data::lines::LineReader;
+use transduce::search::Alignment;
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{Input, LoadOptions, Quantization};
 use transduce::ModelDir;
 
 use crate::errors::{option_error, to_py};
-use crate::results::{Scores, Translation};
-use crate::settings::{alignment, decode_options, translate_defaults};
+use crate::results::Translation;
+use crate::settings::{decode_options, translate_defaults};
 
 /// A model directory (transduce, int8 or Hugging Face Marian) loaded for translation:
 /// `Translator(path, quantization=None, threads=None, workers=1)`. `quantization="int8"` runs
@@ -24,7 +25,7 @@ use crate::settings::{alignment, decode_options, translate_defaults};
 #[pyclass(frozen, module = "transduce")]
 pub struct Translator {
     pub(crate) inner: transduce::Translator,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// What `prefix=` gave: none, one for every input, or one per input.
@@ -46,20 +47,6 @@ fn prefix_arg(py: Python<'_>, prefix: Option<&Bound<'_, PyAny>>, inputs: usize) 
         return Err(option_error(py, "prefix", format!("{} prefixes for {inputs} inputs", list.len())));
     }
     Ok(PrefixArg::PerInput(list))
-}
-
-fn scores(return_scores: bool) -> Scores {
-    if return_scores {
-        Scores::Returned
-    } else {
-        Scores::Dropped
-    }
-}
-
-impl Translator {
-    pub(crate) fn inner_path(&self) -> &std::path::Path {
-        &self.path
-    }
 }
 
 #[pymethods]
@@ -137,7 +124,7 @@ impl Translator {
             "translate",
             translate_defaults(),
             options,
-            alignment(return_alignments, alignment_layer),
+            Alignment::when(return_alignments, alignment_layer),
             max_tokens,
         )?;
         let prefixes = prefix_arg(py, prefix, texts.len())?;
@@ -152,7 +139,7 @@ impl Translator {
             .map(|(i, text)| Input { text, prefix: prefix_of(i).filter(|p| !p.is_empty()), stream: i as u64 })
             .collect();
         let translations = py.detach(|| self.inner.translate_inputs(&inputs, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(translations.into_iter().map(|t| Translation::new(t, scores(return_scores))).collect())
+        Ok(translations.into_iter().map(|t| Translation::new(t, TokenScores::when(return_scores))).collect())
     }
 
     /// Translates the file `source` (plain or gzip, one sentence per line) into `target`,
@@ -180,18 +167,13 @@ impl Translator {
         options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let format: Format = format.parse().map_err(|e| option_error(py, "format", e))?;
-        let alignment = alignment(return_alignments || format == Format::Pharaoh, alignment_layer);
+        let alignment = Alignment::when(return_alignments || format == Format::Pharaoh, alignment_layer);
         let opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
-        let token_scores = if return_scores { TokenScores::Include } else { TokenScores::Omit };
-        let stream = StreamOptions { format, token_scores, window };
+        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window };
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
         let report = py.detach(|| {
             let mut input = LineReader::open(&source)?;
-            let prefixes = match (&prefix_file, &prefix) {
-                (Some(path), _) => Prefixes::PerLine(LineReader::open(path)?),
-                (None, Some(p)) => Prefixes::Same(p.clone()),
-                (None, None) => Prefixes::None,
-            };
+            let prefixes = Prefixes::open(prefix_file.as_deref(), prefix)?;
             let file = std::fs::File::create(&target).map_err(|e| transduce::Error::io(&target, e))?;
             let mut out = BufWriter::new(file);
             let mut done = 0u64;

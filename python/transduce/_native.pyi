@@ -178,6 +178,9 @@ def train(
 ) -> Dict[str, Any]:
     """Trains until a limit, early stopping or Ctrl-C (which saves a checkpoint and returns)."""
 
+def _lines(data: bytes, name: str) -> List[str]:
+    """A file's bytes (plain or gzip) split into lines as the library reads files."""
+
 def import_hf(source: _Path, out: _Path) -> Dict[str, Any]: ...
 def export_hf(model: _Path, out: _Path) -> Dict[str, Any]: ...
 def quantize(source: _Path, out: _Path) -> Dict[str, Any]: ...

@@ -13,14 +13,13 @@ them), :func:`translate_dataset` (``map_batches`` over :class:`TranslatorActor`)
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ._native import Translator
+from ._native import Translator, _lines
 
 try:
     import ray
@@ -34,22 +33,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _split_lines(row: Dict[str, Any]) -> List[Dict[str, str]]:
-    """One file's bytes (plain or gzip) as lines split on ``\\n`` only, ``\\r`` stripped, as the
-    library's LineReader reads them (``str.splitlines`` would also split on form feeds and
-    Unicode separators and misalign the output)."""
-    data: bytes = row["bytes"]
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    path = row.get("path", "input")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}: line {line}: invalid UTF-8 at byte {e.start}") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [{"text": line[:-1] if line.endswith("\r") else line} for line in lines]
+    """One file's bytes (plain or gzip) as lines, split by the library as ``transduce translate``
+    reads files (``str.splitlines`` would also split on form feeds and Unicode separators and
+    misalign the output)."""
+    return [{"text": line} for line in _lines(row["bytes"], str(row.get("path", "input")))]
 
 
 def read_lines(paths: Union[PathLike, List[PathLike]], *, rows_per_block: int = 64) -> "ray.data.Dataset":

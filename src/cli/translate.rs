@@ -73,21 +73,8 @@ pub struct TranslateArgs {
 
 impl TranslateArgs {
     fn decode_options(&self) -> Result<DecodeOptions> {
-        let wants_alignment = self.alignments || self.format == Format::Pharaoh;
-        let alignment = match (wants_alignment, self.alignment_layer) {
-            (false, _) => Alignment::Off,
-            (true, None) => Alignment::LastLayer,
-            (true, Some(l)) => Alignment::Layer(l),
-        };
+        let alignment = Alignment::when(self.alignments || self.format == Format::Pharaoh, self.alignment_layer);
         self.decoding.decode_options(alignment, self.max_tokens)
-    }
-
-    fn token_scores(&self) -> TokenScores {
-        if self.token_scores {
-            TokenScores::Include
-        } else {
-            TokenScores::Omit
-        }
     }
 }
 
@@ -108,11 +95,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),
     };
-    let prefixes = match (&args.prefix_file, &args.prefix) {
-        (Some(path), _) => Prefixes::PerLine(LineReader::open(path)?),
-        (None, Some(p)) => Prefixes::Same(p.clone()),
-        (None, None) => Prefixes::None,
-    };
+    let prefixes = Prefixes::open(args.prefix_file.as_deref(), args.prefix.clone())?;
     let bar = match &args.input {
         Some(p) => {
             let mut counter = LineReader::open(p)?;
@@ -135,7 +118,8 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     let mut out = BufWriter::new(sink);
     let max_src = translator.model.config.max_positions - 1;
     let started = std::time::Instant::now();
-    let stream = StreamOptions { format: args.format, token_scores: args.token_scores(), window: args.window };
+    let stream =
+        StreamOptions { format: args.format, token_scores: TokenScores::when(args.token_scores), window: args.window };
     let name = input.name().to_string();
     let report = translate_lines(&translator, &mut input, prefixes, &mut out, &opts, &stream, |window| {
         for id in &window.truncated {

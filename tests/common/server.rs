@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use transduce::search::{BeamOptions, DecodeOptions, LengthPenalty, Strategy};
+use transduce::search::{Alignment, DecodeOptions, SearchSettings};
 
 use super::TempDir;
 
@@ -126,14 +126,5 @@ pub fn models_dir(tag: &str) -> TempDir {
 
 /// The server's search with no search flags: `transduce translate`'s defaults (beam 5, GNMT 0.6).
 pub fn default_search() -> DecodeOptions {
-    DecodeOptions {
-        strategy: Strategy::Beam(BeamOptions {
-            beam: 5,
-            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
-            ..BeamOptions::default()
-        }),
-        max_len: 256,
-        max_len_ratio: Some(3.0),
-        ..DecodeOptions::default()
-    }
+    SearchSettings::default().decode_options(Alignment::Off, 4096).expect("the defaults are valid")
 }

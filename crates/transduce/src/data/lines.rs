@@ -1,12 +1,15 @@
 //! Reading text files (plain or gzip) line by line, with errors that name the file and line.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, Result};
+
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One line of a text file, plain or gzip (detected by its magic bytes).
 pub struct LineReader {
@@ -29,11 +32,21 @@ impl LineReader {
         let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let name = path.display().to_string();
-        Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(if n == 2 && magic == GZIP_MAGIC {
             Self::new(MultiGzDecoder::new(file), &name)
         } else {
             Self::new(file, &name)
         })
+    }
+
+    /// Reads lines from a whole file's `bytes` (plain or gzip, detected as by [`LineReader::open`]),
+    /// called `name` in errors.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Self {
+        if bytes.starts_with(&GZIP_MAGIC) {
+            Self::new(MultiGzDecoder::new(Cursor::new(bytes)), name)
+        } else {
+            Self::new(Cursor::new(bytes), name)
+        }
     }
 
     /// The file's name as errors show it.
@@ -96,5 +109,17 @@ mod tests {
         assert_eq!(lines, vec!["a", "b", "", "c"]);
         let err = read_all(LineReader::new(&b"ok\nbad \xff here\n"[..], "x.txt")).unwrap_err().to_string();
         assert_eq!(err, "x.txt: line 2: invalid UTF-8 at byte 4");
+    }
+
+    #[test]
+    fn bytes_read_as_a_file_plain_or_gzip() {
+        use std::io::Write;
+        let text = b"a\r\nb\x0cc\n\nd".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        for bytes in [text.clone(), gz.finish().unwrap()] {
+            let lines = read_all(LineReader::from_bytes(bytes, "x")).unwrap();
+            assert_eq!(lines, vec!["a", "b\x0cc", "", "d"], "only \\n ends a line");
+        }
     }
 }

@@ -161,6 +161,17 @@ pub enum Alignment {
     Layer(usize),
 }
 
+impl Alignment {
+    /// `Off` unless `wanted`; then decoder layer `layer`, or the last.
+    pub fn when(wanted: bool, layer: Option<usize>) -> Self {
+        match (wanted, layer) {
+            (false, _) => Alignment::Off,
+            (true, None) => Alignment::LastLayer,
+            (true, Some(l)) => Alignment::Layer(l),
+        }
+    }
+}
+
 /// One `DecodeOptions` for every strategy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeOptions {

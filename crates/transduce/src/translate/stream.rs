@@ -6,6 +6,7 @@
 //! [`translate_lines`].
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::data::lines::LineReader;
 use crate::error::{Error, Result};
@@ -27,6 +28,17 @@ pub enum Format {
     Pharaoh,
 }
 
+impl TokenScores {
+    /// `Include` when `wanted`.
+    pub fn when(wanted: bool) -> Self {
+        if wanted {
+            TokenScores::Include
+        } else {
+            TokenScores::Omit
+        }
+    }
+}
+
 crate::choices!(Format, "output format", { Text => "text", Jsonl => "jsonl", Nbest => "nbest", Pharaoh => "pharaoh" });
 
 /// Whether JSON lines carry each token's log-probability.
@@ -44,6 +56,17 @@ pub enum Prefixes {
     Same(String),
     /// One line of this reader per input line (an empty line: none).
     PerLine(LineReader),
+}
+
+impl Prefixes {
+    /// One prefix per line of `file` if given, else `same` for every line, else none.
+    pub fn open(file: Option<&Path>, same: Option<String>) -> Result<Self> {
+        Ok(match (file, same) {
+            (Some(path), _) => Prefixes::PerLine(LineReader::open(path)?),
+            (None, Some(p)) => Prefixes::Same(p),
+            (None, None) => Prefixes::None,
+        })
+    }
 }
 
 /// How [`translate_lines`] reads and writes.
