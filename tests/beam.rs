@@ -215,7 +215,7 @@ fn loves_a(_: usize, _: &[u32]) -> [f32; V] {
 fn prefix_ngram_and_repetition_constraints() {
     let m = Scripted::new(1, trap);
     let prefix = [A, A];
-    let t = [Target { max_len: 10, prefix: &prefix }];
+    let t = [Target::new(10, &prefix)];
     for strategy in [Strategy::Greedy, Strategy::Beam(beam(3, LengthPenalty::None))] {
         let out = decode(&m, &t, &[0], &DecodeOptions { strategy, ..opts(10) }).unwrap();
         assert!(out[0].iter().all(|h| h.tokens.starts_with(&prefix)), "{strategy:?}: {out:?}");

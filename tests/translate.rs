@@ -64,8 +64,7 @@ fn translations_come_back_in_input_order_and_are_right() {
 fn batching_does_not_change_any_strategy() {
     let t = Translator::load(model_dir()).unwrap();
     let pairs = sentences(24, 9);
-    let inputs: Vec<Input> =
-        pairs.iter().enumerate().map(|(i, p)| Input { text: &p.0, prefix: None, stream: i as u64 }).collect();
+    let inputs: Vec<Input> = pairs.iter().enumerate().map(|(i, p)| Input::new(&p.0, i as u64)).collect();
     let sampling = Strategy::Sample(SamplingOptions { temperature: 1.5, top_k: 0, top_p: 0.95, seed: 5 });
     for strategy in [Strategy::Greedy, beam(5, 3), sampling] {
         let opts = DecodeOptions { strategy, ..DecodeOptions::default() };
@@ -91,8 +90,7 @@ fn batching_does_not_change_any_strategy() {
 fn workers_change_nothing_but_the_speed() {
     let mut t = Translator::load(model_dir()).unwrap();
     let pairs = sentences(30, 11);
-    let inputs: Vec<Input> =
-        pairs.iter().enumerate().map(|(i, p)| Input { text: &p.0, prefix: None, stream: i as u64 }).collect();
+    let inputs: Vec<Input> = pairs.iter().enumerate().map(|(i, p)| Input::new(&p.0, i as u64)).collect();
     let sampling = Strategy::Sample(SamplingOptions { temperature: 1.5, top_k: 0, top_p: 0.95, seed: 5 });
     for strategy in [Strategy::Greedy, beam(4, 2), sampling] {
         // small batches, so the workers share many of them
@@ -114,7 +112,7 @@ fn workers_change_nothing_but_the_speed() {
 #[test]
 fn prefixes_n_best_scores_and_alignments() {
     let t = Translator::load(model_dir()).unwrap();
-    let input = Input { text: "le chat mange une pomme", prefix: Some("the dog"), stream: 0 };
+    let input = Input { prefix: Some("the dog"), ..Input::new("le chat mange une pomme", 0) };
     for strategy in [Strategy::Greedy, beam(4, 1)] {
         let out = t.translate_inputs(&[input], &DecodeOptions { strategy, ..DecodeOptions::default() }).unwrap();
         assert!(out[0].text().starts_with("the dog"), "{strategy:?}: {}", out[0].text());

@@ -136,7 +136,7 @@ impl Translator {
         let inputs: Vec<Input> = texts
             .iter()
             .enumerate()
-            .map(|(i, text)| Input { text, prefix: prefix_of(i).filter(|p| !p.is_empty()), stream: i as u64 })
+            .map(|(i, text)| Input { prefix: prefix_of(i).filter(|p| !p.is_empty()), ..Input::new(text, i as u64) })
             .collect();
         let translations = py.detach(|| self.inner.translate_inputs(&inputs, &opts)).map_err(|e| to_py(py, e))?;
         Ok(translations.into_iter().map(|t| Translation::new(t, TokenScores::when(return_scores))).collect())

@@ -87,8 +87,7 @@ impl TranslationBench {
             Ok(order)
         };
         let run = |order: &[usize]| -> Result<Vec<Output>> {
-            let inputs: Vec<Input> =
-                order.iter().map(|&i| Input { text: lines[i], prefix: None, stream: i as u64 }).collect();
+            let inputs: Vec<Input> = order.iter().map(|&i| Input::new(lines[i], i as u64)).collect();
             let groups: Vec<&[Input]> = inputs.chunks(self.batch.max(1)).collect();
             let mut outputs = vec![None; lines.len()];
             for (&i, t) in order.iter().zip(translator.translate_groups(&groups, &opts)?.into_iter().flatten()) {

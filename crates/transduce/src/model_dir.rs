@@ -18,7 +18,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
-use crate::convert::hf_marian;
+use crate::convert::{hf_m2m100, hf_marian};
 use crate::error::{Error, Result};
 use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file, stores_int8, Precision};
 use crate::model::{ModelConfig, Seq2Seq};
@@ -78,6 +78,8 @@ pub enum Format {
     NativeInt8,
     /// A Hugging Face Marian (OPUS-MT) directory, converted as it loads.
     HfMarian,
+    /// A Hugging Face M2M-100 or NLLB-200 directory (`model_type: m2m_100`), converted as it loads.
+    HfM2m100,
 }
 
 impl Format {
@@ -111,10 +113,11 @@ impl ModelDir {
         let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: config.clone(), error: e })?;
         let format = match value.get("model_type").and_then(Value::as_str) {
             Some("marian") => Format::HfMarian,
+            Some("m2m_100") => Format::HfM2m100,
             Some(other) => {
                 return Err(Error::Input(format!(
                     "{}: model_type `{other}` is not a family transduce reads (it reads transduce models and \
-                     Hugging Face `marian`)",
+                     Hugging Face `marian` and `m2m_100` (M2M-100, NLLB-200))",
                     config.display()
                 )))
             }
@@ -162,6 +165,7 @@ impl ModelDir {
         match self.format {
             Format::Native | Format::NativeInt8 => ModelConfig::load(&self.config_path()),
             Format::HfMarian => hf_marian::read_config(self),
+            Format::HfM2m100 => hf_m2m100::read_config(self),
         }
     }
 
@@ -175,7 +179,9 @@ impl ModelDir {
                 check_tensors(config, &tensors, &path)?;
                 Ok((tensors, precision))
             }
-            Format::HfMarian => Ok((hf_marian::read_weights(self, config, device)?, Precision::Float)),
+            Format::HfMarian | Format::HfM2m100 => {
+                Ok((hf_marian::read_weights(self, config, device)?, Precision::Float))
+            }
         }
     }
 
@@ -238,6 +244,9 @@ impl ModelDir {
     /// `tokenizer.json`, or else `source.spm` + `target.spm` + `vocab.json` (Marian), or else
     /// `source_tokenizer.json` and `target_tokenizer.json`.
     pub fn tokenizers(&self) -> Result<Tokenizers> {
+        if self.format == Format::HfM2m100 || hf_m2m100::has_family_tokenizer(self)? {
+            return hf_m2m100::tokenizers(self);
+        }
         let joint = self.file(JOINT_TOKENIZER);
         if joint.exists() {
             let t = Arc::new(SubwordTokenizer::load(&joint)?);

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::model::config::{
-    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, PadEmbedding, Positions, SpecialIds,
-    Tying, Vocab,
+    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions,
+    SpecialIds, Tying, Vocab,
 };
 use crate::model::weights::{check_tensors, parameter_shapes, read_safetensors};
 use crate::model_dir::{
@@ -125,6 +125,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
             decoder_start: int("decoder_start_token_id")? as u32,
         },
         pad_embedding: PadEmbedding::Learned,
+        output_bias: OutputBias::Learned,
     };
     config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
     Ok(config)
@@ -151,18 +152,20 @@ pub fn hf_name(name: &str) -> String {
         .replace(".cross_attn_norm.", ".encoder_attn_layer_norm.")
         .replace(".cross_attn.", ".encoder_attn.")
         .replace(".ffn_norm.", ".final_layer_norm.")
-        .replace(".ffn.fc", ".fc");
+        .replace(".ffn.fc", ".fc")
+        // a stack's last norm (pre-norm families: M2M-100, NLLB-200)
+        .replace("coder.final_norm.", "coder.layer_norm.");
     format!("model.{renamed}")
 }
 
 /// Tensors of a Hugging Face checkpoint that hold nothing transduce keeps: the sinusoid tables
 /// of older checkpoints, and copies of the tied embedding.
 fn redundant(hf: &str) -> bool {
-    hf.ends_with("embed_positions.weight")
+    hf.ends_with("embed_positions.weight") || hf.ends_with("embed_positions.weights")
 }
 
-/// Reads `model.safetensors` of a Marian directory into transduce names, every name and shape
-/// checked against `config`.
+/// Reads `model.safetensors` of a Hugging Face directory (Marian, M2M-100, NLLB-200) into
+/// transduce names, every name and shape checked against `config`.
 pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Result<HashMap<String, Tensor>> {
     let path = dir.weights_path();
     if !path.exists() && dir.file(model_dir::PYTORCH_WEIGHTS).exists() {
@@ -375,6 +378,9 @@ pub fn export(dir: &Path, out: &Path) -> Result<ExportSummary> {
     match model_dir.format() {
         Format::HfMarian => {
             return Err(Error::Input(format!("{}: already a Hugging Face Marian directory", dir.display())))
+        }
+        Format::HfM2m100 => {
+            return Err(Error::Input(format!("{}: already a Hugging Face M2M-100 / NLLB-200 directory", dir.display())))
         }
         Format::NativeInt8 => {
             return Err(Error::Input(format!(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use super::hf_marian;
+use super::{hf_m2m100, hf_marian};
 use crate::error::{Error, Result};
 use crate::model::weights::write_int8;
 use crate::model_dir::{self, Format, ModelDir};
@@ -21,8 +21,8 @@ pub struct QuantizeSummary {
     pub bytes_after: u64,
 }
 
-/// Writes `out` from the model directory `src` (transduce, or Hugging Face Marian, which is
-/// imported on the way): config and tokenizer files copied, the weights in int8.
+/// Writes `out` from the model directory `src` (transduce, or Hugging Face Marian, M2M-100 or
+/// NLLB-200, imported on the way): config and tokenizer files copied, the weights in int8.
 pub fn quantize(src: &Path, out: &Path) -> Result<QuantizeSummary> {
     let src = ModelDir::open(src)?;
     if src.path().canonicalize().ok() == out.canonicalize().ok() {
@@ -34,6 +34,12 @@ pub fn quantize(src: &Path, out: &Path) -> Result<QuantizeSummary> {
     let (tensors, _) = src.tensors(&config, &Device::Cpu)?;
     let out = match src.format() {
         Format::HfMarian => hf_marian::import(src.path(), out)?.dir,
+        Format::HfM2m100 => {
+            let out = ModelDir::create(out)?;
+            src.copy_files(&hf_m2m100::FILES, &out)?;
+            config.save(&out.config_path())?;
+            out
+        }
         Format::Native | Format::NativeInt8 => {
             let out = ModelDir::create(out)?;
             let mut files = vec![model_dir::CONFIG, model_dir::GENERATION_CONFIG];

@@ -52,6 +52,10 @@ pub enum Positions {
     Sinusoidal,
     /// Fixed sinusoids laid out as `[sin ... | cos ...]` halves (Marian / Hugging Face Marian).
     SinusoidalHalves,
+    /// fairseq's sinusoids (M2M-100, NLLB-200): `[sin | cos]` halves with frequencies
+    /// `10000^(-i / (d/2 - 1))`, computed in f32 as fairseq does, the first token at position
+    /// `special.pad + 1`.
+    SinusoidalFairseq,
     /// A trained table `[max_positions, d_model]` per stack.
     Learned,
 }
@@ -138,6 +142,17 @@ pub enum PadEmbedding {
     Zero,
 }
 
+/// Whether the output projection adds a bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputBias {
+    /// A trained bias (Marian's `final_logits_bias`).
+    #[default]
+    Learned,
+    /// None (M2M-100, NLLB-200, T5).
+    None,
+}
+
 /// Token ids with a fixed meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecialIds {
@@ -177,6 +192,8 @@ pub struct ModelConfig {
     pub special: SpecialIds,
     #[serde(default)]
     pub pad_embedding: PadEmbedding,
+    #[serde(default)]
+    pub output_bias: OutputBias,
 }
 
 /// Named configurations.
@@ -235,6 +252,7 @@ impl ModelConfig {
             layer_norm_eps: 1e-5,
             special: SpecialIds::default(),
             pad_embedding: PadEmbedding::Learned,
+            output_bias: OutputBias::Learned,
         }
     }
 
@@ -252,7 +270,10 @@ impl ModelConfig {
             );
         }
         if !self.d_model.is_multiple_of(2)
-            && matches!(self.positions, Positions::Sinusoidal | Positions::SinusoidalHalves)
+            && matches!(
+                self.positions,
+                Positions::Sinusoidal | Positions::SinusoidalHalves | Positions::SinusoidalFairseq
+            )
         {
             return bad("d_model", format!("sinusoidal positions need an even d_model, got {}", self.d_model));
         }

@@ -15,6 +15,10 @@ pub fn embedding_table(vb: VarBuilder, vocab: usize, d_model: usize) -> Result<T
 pub fn sinusoids(len: usize, d: usize, layout: Positions, dtype: DType, device: &Device) -> Result<Tensor> {
     let half = d / 2;
     let mut values = vec![0f32; len * d];
+    if layout == Positions::SinusoidalFairseq {
+        fairseq_sinusoids(&mut values, len, d, 0);
+        return Tensor::from_vec(values, (len, d), device)?.to_dtype(dtype);
+    }
     for p in 0..len {
         for i in 0..half {
             let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
@@ -32,6 +36,23 @@ pub fn sinusoids(len: usize, d: usize, layout: Positions, dtype: DType, device: 
         }
     }
     Tensor::from_vec(values, (len, d), device)?.to_dtype(dtype)
+}
+
+/// fairseq's `SinusoidalPositionalEmbedding.get_embedding` for positions `offset..offset + len`
+/// into `values` [len, d]: `[sin | cos]` halves of `p * exp(-i * ln(10000) / (half - 1))`, in f32
+/// as PyTorch computes it (an odd `d` leaves the last column zero).
+fn fairseq_sinusoids(values: &mut [f32], len: usize, d: usize, offset: usize) {
+    let half = d / 2;
+    let step = (10000f64.ln() / (half as f64 - 1.0).max(1.0)) as f32;
+    let frequencies: Vec<f32> = (0..half).map(|i| (i as f32 * -step).exp()).collect();
+    for p in 0..len {
+        let position = (p + offset) as f32;
+        for (i, f) in frequencies.iter().enumerate() {
+            let angle = position * f;
+            values[p * d + i] = angle.sin();
+            values[p * d + half + i] = angle.cos();
+        }
+    }
 }
 
 /// The position of a call's first token.
@@ -66,6 +87,12 @@ impl Embeddings {
                 "weight",
                 Init::Randn { mean: 0.0, stdev: 0.02 },
             )?,
+            Positions::SinusoidalFairseq => {
+                // the first token sits at `pad + 1`: row p holds position p + pad + 1
+                let mut values = vec![0f32; c.max_positions * c.d_model];
+                fairseq_sinusoids(&mut values, c.max_positions, c.d_model, c.special.pad as usize + 1);
+                Tensor::from_vec(values, (c.max_positions, c.d_model), vb.device())?.to_dtype(vb.dtype())?
+            }
             layout => sinusoids(c.max_positions, c.d_model, layout, vb.dtype(), vb.device())?,
         };
         let scale = match c.embedding_scale {

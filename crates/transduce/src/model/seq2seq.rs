@@ -5,7 +5,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::attention::{padding_bias, Record};
-use super::config::{ModelConfig, Tying};
+use super::config::{ModelConfig, OutputBias, Tying};
 use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::{embedding_table, Start};
@@ -49,7 +49,11 @@ impl Seq2Seq {
                 embedding_table(vb.pp("lm_head"), tv, d)?,
             ),
         };
-        let lm_bias = vb.pp("lm_head").get_with_hints(tv, "bias", Init::Const(0.0))?;
+        let lm_bias = match config.output_bias {
+            OutputBias::Learned => vb.pp("lm_head").get_with_hints(tv, "bias", Init::Const(0.0))?,
+            // a constant, not a parameter: never stored, never trained
+            OutputBias::None => Tensor::zeros(tv, vb.dtype(), vb.device())?,
+        };
         Ok(Seq2Seq {
             config: config.clone(),
             encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,

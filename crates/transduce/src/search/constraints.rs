@@ -43,11 +43,14 @@ pub fn next_token_logp(
     // Marian) give them -inf after normalising
     let renormalize = unforced && opts.bans_before_softmax();
     if renormalize {
-        ban(out, history, opts, tokens, step);
+        ban(out, history, opts, tokens, step - target.tags.min(step));
     }
     log_softmax_in_place(out);
     if let Some(&forced) = target.prefix.get(step) {
         force(out, forced);
+        if step < target.tags {
+            out[forced as usize] = 0.0;
+        }
         return;
     }
     if step >= target.max_len {
@@ -58,11 +61,12 @@ pub fn next_token_logp(
         return;
     }
     if !renormalize {
-        ban(out, history, opts, tokens, step);
+        ban(out, history, opts, tokens, step - target.tags.min(step));
     }
 }
 
-/// Disallows padding, repeated n-grams and an early EOS (`-inf`); if nothing is left, EOS.
+/// Disallows padding, repeated n-grams and an early EOS (`-inf`; `step` counts the tokens
+/// after the tags); if nothing is left, EOS.
 fn ban(out: &mut [f32], history: &[u32], opts: &DecodeOptions, tokens: SearchTokens, step: usize) {
     let eos = tokens.eos;
     if let Some(pad) = tokens.pad.filter(|&p| p != eos) {
@@ -119,7 +123,7 @@ mod tests {
         next_token_logp(
             &logits,
             history,
-            &Target { max_len, prefix },
+            &Target::new(max_len, prefix),
             &opts,
             SearchTokens { eos: 2, pad: None },
             &mut out,

@@ -23,6 +23,8 @@ pub struct Sentence {
     pub max_len: usize,
     /// Tokens the output must start with.
     pub prefix: Vec<u32>,
+    /// How many of them are tags (see [`Target::tags`]).
+    pub tags: usize,
     /// The sentence's random stream for sampling (its position in the caller's input).
     pub stream: u64,
 }
@@ -239,7 +241,9 @@ impl<S> Decoding<S> {
 
 /// Each live sentence's limits, in batch order.
 fn targets(live: &[Live]) -> Vec<Target<'_>> {
-    live.iter().map(|l| Target { max_len: l.sentence.max_len, prefix: &l.sentence.prefix }).collect()
+    live.iter()
+        .map(|l| Target { max_len: l.sentence.max_len, prefix: &l.sentence.prefix, tags: l.sentence.tags })
+        .collect()
 }
 
 impl Search {
@@ -368,7 +372,13 @@ pub(crate) fn decode_all<M: StepModel>(
         .iter()
         .zip(streams)
         .enumerate()
-        .map(|(i, (t, &stream))| Sentence { id: i as u64, max_len: t.max_len, prefix: t.prefix.to_vec(), stream })
+        .map(|(i, (t, &stream))| Sentence {
+            id: i as u64,
+            max_len: t.max_len,
+            prefix: t.prefix.to_vec(),
+            tags: t.tags,
+            stream,
+        })
         .collect();
     decoding.admit(model, model.start(decoding.group())?, sentences)?;
     let mut out = vec![Vec::new(); targets.len()];

@@ -285,12 +285,21 @@ pub struct Target<'a> {
     pub max_len: usize,
     /// Tokens the output must start with.
     pub prefix: &'a [u32],
+    /// How many of the prefix's first tokens are tags the model is told (a multilingual
+    /// model's target language), not choices it makes: they score log-probability 0, as
+    /// `generate()`'s `forced_bos_token_id` scores them, and `min_len` counts after them.
+    pub tags: usize,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// A sentence of at most `max_len` tokens that starts with `prefix` (no tags).
+    pub fn new(max_len: usize, prefix: &'a [u32]) -> Self {
+        Target { max_len, prefix, tags: 0 }
+    }
+
     /// `count` sentences limited to `max_len` tokens, without prefixes.
     pub fn unconstrained(count: usize, max_len: usize) -> Vec<Target<'static>> {
-        vec![Target { max_len, prefix: &[] }; count]
+        vec![Target::new(max_len, &[]); count]
     }
 }
 

@@ -38,7 +38,7 @@ pub fn top_next_tokens(
         && step >= target.prefix.len()
         && step < target.max_len;
     let pad = tokens.pad.filter(|&p| p != tokens.eos).map(|p| p as usize);
-    let early_eos = (step < opts.min_len).then_some(tokens.eos as usize);
+    let early_eos = (step < opts.min_len + target.tags).then_some(tokens.eos as usize);
     let banned = |t: usize| Some(t) == pad || Some(t) == early_eos;
     let full_then_top = || {
         let mut row = vec![0f32; logits.len()];
@@ -159,7 +159,7 @@ mod tests {
                 };
                 for history in histories {
                     for (prefix, max_len) in [(&[][..], 10), (&[5, 7, 9][..], 10), (&[][..], 3)] {
-                        let target = Target { max_len, prefix };
+                        let target = Target::new(max_len, prefix);
                         let mut row = vec![0f32; logits.len()];
                         next_token_logp(&logits, history, &target, &opts, tokens, &mut row);
                         for n in [1, 4, 8] {

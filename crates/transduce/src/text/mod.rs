@@ -1,5 +1,7 @@
 //! Text to token ids and back. No tensors here.
 
+pub mod fairseq;
+pub mod languages;
 pub mod marian;
 pub mod protobuf;
 pub mod sentencepiece;

@@ -365,16 +365,147 @@ impl SentencePieceModel {
         }
     }
 
-    /// Pieces and ids of `text`, as `SentencePieceProcessor.encode(text, out_type=str)`.
+    /// Pieces and ids of `text`, as `SentencePieceProcessor.encode(text, out_type=str)`, with
+    /// the algorithm the file was trained for (unigram or BPE).
     pub fn encode(&self, text: &str) -> Result<Vec<(String, u32)>> {
-        if self.trainer.model_type != ModelType::Unigram {
-            return Err(Error::Input(format!(
-                "SentencePiece model type {:?} is not supported for encoding (only Unigram)",
-                self.trainer.model_type
-            )));
-        }
         let normalized = self.normalize(text);
-        Ok(self.viterbi(&normalized))
+        let pieces = match self.trainer.model_type {
+            ModelType::Unigram => self.viterbi(&normalized),
+            ModelType::Bpe => self.bpe(&normalized),
+            other => {
+                return Err(Error::Input(format!(
+                    "SentencePiece model type {other:?} is not supported for encoding (unigram and BPE are)"
+                )))
+            }
+        };
+        Ok(match self.trainer.byte_fallback {
+            true => pieces.into_iter().flat_map(|(p, id)| self.byte_fallback(p, id)).collect(),
+            false => pieces,
+        })
+    }
+
+    /// The pieces a BPE merge may produce: normal, user-defined and unused ones
+    /// (`sentencepiece`'s `pieces_`; control and unknown pieces are never merged into).
+    fn mergeable(&self, piece: &str) -> Option<(u32, &Piece)> {
+        let id = self.piece_to_id(piece)?;
+        let p = &self.pieces[id as usize];
+        matches!(p.kind, PieceType::Normal | PieceType::UserDefined | PieceType::Unused).then_some((id, p))
+    }
+
+    /// BPE segmentation of a normalised string, as `sentencepiece`'s `bpe::Model::Encode`:
+    /// characters (user-defined pieces whole and frozen), then repeatedly the adjacent pair
+    /// whose merged piece has the highest score (leftmost on ties); merged pieces that are
+    /// `UNUSED` are split back into the pieces they were merged from. A run of characters the
+    /// vocabulary lacks is one `<unk>`.
+    fn bpe(&self, s: &str) -> Vec<(String, u32)> {
+        #[derive(Clone, Copy)]
+        struct Symbol {
+            start: usize,
+            end: usize,
+            prev: Option<usize>,
+            next: Option<usize>,
+            frozen: bool,
+        }
+        /// A candidate merge: ordered by score, then leftmost first.
+        #[derive(PartialEq)]
+        struct Pair {
+            score: f32,
+            left: usize,
+            right: usize,
+            len: usize,
+        }
+        impl Eq for Pair {}
+        impl Ord for Pair {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.score.total_cmp(&other.score).then(other.left.cmp(&self.left))
+            }
+        }
+        impl PartialOrd for Pair {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        let mut symbols: Vec<Symbol> = Vec::new();
+        let mut at = 0;
+        while at < s.len() {
+            let rest = &s[at..];
+            let user = self.user_defined.iter().find(|u| rest.starts_with(u.as_str()));
+            let len = user.map_or_else(|| rest.chars().next().map_or(1, char::len_utf8), |u| u.len());
+            let index = symbols.len();
+            symbols.push(Symbol {
+                start: at,
+                end: at + len,
+                prev: index.checked_sub(1),
+                next: (at + len < s.len()).then_some(index + 1),
+                frozen: user.is_some(),
+            });
+            at += len;
+        }
+        // merged piece -> the two pieces it was made of, for unused pieces
+        let mut unmerge: HashMap<&str, (&str, &str)> = HashMap::new();
+        let mut agenda = std::collections::BinaryHeap::new();
+        let mut consider = |symbols: &[Symbol],
+                            left: Option<usize>,
+                            right: Option<usize>,
+                            agenda: &mut std::collections::BinaryHeap<Pair>| {
+            let (Some(l), Some(r)) = (left, right) else { return };
+            let (a, b) = (symbols[l], symbols[r]);
+            if a.frozen || b.frozen {
+                return;
+            }
+            let merged = &s[a.start..b.end];
+            let Some((_, piece)) = self.mergeable(merged) else { return };
+            agenda.push(Pair { score: piece.score, left: l, right: r, len: merged.len() });
+            if piece.kind == PieceType::Unused {
+                unmerge.insert(merged, (&s[a.start..a.end], &s[b.start..b.end]));
+            }
+        };
+        for i in 1..symbols.len() {
+            consider(&symbols, Some(i - 1), Some(i), &mut agenda);
+        }
+        while let Some(top) = agenda.pop() {
+            let (l, r) = (symbols[top.left], symbols[top.right]);
+            // stale: one side was merged away or grew since the pair was queued
+            if l.start == l.end || r.start == r.end || l.next != Some(top.right) || r.end - l.start != top.len {
+                continue;
+            }
+            symbols[top.left].end = r.end;
+            symbols[top.left].next = r.next;
+            if let Some(n) = r.next {
+                symbols[n].prev = Some(top.left);
+            }
+            symbols[top.right].end = symbols[top.right].start;
+            consider(&symbols, symbols[top.left].prev, Some(top.left), &mut agenda);
+            consider(&symbols, Some(top.left), symbols[top.left].next, &mut agenda);
+        }
+        let mut pieces = Vec::new();
+        let mut next = (!symbols.is_empty()).then_some(0);
+        while let Some(i) = next {
+            self.resegment(&s[symbols[i].start..symbols[i].end], &unmerge, &mut pieces);
+            next = symbols[i].next;
+        }
+        // a run of unknown characters is one unknown piece, as in the unigram model
+        let unk = self.unk_id();
+        let mut out: Vec<(String, u32)> = Vec::with_capacity(pieces.len());
+        for (piece, id) in pieces {
+            match out.last_mut() {
+                Some((prev, last)) if id == unk && *last == unk => prev.push_str(&piece),
+                _ => out.push((piece, id)),
+            }
+        }
+        out
+    }
+
+    /// `piece` and its id, or, for an unused piece, the pieces it was merged from.
+    fn resegment(&self, piece: &str, unmerge: &HashMap<&str, (&str, &str)>, out: &mut Vec<(String, u32)>) {
+        let id = self.piece_to_id(piece);
+        match (id.map(|i| self.pieces[i as usize].kind), unmerge.get(piece)) {
+            (Some(PieceType::Unused), Some(&(a, b))) => {
+                self.resegment(a, unmerge, out);
+                self.resegment(b, unmerge, out);
+            }
+            _ => out.push((piece.to_string(), id.unwrap_or_else(|| self.unk_id()))),
+        }
     }
 
     /// Best segmentation of a normalised string under the unigram scores (f32 arithmetic and
@@ -434,9 +565,6 @@ impl SentencePieceModel {
             end = start;
         }
         out.reverse();
-        if self.trainer.byte_fallback {
-            out = out.into_iter().flat_map(|(p, id)| self.byte_fallback(p, id)).collect();
-        }
         out
     }
 

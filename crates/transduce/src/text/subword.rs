@@ -14,6 +14,8 @@ use tokenizers::normalizers::unicode::NFKC;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::fairseq::FairseqVocab;
+use super::languages::LanguageTokens;
 use super::marian::MarianVocab;
 use crate::error::{Error, Result};
 
@@ -39,15 +41,19 @@ pub struct SubwordTraining {
     pub vocab_size: usize,
 }
 
-/// A subword tokenizer: trained here with Hugging Face `tokenizers`, or imported from a
-/// Marian model (SentencePiece + `vocab.json`).
+/// A subword tokenizer: trained here with Hugging Face `tokenizers`, a pretrained model's
+/// `tokenizer.json` (NLLB-200), or imported from a Marian model (SentencePiece + `vocab.json`)
+/// or an M2M-100 one (SentencePiece BPE + `vocab.json` + language tokens).
 pub struct SubwordTokenizer {
     backend: Backend,
+    /// The language tokens of a multilingual model.
+    languages: Option<LanguageTokens>,
 }
 
 enum Backend {
     HuggingFace(Box<Tokenizer>),
     Marian(Box<MarianVocab>),
+    Fairseq(Box<FairseqVocab>),
 }
 
 impl std::fmt::Debug for SubwordTokenizer {
@@ -92,40 +98,62 @@ impl SubwordTokenizer {
         inner.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
         inner.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
         inner.train(&mut trainer, sentences).map_err(tk_err("training the subword vocabulary"))?;
-        let tokenizer = SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)) };
+        let tokenizer = SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)), languages: None };
         tokenizer.check_specials("trained tokenizer")?;
         Ok(tokenizer)
     }
 
-    /// Reads a `tokenizer.json`.
+    /// Reads a `tokenizer.json` written by transduce (its specials at ids 0-3).
     pub fn load(path: &Path) -> Result<Self> {
+        let tokenizer = Self::load_pretrained(path)?;
+        tokenizer.check_specials(&path.display().to_string())?;
+        Ok(tokenizer)
+    }
+
+    /// Reads a pretrained model's `tokenizer.json` as it is (its own special ids).
+    pub fn load_pretrained(path: &Path) -> Result<Self> {
         if !path.exists() {
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
         let inner = Tokenizer::from_file(path)
             .map_err(|e| Error::Input(format!("{}: not a readable tokenizer.json: {e}", path.display())))?;
-        let tokenizer = SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)) };
-        tokenizer.check_specials(&path.display().to_string())?;
-        Ok(tokenizer)
+        Ok(SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)), languages: None })
     }
 
     /// A Marian tokenizer side (SentencePiece model + `vocab.json`).
     pub fn marian(vocab: MarianVocab) -> Self {
-        SubwordTokenizer { backend: Backend::Marian(Box::new(vocab)) }
+        SubwordTokenizer { backend: Backend::Marian(Box::new(vocab)), languages: None }
+    }
+
+    /// An M2M-100 tokenizer (its language tokens included).
+    pub fn fairseq(vocab: FairseqVocab) -> Self {
+        let languages = Some(vocab.languages().clone());
+        SubwordTokenizer { backend: Backend::Fairseq(Box::new(vocab)), languages }
+    }
+
+    /// The tokenizer with these language tokens.
+    pub fn with_languages(mut self, languages: LanguageTokens) -> Self {
+        self.languages = Some(languages);
+        self
+    }
+
+    /// The language tokens of a multilingual model's tokenizer.
+    pub fn languages(&self) -> Option<&LanguageTokens> {
+        self.languages.as_ref()
     }
 
     /// The Hugging Face tokenizer, for tokenizers trained by transduce.
     pub fn hugging_face(&self) -> Option<&Tokenizer> {
         match &self.backend {
             Backend::HuggingFace(t) => Some(t),
-            Backend::Marian(_) => None,
+            Backend::Marian(_) | Backend::Fairseq(_) => None,
         }
     }
 
     /// The Marian vocabulary, for imported tokenizers.
     pub fn marian_vocab(&self) -> Option<&MarianVocab> {
         match &self.backend {
-            Backend::HuggingFace(_) => None,
+            Backend::HuggingFace(_) | Backend::Fairseq(_) => None,
             Backend::Marian(v) => Some(v),
         }
     }
@@ -134,8 +162,8 @@ impl SubwordTokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         match &self.backend {
             Backend::HuggingFace(t) => t.save(path, false).map_err(tk_err(&path.display().to_string())),
-            Backend::Marian(_) => Err(Error::Input(format!(
-                "{}: a Marian tokenizer is kept as SentencePiece files, not tokenizer.json",
+            Backend::Marian(_) | Backend::Fairseq(_) => Err(Error::Input(format!(
+                "{}: an imported SentencePiece tokenizer is kept as its own files, not tokenizer.json",
                 path.display()
             ))),
         }
@@ -155,6 +183,7 @@ impl SubwordTokenizer {
         match &self.backend {
             Backend::HuggingFace(t) => t.get_vocab_size(true),
             Backend::Marian(v) => v.len(),
+            Backend::Fairseq(v) => v.len(),
         }
     }
 
@@ -163,6 +192,7 @@ impl SubwordTokenizer {
         match &self.backend {
             Backend::HuggingFace(t) => Ok(t.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec()),
             Backend::Marian(v) => v.encode(text),
+            Backend::Fairseq(v) => v.encode(text),
         }
     }
 
@@ -179,6 +209,7 @@ impl SubwordTokenizer {
                 ids.iter().map(|&i| t.id_to_token(i).unwrap_or_else(|| "<unk>".into())).collect()
             }
             Backend::Marian(v) => v.id_pieces(ids),
+            Backend::Fairseq(v) => v.id_pieces(ids),
         }
     }
 
@@ -187,6 +218,7 @@ impl SubwordTokenizer {
         match &self.backend {
             Backend::HuggingFace(t) => t.decode(ids, true).map_err(tk_err("decoding")),
             Backend::Marian(v) => Ok(v.decode(ids)),
+            Backend::Fairseq(v) => Ok(v.decode(ids)),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::kernels::Kernels;
 use crate::model::{Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
+use crate::text::languages::{Direction, LanguageTokens};
 use crate::text::Tokenizers;
 use crate::workers::Workers;
 use align::{hard_links, word_of_pieces};
@@ -83,6 +84,16 @@ pub struct Input<'a> {
     /// The sentence's random stream for sampling: its position in the whole input, so a
     /// sentence samples the same whatever it is batched with.
     pub stream: u64,
+    /// Source and target language, for a multilingual model (M2M-100, NLLB-200), which needs
+    /// them; models without language tokens ignore them.
+    pub direction: Option<Direction<'a>>,
+}
+
+impl<'a> Input<'a> {
+    /// `text` on random stream `stream`, without prefix or languages.
+    pub fn new(text: &'a str, stream: u64) -> Self {
+        Input { text, prefix: None, stream, direction: None }
+    }
 }
 
 /// One output of a sentence.
@@ -126,17 +137,31 @@ impl Translation {
 
 /// A sentence tokenized for the model.
 pub(crate) struct Prepared {
-    /// Source ids, cut to the model's longest sequence.
+    /// Source ids (a multilingual model's source-language token first), cut to the model's
+    /// longest sequence.
     pub ids: Vec<u32>,
-    /// Target ids the output must start with.
+    /// Target ids the output must start with (a multilingual model's target-language token
+    /// first).
     pub prefix: Vec<u32>,
+    /// Language tokens leading `ids` and `prefix` (0 or 1).
+    pub tags: usize,
     pub truncated: bool,
 }
 
 impl Prepared {
     /// Whether the sentence has nothing to translate (it stays blank).
     pub fn is_blank(&self, input: &Input) -> bool {
-        self.ids.is_empty() || input.text.trim().is_empty()
+        self.ids.len() <= self.tags || input.text.trim().is_empty()
+    }
+
+    /// The search's view of the sentence: `opts`' length limits (counted without the
+    /// language tokens) and its prefix.
+    pub fn target(&self, opts: &DecodeOptions) -> Target<'_> {
+        Target {
+            max_len: opts.max_len_for(self.ids.len() - self.tags) + self.tags,
+            prefix: &self.prefix,
+            tags: self.tags,
+        }
     }
 }
 
@@ -168,8 +193,9 @@ impl Translator {
             ("source", &tokenizers.source, config.vocab.source()),
             ("target", &tokenizers.target, config.vocab.target()),
         ];
+        // a pretrained model's table may have unused rows after the tokenizer's entries (NLLB-200)
         for (side, tok, size) in sides {
-            if tok.vocab_size() != size {
+            if tok.vocab_size() > size || (tok.vocab_size() < size && tok.languages().is_none()) {
                 return Err(Error::Input(format!(
                     "{}: the {side} tokenizer has {} entries, the model's configuration says {size}",
                     dir.path().display(),
@@ -199,8 +225,7 @@ impl Translator {
 
     /// Translates `lines` in order (sentence `i` samples from stream `i`).
     pub fn translate(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<Translation>> {
-        let inputs: Vec<Input> =
-            lines.iter().enumerate().map(|(i, &text)| Input { text, prefix: None, stream: i as u64 }).collect();
+        let inputs: Vec<Input> = lines.iter().enumerate().map(|(i, &text)| Input::new(text, i as u64)).collect();
         self.translate_inputs(&inputs, opts)
     }
 
@@ -293,17 +318,39 @@ impl Translator {
         Ok(out)
     }
 
-    /// Tokenizes one input.
+    /// The language codes a multilingual model accepts (`None` for other models).
+    pub fn languages(&self) -> Option<&LanguageTokens> {
+        self.tokenizers.target.languages()
+    }
+
+    /// Tokenizes one input: `[source language] text` and `[target language] prefix` for a
+    /// multilingual model.
     pub(crate) fn prepare(&self, input: &Input) -> Result<Prepared> {
         let max_src = self.model.config.max_positions - 1;
-        let mut ids = self.tokenizers.source.encode(input.text)?;
+        let (mut ids, mut prefix) = (Vec::new(), Vec::new());
+        if let Some(languages) = self.tokenizers.source.languages() {
+            let Some(direction) = input.direction else {
+                return Err(Error::option(
+                    "target_lang",
+                    format!(
+                        "this model translates between {} languages: give the source and target language (codes \
+                         such as {})",
+                        languages.len(),
+                        languages.codes().take(3).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            ids.push(languages.id(direction.source, "source_lang")?);
+            prefix.push(self.languages().unwrap_or(languages).id(direction.target, "target_lang")?);
+        }
+        let tags = ids.len();
+        ids.extend(self.tokenizers.source.encode(input.text)?);
         let truncated = ids.len() > max_src;
         ids.truncate(max_src);
-        let prefix = match input.prefix {
-            Some(p) => self.tokenizers.target.encode(p)?,
-            None => Vec::new(),
-        };
-        Ok(Prepared { ids, prefix, truncated })
+        if let Some(p) = input.prefix {
+            prefix.extend(self.tokenizers.target.encode(p)?);
+        }
+        Ok(Prepared { ids, prefix, tags, truncated })
     }
 
     /// Encodes source sentences (ids without EOS) as one padded batch.
@@ -337,10 +384,7 @@ impl Translator {
         let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
         let memory = self.encode(&sources)?;
         let step = self.stepper(&memory);
-        let targets: Vec<Target> = chunk
-            .iter()
-            .map(|&i| Target { max_len: opts.max_len_for(prepared[i].ids.len()), prefix: &prepared[i].prefix })
-            .collect();
+        let targets: Vec<Target> = chunk.iter().map(|&i| prepared[i].target(opts)).collect();
         let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
         let hyps = decode(&step, &targets, &streams, opts)?;
         chunk.iter().zip(hyps).map(|(&i, hyps)| self.outputs(&prepared[i], hyps, opts)).collect()
@@ -355,13 +399,21 @@ impl Translator {
     ) -> Result<Vec<Output>> {
         let source_words = match opts.alignment {
             Alignment::Off => None,
-            _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared.ids))),
+            _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared.ids[prepared.tags..]))),
         };
-        hyps.into_iter().map(|h| self.output(h, source_words.as_deref())).collect()
+        hyps.into_iter().map(|h| self.output(h, prepared.tags, source_words.as_deref())).collect()
     }
 
-    /// `source_words`: the word of each source piece, when alignments are asked for.
-    fn output(&self, h: Hypothesis, source_words: Option<&[usize]>) -> Result<Output> {
+    /// `source_words`: the word of each source piece, when alignments are asked for. The first
+    /// `tags` tokens (a target-language token) are not part of the output, nor are the
+    /// attention columns of the source's `tags` language tokens.
+    fn output(&self, mut h: Hypothesis, tags: usize, source_words: Option<&[usize]>) -> Result<Output> {
+        let tags = tags.min(h.tokens.len());
+        h.tokens.drain(..tags);
+        h.token_logp.drain(..tags.min(h.token_logp.len()));
+        h.attention.drain(..tags.min(h.attention.len()));
+        // the same number of language tokens leads the source
+        h.attention.iter_mut().for_each(|row| drop(row.drain(..tags.min(row.len()))));
         let alignment = source_words.map(|source_words| {
             let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
             hard_links(&h.attention, source_words, &target_words)

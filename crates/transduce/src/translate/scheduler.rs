@@ -173,7 +173,7 @@ impl Scheduler {
         let mut sentences = Vec::with_capacity(lines.len());
         let mut blank = Vec::with_capacity(lines.len());
         for (i, text) in lines.iter().enumerate() {
-            let input = Input { text, prefix: None, stream: i as u64 };
+            let input = Input::new(text, i as u64);
             let prepared = self.translator.prepare(&input)?;
             blank.push(prepared.is_blank(&input));
             sentences.push(prepared);
@@ -420,10 +420,12 @@ impl Worker {
         for unit in joining {
             let id = self.next_id;
             self.next_id += 1;
+            let target = unit.prepared.target(&lane.opts);
             sentences.push(Sentence {
                 id,
-                max_len: lane.opts.max_len_for(unit.prepared.ids.len()),
-                prefix: unit.prepared.prefix.clone(),
+                max_len: target.max_len,
+                prefix: target.prefix.to_vec(),
+                tags: target.tags,
                 stream: unit.index as u64,
             });
             lane.decoding_units.insert(id, unit);

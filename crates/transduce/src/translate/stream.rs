@@ -142,7 +142,7 @@ pub fn translate_lines(
             .iter()
             .zip(&line_prefixes)
             .enumerate()
-            .map(|(i, (text, prefix))| Input { text, prefix: prefix.as_deref(), stream: first + i as u64 })
+            .map(|(i, (text, prefix))| Input { prefix: prefix.as_deref(), ..Input::new(text, first + i as u64) })
             .collect();
         let translations = translator.translate_inputs(&inputs, opts)?;
         let mut window = StreamReport { lines: lines.len() as u64, ..StreamReport::default() };
