@@ -239,3 +239,63 @@ fn languages_are_required_and_checked_by_name() {
         .unwrap();
     assert_eq!(blank[0].text(), "");
 }
+
+/// The explainer shows the language tokens as what they are: the source's first token and the
+/// decoder's forced first step; the rest is the translation `translate` gives.
+#[test]
+fn explain_shows_the_language_tokens() {
+    let t = Translator::load(&fixtures().join("nllb")).unwrap();
+    let direction = Some(Direction { source: "fra_Latn", target: "eng_Latn" });
+    let input = Input { direction, ..Input::new("Un homme regarde le chat noir.", 0) };
+    let opts = DecodeOptions { strategy: Strategy::Greedy, ..DecodeOptions::default() };
+    let e = transduce::explain::explain_input(&t, &input, &opts, 3).unwrap();
+    let translation = t.translate_inputs(&[input], &opts).unwrap().remove(0);
+    assert_eq!(e.translation, translation.text());
+    assert_eq!(e.source_tokens.first().map(String::as_str), Some("fra_Latn"));
+    assert_eq!(e.target_tokens.first().map(String::as_str), Some("eng_Latn"));
+    assert_eq!(e.decoder_inputs[1], "eng_Latn");
+    let n = translation.best().tokens.len();
+    assert_eq!((e.steps.len(), e.target_tokens.len()), (n + 2, n + 2));
+    assert_eq!(e.steps[0].chosen, "eng_Latn");
+    let cross = &e.cross_attention[0][0];
+    assert_eq!((cross.len(), cross[0].len()), (n + 2, e.source_tokens.len()));
+    // without languages: the option is named
+    let err = transduce::explain::explain(&t, "Bonjour", &opts, 3).unwrap_err().to_string();
+    assert!(err.contains("target_lang"), "{err}");
+}
+
+/// `transduce translate --source-lang/--target-lang` on each family, and the flag named when
+/// a code is unknown.
+#[test]
+fn cli_translate_takes_the_family_codes() {
+    let tmp = common::TempDir::new("m2m100-cli");
+    let input = tmp.write("in.txt", "Un homme regarde le chat noir.\nOù est la gare ?\n".as_bytes());
+    for (name, source, target) in [("m2m100", "fr", "en"), ("nllb", "fra_Latn", "deu_Latn")] {
+        let dir = fixtures().join(name);
+        let run = |target: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_transduce"))
+                .args(["translate", "-m", dir.to_str().unwrap(), "--source-lang", source, "--target-lang", target])
+                .args(["--beam", "4", "--input", input.to_str().unwrap()])
+                .output()
+                .unwrap()
+        };
+        let out = run(target);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let t = Translator::load(&dir).unwrap();
+        // the CLI's defaults with --beam 4
+        let settings = transduce::search::SearchSettings { beam: 4, ..Default::default() };
+        let cli_defaults = settings.decode_options(transduce::search::Alignment::Off, 4096).unwrap();
+        let inputs: Vec<Input> = ["Un homme regarde le chat noir.", "Où est la gare ?"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Input { direction: Some(Direction { source, target }), ..Input::new(s, i as u64) })
+            .collect();
+        let want: Vec<String> =
+            t.translate_inputs(&inputs, &cli_defaults).unwrap().iter().map(|tr| tr.text().to_string() + "\n").collect();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), want.concat(), "{name}");
+        let out = run("xx_Latn");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--target-lang: \"xx_Latn\" is not one of this model's"), "{err}");
+    }
+}

@@ -7,9 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use transduce::data::lines::read_lines;
-use transduce::explain::{explain, html};
+use transduce::explain::{explain_input, html};
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
-use transduce::translate::Translator;
+use transduce::text::languages::Direction;
+use transduce::translate::{Input, Translator};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -33,6 +34,12 @@ pub struct ExplainArgs {
     /// Candidates shown per decoder step.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// Source language of a multilingual model (M2M-100: `fr`; NLLB-200: `fra_Latn`).
+    #[arg(long, requires = "target_lang")]
+    pub source_lang: Option<String>,
+    /// Target language of a multilingual model.
+    #[arg(long, requires = "source_lang")]
+    pub target_lang: Option<String>,
 }
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
@@ -51,8 +58,15 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let opts = DecodeOptions { strategy, ..DecodeOptions::default() };
     let explanations = sentences
         .iter()
-        .map(|s| explain(&translator, s, &opts, args.top_k))
-        .collect::<transduce::error::Result<Vec<_>>>()?;
+        .map(|s| {
+            let direction = match (&args.source_lang, &args.target_lang) {
+                (Some(source), Some(target)) => Some(Direction { source, target }),
+                _ => None,
+            };
+            explain_input(&translator, &Input { direction, ..Input::new(s, 0) }, &opts, args.top_k)
+        })
+        .collect::<transduce::error::Result<Vec<_>>>()
+        .map_err(super::as_flags)?;
     let name = args.model.display().to_string();
     html::write(&args.out, &explanations, &name)?;
     if let Some(p) = &args.json {

@@ -12,6 +12,7 @@ use super::choice::choice;
 use super::search::SearchArgs;
 use transduce::data::lines::LineReader;
 use transduce::kernels::Kernels;
+use transduce::model_dir::Languages;
 use transduce::search::{Alignment, DecodeOptions};
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{LoadOptions, Quantization, Translator};
@@ -34,6 +35,12 @@ pub struct TranslateArgs {
     pub format: Format,
     #[command(flatten)]
     pub decoding: SearchArgs,
+    /// Source language of a multilingual model (M2M-100: `fr`; NLLB-200: `fra_Latn`).
+    #[arg(long, requires = "target_lang")]
+    pub source_lang: Option<String>,
+    /// Target language of a multilingual model (forced as the first output token).
+    #[arg(long, requires = "source_lang")]
+    pub target_lang: Option<String>,
     /// Target text every translation must start with.
     #[arg(long, conflicts_with = "prefix_file")]
     pub prefix: Option<String>,
@@ -118,8 +125,16 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     let mut out = BufWriter::new(sink);
     let max_src = translator.model.config.max_positions - 1;
     let started = std::time::Instant::now();
-    let stream =
-        StreamOptions { format: args.format, token_scores: TokenScores::when(args.token_scores), window: args.window };
+    let languages = match (&args.source_lang, &args.target_lang) {
+        (Some(source), Some(target)) => Some(Languages { source: source.clone(), target: target.clone() }),
+        _ => None,
+    };
+    let stream = StreamOptions {
+        format: args.format,
+        token_scores: TokenScores::when(args.token_scores),
+        window: args.window,
+        languages,
+    };
     let name = input.name().to_string();
     let report = translate_lines(&translator, &mut input, prefixes, &mut out, &opts, &stream, |window| {
         for id in &window.truncated {

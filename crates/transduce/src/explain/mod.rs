@@ -7,4 +7,4 @@ pub mod pca;
 pub mod record;
 pub mod svg;
 
-pub use record::{explain, forced_attention, Explanation, ForcedAttention, StepChoice};
+pub use record::{explain, explain_input, forced_attention, Explanation, ForcedAttention, StepChoice};

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::model::{Ctx, Record};
 use crate::search::DecodeOptions;
 use crate::translate::align::{average_heads, hard_links, word_of_pieces};
-use crate::translate::Translator;
+use crate::translate::{Input, Translator};
 
 /// One decoder step: the most probable next tokens and the one taken.
 #[derive(Debug, Clone, Serialize)]
@@ -62,24 +62,44 @@ fn maps(layers: &[Tensor]) -> Result<Maps> {
 /// Translates `sentence` with `opts` and records how the model did it (the chosen output is
 /// re-read teacher-forced, which equals the step-by-step computation).
 pub fn explain(translator: &Translator, sentence: &str, opts: &DecodeOptions, top_k: usize) -> Result<Explanation> {
+    explain_input(translator, &Input::new(sentence, 0), opts, top_k)
+}
+
+/// [`explain`] of one input (a multilingual model's languages in `input.direction`): the
+/// language tokens appear as what they are, the source's first token and the decoder's first
+/// (forced) step.
+pub fn explain_input(
+    translator: &Translator,
+    input: &Input,
+    opts: &DecodeOptions,
+    top_k: usize,
+) -> Result<Explanation> {
     let model = &translator.model;
     let tok = &translator.tokenizers;
     let special = model.config.special;
-    let translation = translator.translate(&[sentence], opts)?.remove(0);
+    let sentence = input.text;
+    let translation = translator.translate_inputs(std::slice::from_ref(input), opts)?.remove(0);
     let output = translation.best();
-    let ids = tok.source.encode(sentence)?;
-    let ids = &ids[..ids.len().min(model.config.max_positions - 1)];
+    let prepared = translator.prepare(input)?;
+    let ids = &prepared.ids[..];
     let device = translator.device().clone();
     let (src, mask) = Batch::sources(&[ids], special, &device)?;
     let ctx = Ctx::eval();
     let memory = model.encode_with(&src, &mask, Record::Probabilities, &ctx)?;
-    let inputs: Vec<u32> = std::iter::once(special.decoder_start).chain(output.tokens.iter().copied()).collect();
+    // the target-language token, the translation, EOS
+    let written: Vec<u32> = prepared.prefix[..prepared.tags]
+        .iter()
+        .chain(&output.tokens)
+        .copied()
+        .chain(std::iter::once(special.eos))
+        .collect();
+    let inputs: Vec<u32> =
+        std::iter::once(special.decoder_start).chain(written[..written.len() - 1].iter().copied()).collect();
     let tgt = Tensor::new(inputs.as_slice(), &device)?.unsqueeze(0)?;
     let out = model.decode_with(&tgt, None, &memory, Record::Probabilities, &ctx)?;
     let probs = crate::kernels::softmax_last_dim(&model.logits(&out.hidden, &ctx)?)?.squeeze(0)?;
     let probs: Vec<Vec<f32>> = probs.to_dtype(DType::F32)?.to_vec2()?;
     let piece = |id: u32| tok.target.id_pieces(&[id]).remove(0);
-    let written: Vec<u32> = output.tokens.iter().copied().chain(std::iter::once(special.eos)).collect();
     let steps = probs
         .iter()
         .zip(&written)
@@ -98,12 +118,11 @@ pub fn explain(translator: &Translator, sentence: &str, opts: &DecodeOptions, to
     let self_maps: Vec<Tensor> = out.attention.iter().map(|a| a.self_attn.clone()).collect();
     let cross_maps: Vec<Tensor> = out.attention.iter().map(|a| a.cross_attn.clone()).collect();
     let last = cross_maps.last().expect("a decoder has layers").squeeze(0)?.mean(0)?;
-    let mut source_tokens = tok.source.pieces(sentence)?;
-    source_tokens.truncate(ids.len());
+    let mut source_tokens = tok.source.id_pieces(ids);
     source_tokens.push("</s>".into());
     let mut decoder_inputs = vec!["<s>".to_string()];
-    decoder_inputs.extend(tok.target.id_pieces(&output.tokens));
-    let mut target_tokens = tok.target.id_pieces(&output.tokens);
+    decoder_inputs.extend(tok.target.id_pieces(&inputs[1..]));
+    let mut target_tokens = tok.target.id_pieces(&written[..written.len() - 1]);
     target_tokens.push("</s>".into());
     Ok(Explanation {
         source: sentence.to_string(),

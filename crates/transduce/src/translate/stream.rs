@@ -10,7 +10,9 @@ use std::path::Path;
 
 use crate::data::lines::LineReader;
 use crate::error::{Error, Result};
+use crate::model_dir::Languages;
 use crate::search::{Alignment, DecodeOptions, Strategy};
+use crate::text::languages::Direction;
 use crate::translate::align::pharaoh;
 use crate::translate::{Input, Output, Translation, Translator};
 
@@ -70,17 +72,19 @@ impl Prefixes {
 }
 
 /// How [`translate_lines`] reads and writes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StreamOptions {
     pub format: Format,
     pub token_scores: TokenScores,
     /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
     pub window: usize,
+    /// Source and target language of every line, for a multilingual model.
+    pub languages: Option<Languages>,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { format: Format::Text, token_scores: TokenScores::Omit, window: 2000 }
+        StreamOptions { format: Format::Text, token_scores: TokenScores::Omit, window: 2000, languages: None }
     }
 }
 
@@ -142,7 +146,11 @@ pub fn translate_lines(
             .iter()
             .zip(&line_prefixes)
             .enumerate()
-            .map(|(i, (text, prefix))| Input { prefix: prefix.as_deref(), ..Input::new(text, first + i as u64) })
+            .map(|(i, (text, prefix))| Input {
+                prefix: prefix.as_deref(),
+                direction: stream.languages.as_ref().map(|l| Direction { source: &l.source, target: &l.target }),
+                ..Input::new(text, first + i as u64)
+            })
             .collect();
         let translations = translator.translate_inputs(&inputs, opts)?;
         let mut window = StreamReport { lines: lines.len() as u64, ..StreamReport::default() };
