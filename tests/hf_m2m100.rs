@@ -108,17 +108,7 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
     // the language token and the EOS (forced at the cap) count among max_new_tokens;
     // transduce's max_len counts neither
     let opts = DecodeOptions { strategy, max_len: max_new_tokens - 2, max_len_ratio: None, ..DecodeOptions::default() };
-    let inputs: Vec<Input> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Input {
-            direction: Some(Direction {
-                source: c["source_lang"].as_str().unwrap(),
-                target: c["target_lang"].as_str().unwrap(),
-            }),
-            ..Input::new(c["source"].as_str().unwrap(), i as u64)
-        })
-        .collect();
+    let inputs = directed_inputs(cases);
     let out = t.translate_inputs(&inputs, &opts).unwrap();
     let eos = t.model.config.special.eos;
     let languages = t.languages().unwrap();
@@ -133,6 +123,21 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
         assert_eq!(best.token_scores.len(), best.tokens.len() + 1, "scores of the translation and </s>");
     }
     cases.len()
+}
+
+/// Each reference case as an input with its languages.
+fn directed_inputs(cases: &[Value]) -> Vec<Input<'_>> {
+    cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Input {
+            direction: Some(Direction {
+                source: c["source_lang"].as_str().unwrap(),
+                target: c["target_lang"].as_str().unwrap(),
+            }),
+            ..Input::new(c["source"].as_str().unwrap(), i as u64)
+        })
+        .collect()
 }
 
 fn check_family(name: &str) {
@@ -178,17 +183,7 @@ fn int8_outputs_stay_close() {
         let scale = want.iter().fold(0f32, |m, w| m.max(w.abs()));
         let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
         let cases = reference["greedy"].as_array().unwrap();
-        let inputs: Vec<Input> = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Input {
-                direction: Some(Direction {
-                    source: c["source_lang"].as_str().unwrap(),
-                    target: c["target_lang"].as_str().unwrap(),
-                }),
-                ..Input::new(c["source"].as_str().unwrap(), i as u64)
-            })
-            .collect();
+        let inputs = directed_inputs(cases);
         let opts = DecodeOptions { strategy: Strategy::Greedy, max_len: 28, max_len_ratio: None, ..Default::default() };
         let out = t.translate_inputs(&inputs, &opts).unwrap();
         let same = cases

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::hf_config::{field_err, HfConfig};
 use crate::error::{Error, Result};
 use crate::model::config::{
-    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions,
-    SpecialIds, Tying, Vocab,
+    Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions, SpecialIds,
+    Tying, Vocab,
 };
 use crate::model_dir::{
     ModelDir, GENERATION_CONFIG, JOINT_TOKENIZER, MARIAN_VOCAB, SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG,
@@ -47,10 +48,6 @@ pub fn has_family_tokenizer(dir: &ModelDir) -> Result<bool> {
     Ok(class.is_some_and(|c| TOKENIZER_CLASSES.contains(&c.as_str())))
 }
 
-fn config_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error {
-    Error::Input(format!("{}: field `{field}`: {why}", path.display()))
-}
-
 fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), error: e })
@@ -58,48 +55,13 @@ fn read_json(path: &Path) -> Result<Value> {
 
 /// Reads `config.json` (an `M2M100Config`).
 pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
-    let path = dir.config_path();
-    let v = read_json(&path)?;
-    let int = |field: &str| -> Result<usize> {
-        v.get(field)
-            .and_then(Value::as_u64)
-            .map(|x| x as usize)
-            .ok_or_else(|| config_err(&path, field, "missing or not a non-negative integer"))
-    };
-    let int_or = |field: &str, default: usize| -> Result<usize> {
-        match v.get(field) {
-            None | Some(Value::Null) => Ok(default),
-            Some(_) => int(field),
-        }
-    };
-    let flag = |field: &str, default: bool| -> Result<bool> {
-        match v.get(field) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(config_err(&path, field, format!("expected true or false, found {other}"))),
-        }
-    };
-    if v.get("model_type").and_then(Value::as_str) != Some("m2m_100") {
-        return Err(config_err(&path, "model_type", "expected \"m2m_100\""));
-    }
-    let same = |a: &str, b: &str| -> Result<usize> {
-        let (x, y) = (int(a)?, int(b)?);
-        if x != y {
-            return Err(config_err(&path, b, format!("{b} = {y} differs from {a} = {x}; transduce needs them equal")));
-        }
-        Ok(x)
-    };
-    let heads = same("encoder_attention_heads", "decoder_attention_heads")?;
-    let ffn_dim = same("encoder_ffn_dim", "decoder_ffn_dim")?;
-    let activation = match v.get("activation_function").and_then(Value::as_str).unwrap_or("relu") {
-        "relu" => Activation::Relu,
-        "gelu" => Activation::Gelu,
-        "silu" => Activation::Silu,
-        "swish" => Activation::Swish,
-        other => return Err(config_err(&path, "activation_function", format!("{other:?} is not supported"))),
-    };
+    let c = HfConfig::read(dir.config_path(), "m2m_100")?;
+    let (int, int_or, flag) = (|f: &str| c.int(f), |f: &str, d: usize| c.int_or(f, d), |f: &str, d: bool| c.flag(f, d));
+    let heads = c.same("encoder_attention_heads", "decoder_attention_heads")?;
+    let ffn_dim = c.same("encoder_ffn_dim", "decoder_ffn_dim")?;
+    let activation = c.activation("relu")?;
     if !flag("tie_word_embeddings", true)? {
-        return Err(config_err(&path, "tie_word_embeddings", "only tied output projections are supported"));
+        return Err(c.err("tie_word_embeddings", "only tied output projections are supported"));
     }
     let pad = int_or("pad_token_id", 1)? as u32;
     let eos = int_or("eos_token_id", 2)? as u32;
@@ -132,7 +94,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
         pad_embedding: PadEmbedding::Learned,
         output_bias: OutputBias::None,
     };
-    config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    config.validate().map_err(|e| Error::Input(format!("{}: {e}", c.path.display())))?;
     Ok(config)
 }
 
@@ -206,7 +168,7 @@ pub fn tokenizers(dir: &ModelDir) -> Result<Tokenizers> {
             "m2m100" => &M2M100_CODES,
             "wmt21" => &WMT21_CODES,
             other => {
-                return Err(config_err(
+                return Err(field_err(
                     &settings_path,
                     "language_codes",
                     format!("{other:?} is not a known set (m2m100, wmt21)"),

@@ -12,6 +12,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
+use super::hf_config::HfConfig;
 use crate::error::{Error, Result};
 use crate::model::config::{
     Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions,
@@ -34,61 +35,28 @@ const TOKENIZER_FILES: [&str; 6] = [
     model_dir::SPECIAL_TOKENS_MAP,
 ];
 
-fn config_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error {
-    Error::Input(format!("{}: field `{field}`: {why}", path.display()))
-}
-
 /// Reads `config.json` (a `MarianConfig`) and the `<unk>` id from `vocab.json`.
 pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
-    let path = dir.config_path();
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?;
-    let int = |field: &str| -> Result<usize> {
-        v.get(field)
-            .and_then(Value::as_u64)
-            .map(|x| x as usize)
-            .ok_or_else(|| config_err(&path, field, "missing or not a non-negative integer"))
-    };
-    let flag = |field: &str, default: bool| -> Result<bool> {
-        match v.get(field) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(config_err(&path, field, format!("expected true or false, found {other}"))),
-        }
-    };
-    if v.get("model_type").and_then(Value::as_str) != Some("marian") {
-        return Err(config_err(&path, "model_type", "expected \"marian\""));
-    }
-    let same = |a: &str, b: &str| -> Result<usize> {
-        let (x, y) = (int(a)?, int(b)?);
-        if x != y {
-            return Err(config_err(&path, b, format!("{b} = {y} differs from {a} = {x}; transduce needs them equal")));
-        }
-        Ok(x)
-    };
+    let c = HfConfig::read(dir.config_path(), "marian")?;
+    let (int, flag) = (|f: &str| c.int(f), |f: &str, d: bool| c.flag(f, d));
+    let same = |a: &str, b: &str| c.same(a, b);
     let heads = same("encoder_attention_heads", "decoder_attention_heads")?;
     let ffn_dim = same("encoder_ffn_dim", "decoder_ffn_dim")?;
     for (field, needed) in
         [("normalize_before", false), ("add_final_layer_norm", false), ("normalize_embedding", false)]
     {
         if flag(field, needed)? != needed {
-            return Err(config_err(&path, field, format!("only {needed} is supported (Marian is post-norm)")));
+            return Err(c.err(field, format!("only {needed} is supported (Marian is post-norm)")));
         }
     }
-    let activation = match v.get("activation_function").and_then(Value::as_str).unwrap_or("swish") {
-        "swish" => Activation::Swish,
-        "silu" => Activation::Silu,
-        "relu" => Activation::Relu,
-        "gelu" => Activation::Gelu,
-        other => return Err(config_err(&path, "activation_function", format!("{other:?} is not supported"))),
-    };
+    let activation = c.activation("swish")?;
     let vocab_size = int("vocab_size")?;
-    let decoder_vocab = v.get("decoder_vocab_size").and_then(Value::as_u64).map_or(vocab_size, |x| x as usize);
+    let decoder_vocab = c.int_or("decoder_vocab_size", vocab_size)?;
     let shared = flag("share_encoder_decoder_embeddings", true)?;
     let tied = flag("tie_word_embeddings", true)?;
     let (vocab, tying) = match (shared, tied) {
         (true, _) if decoder_vocab != vocab_size => {
-            return Err(config_err(&path, "decoder_vocab_size", "differs from vocab_size with shared embeddings"))
+            return Err(c.err("decoder_vocab_size", "differs from vocab_size with shared embeddings"))
         }
         (true, true) => (Vocab::Shared { size: vocab_size }, Tying::All),
         (true, false) => (Vocab::Shared { size: vocab_size }, Tying::Inputs),
@@ -127,7 +95,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
         pad_embedding: PadEmbedding::Learned,
         output_bias: OutputBias::Learned,
     };
-    config.validate().map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    config.validate().map_err(|e| Error::Input(format!("{}: {e}", c.path.display())))?;
     Ok(config)
 }
 
