@@ -169,7 +169,7 @@ impl Translator {
         let format: Format = format.parse().map_err(|e| option_error(py, "format", e))?;
         let alignment = Alignment::when(return_alignments || format == Format::Pharaoh, alignment_layer);
         let opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
-        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window };
+        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window, languages: None };
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
         let report = py.detach(|| {
             let mut input = LineReader::open(&source)?;
