@@ -9,7 +9,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use transduce::data::lines::LineReader;
+use transduce::model_dir::Languages;
 use transduce::search::Alignment;
+use transduce::text::languages::Direction;
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{Input, LoadOptions, Quantization};
 use transduce::ModelDir;
@@ -101,17 +103,27 @@ impl Translator {
         Ok(dir.languages().map_err(|e| to_py(py, e))?.map(|l| (l.source, l.target)))
     }
 
+    /// The language codes of a multilingual model (M2M-100: "fr"; NLLB-200: "fra_Latn"), which
+    /// `source_lang` and `target_lang` take; None for other models.
+    #[getter]
+    fn language_codes(&self) -> Option<Vec<String>> {
+        self.inner.languages().map(|l| l.codes().map(str::to_string).collect())
+    }
+
     /// Translates `texts` (a list of str) in order. Search keywords: `search` ("beam",
     /// "greedy", "sample"), `beam`, `n_best`, `length_penalty` ("gnmt", "average", "power",
     /// "none"), `alpha`, `beam_rule`, `temperature`, `top_k`, `top_p`, `seed`, `max_len`,
     /// `max_len_ratio`, `min_len`, `no_repeat_ngram`, `repetition_penalty`. `prefix`: the
-    /// target text every output starts with, or one (or None) per input.
-    #[pyo3(signature = (texts, *, prefix=None, return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
+    /// target text every output starts with, or one (or None) per input. `source_lang` and
+    /// `target_lang`: the languages of a multilingual model (see `language_codes`).
+    #[pyo3(signature = (texts, *, source_lang=None, target_lang=None, prefix=None, return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
     #[allow(clippy::too_many_arguments)]
     fn translate(
         &self,
         py: Python<'_>,
         texts: Vec<String>,
+        source_lang: Option<String>,
+        target_lang: Option<String>,
         prefix: Option<&Bound<'_, PyAny>>,
         return_scores: bool,
         return_alignments: bool,
@@ -127,6 +139,8 @@ impl Translator {
             Alignment::when(return_alignments, alignment_layer),
             max_tokens,
         )?;
+        let languages = languages_arg(py, source_lang, target_lang)?;
+        let direction = languages.as_ref().map(|l| Direction { source: &l.source, target: &l.target });
         let prefixes = prefix_arg(py, prefix, texts.len())?;
         let prefix_of = |i: usize| match &prefixes {
             PrefixArg::None => None,
@@ -136,7 +150,11 @@ impl Translator {
         let inputs: Vec<Input> = texts
             .iter()
             .enumerate()
-            .map(|(i, text)| Input { prefix: prefix_of(i).filter(|p| !p.is_empty()), ..Input::new(text, i as u64) })
+            .map(|(i, text)| Input {
+                prefix: prefix_of(i).filter(|p| !p.is_empty()),
+                direction,
+                ..Input::new(text, i as u64)
+            })
             .collect();
         let translations = py.detach(|| self.inner.translate_inputs(&inputs, &opts)).map_err(|e| to_py(py, e))?;
         Ok(translations.into_iter().map(|t| Translation::new(t, TokenScores::when(return_scores))).collect())
@@ -148,13 +166,15 @@ impl Translator {
     /// line; `progress(lines_done)` is called after each window (an exception it raises stops
     /// the translation). Returns `{"lines", "target_tokens", "truncated"}` (the 0-based lines
     /// cut to the model's longest sequence).
-    #[pyo3(signature = (source, target, *, format="text", prefix=None, prefix_file=None, return_scores=false, return_alignments=false, alignment_layer=None, window=2000, max_tokens=4096, progress=None, **options))]
+    #[pyo3(signature = (source, target, *, source_lang=None, target_lang=None, format="text", prefix=None, prefix_file=None, return_scores=false, return_alignments=false, alignment_layer=None, window=2000, max_tokens=4096, progress=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn translate_file<'py>(
         &self,
         py: Python<'py>,
         source: PathBuf,
         target: PathBuf,
+        source_lang: Option<String>,
+        target_lang: Option<String>,
         format: &str,
         prefix: Option<String>,
         prefix_file: Option<PathBuf>,
@@ -169,7 +189,8 @@ impl Translator {
         let format: Format = format.parse().map_err(|e| option_error(py, "format", e))?;
         let alignment = Alignment::when(return_alignments || format == Format::Pharaoh, alignment_layer);
         let opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
-        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window, languages: None };
+        let languages = languages_arg(py, source_lang, target_lang)?;
+        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window, languages };
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
         let report = py.detach(|| {
             let mut input = LineReader::open(&source)?;
@@ -210,5 +231,15 @@ impl Translator {
 
     fn __repr__(&self) -> String {
         format!("Translator({:?})", self.path.display().to_string())
+    }
+}
+
+/// `source_lang` and `target_lang`, given together or not at all.
+fn languages_arg(py: Python<'_>, source: Option<String>, target: Option<String>) -> PyResult<Option<Languages>> {
+    match (source, target) {
+        (Some(source), Some(target)) => Ok(Some(Languages { source, target })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(option_error(py, "target_lang", "give it with source_lang")),
+        (None, Some(_)) => Err(option_error(py, "source_lang", "give it with target_lang")),
     }
 }

@@ -95,10 +95,14 @@ class Translator:
     def config(self) -> Dict[str, Any]: ...
     @property
     def languages(self) -> Optional[Tuple[str, str]]: ...
+    @property
+    def language_codes(self) -> Optional[List[str]]: ...
     def translate(
         self,
         texts: Sequence[str],
         *,
+        source_lang: Optional[str] = None,
+        target_lang: Optional[str] = None,
         prefix: Union[None, str, Sequence[Optional[str]]] = None,
         return_scores: bool = False,
         return_alignments: bool = False,
@@ -111,6 +115,8 @@ class Translator:
         source: _Path,
         target: _Path,
         *,
+        source_lang: Optional[str] = None,
+        target_lang: Optional[str] = None,
         format: Literal["text", "jsonl", "nbest", "pharaoh"] = "text",
         prefix: Optional[str] = None,
         prefix_file: Optional[_Path] = None,
