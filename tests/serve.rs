@@ -440,3 +440,52 @@ fn sigterm_drains_in_flight_requests_then_exits() {
     // nothing listens any more
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
+
+/// A multilingual model (the NLLB-200 fixture) serves every pair of its languages under the
+/// APIs' codes (`fr` for `fra_Latn`), with the library's outputs; `/languages` lists them.
+#[test]
+fn a_multilingual_model_serves_every_pair_in_iso_codes() {
+    let nllb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_m2m100/nllb");
+    let server = Server::start(&nllb, &[]);
+    let translator = Translator::load(&nllb).unwrap();
+    let one = |text: &str, source, target| {
+        let input = transduce::translate::Input {
+            direction: Some(transduce::text::languages::Direction { source, target }),
+            ..transduce::translate::Input::new(text, 0)
+        };
+        translator.translate_inputs(&[input], &default_search()).unwrap()[0].text().to_string()
+    };
+    let text = "Un homme regarde le chat noir.";
+    for (source, target, nllb_source, nllb_target) in [
+        ("fr", "en", "fra_Latn", "eng_Latn"),
+        ("fr", "de", "fra_Latn", "deu_Latn"),
+        ("en", "zh", "eng_Latn", "zho_Hans"),
+    ] {
+        let (status, body, _) = server.post_json("/translate", &json!({"q": text, "source": source, "target": target}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["translatedText"], one(text, nllb_source, nllb_target), "{source} -> {target}");
+    }
+    let (status, body, _) = answer(ureq::post(&server.url("/v2/translate")).send_form(&[
+        ("text", text),
+        ("source_lang", "FR"),
+        ("target_lang", "DE"),
+    ]));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["translations"][0]["text"], one(text, "fra_Latn", "deu_Latn"));
+    let (status, body, _) = server.get("/languages");
+    assert_eq!(status, 200);
+    let list = body.as_array().unwrap();
+    assert!(list.len() > 150, "{} languages listed", list.len());
+    let fr = list.iter().find(|l| l["code"] == "fr").expect("fr is listed");
+    assert_eq!(fr["name"], "French");
+    assert!(fr["targets"].as_array().unwrap().iter().any(|t| t == "de"));
+    // languages without an ISO 639-1 code keep the model's
+    assert!(list.iter().any(|l| l["code"] == "ace_Arab"));
+    let (status, body, _) = server.post_json("/translate", &json!({"q": text, "source": "fr", "target": "xx"}));
+    assert_eq!(status, 400, "{body}");
+    // the explainer, with the language tokens shown
+    let (status, body, _) = server.get(&format!("/explain?q={}&source=fr&target=de&format=json", urlencode(text)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["translation"], one(text, "fra_Latn", "deu_Latn"));
+    assert_eq!(body["target_tokens"][0], "deu_Latn");
+}

@@ -16,7 +16,7 @@ use transduce::search::Alignment;
 use transduce::text::sentences::{self, Newlines};
 use transduce::{DecodeOptions, Translation};
 
-use super::models::Model;
+use super::models::Hop;
 use super::pipeline::translate;
 use super::request::ApiError;
 
@@ -282,11 +282,11 @@ struct Unit {
 }
 
 /// Translates each HTML text through `route`.
-pub async fn translate_all(route: &[&Model], texts: &[String], base: &DecodeOptions) -> Result<Vec<String>, ApiError> {
+pub async fn translate_all(route: &[Hop<'_>], texts: &[String], base: &DecodeOptions) -> Result<Vec<String>, ApiError> {
     let docs: Vec<Vec<Piece>> = texts.iter().map(|t| pieces(t)).collect();
     let blocks: Vec<&Block> =
         docs.iter().flatten().filter_map(|p| if let Piece::Block(b) = p { Some(b) } else { None }).collect();
-    let source = &route[0].source;
+    let source = route[0].source;
     let mut units: Vec<Unit> = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
         for r in sentences::split(&block.text, Some(source), Newlines::Join) {
@@ -299,11 +299,11 @@ pub async fn translate_all(route: &[&Model], texts: &[String], base: &DecodeOpti
         |u: &Unit| -> String { blocks[u.block].text.chars().skip(u.chars.start).take(u.chars.len()).collect() };
     let mut lines: Vec<String> = units.iter().map(sentence).collect();
     let mut last: Vec<Translation> = Vec::new();
-    for (hop, model) in route.iter().enumerate() {
-        let aligned = hop + 1 == route.len() && route.len() == 1;
+    for (i, hop) in route.iter().enumerate() {
+        let aligned = i + 1 == route.len() && route.len() == 1;
         let opts = DecodeOptions { alignment: if aligned { Alignment::LastLayer } else { Alignment::Off }, ..*base };
-        let translations = translate(model, std::mem::take(&mut lines), opts).await?;
-        if hop + 1 == route.len() {
+        let translations = translate(*hop, std::mem::take(&mut lines), opts).await?;
+        if i + 1 == route.len() {
             last = translations;
         } else {
             lines = translations.iter().map(|t| t.text().to_string()).collect();

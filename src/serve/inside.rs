@@ -8,8 +8,10 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use transduce::explain::{explain as record, html};
+use transduce::explain::{explain_input as record, html};
+use transduce::text::languages::Direction;
 use transduce::text::sentences::{self, Newlines};
+use transduce::translate::Input;
 
 use super::request::{ApiError, LibreRequest};
 use super::App;
@@ -43,7 +45,8 @@ pub async fn explain(State(app): State<Arc<App>>, LibreRequest(p): LibreRequest)
         Some("json") => true,
         Some(other) => return Err(ApiError::bad_request(format!("{other} format is not supported"))),
     };
-    let Some(index) = app.models.all().iter().position(|m| m.source == source && m.target == target) else {
+    let hop = app.models.route(&source, &target).filter(|r| r.len() == 1).map(|r| r[0]);
+    let Some(index) = hop.and_then(|h| app.models.all().iter().position(|m| std::ptr::eq(m, h.model))) else {
         return Err(ApiError::bad_request(format!(
             "explain needs a model that translates {source} into {target} directly"
         )));
@@ -57,9 +60,11 @@ pub async fn explain(State(app): State<Arc<App>>, LibreRequest(p): LibreRequest)
     })?;
     let decode = app.decode;
     let worker = app.clone();
+    let languages = app.models.all()[index].direction(&source, &target);
     let explanation = tokio::task::spawn_blocking(move || {
         let model = &worker.models.all()[index];
-        record(model.scheduler.translator(), &sentence, &decode, TOP_K)
+        let direction = languages.as_ref().map(|l| Direction { source: &l.source, target: &l.target });
+        record(model.scheduler.translator(), &Input { direction, ..Input::new(&sentence, 0) }, &decode, TOP_K)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Cannot explain: {e}")))?
@@ -68,7 +73,7 @@ pub async fn explain(State(app): State<Arc<App>>, LibreRequest(p): LibreRequest)
     Ok(match json {
         true => axum::Json(explanation).into_response(),
         false => {
-            let name = format!("{} → {} ({})", model.source, model.target, model.dir.display());
+            let name = format!("{source} → {target} ({})", model.dir.display());
             Html(html::page(std::slice::from_ref(&explanation), &name)).into_response()
         }
     })

@@ -126,7 +126,7 @@ pub async fn languages(State(app): State<Arc<App>>) -> Json<Value> {
 
 /// `GET /frontend/settings`
 pub async fn frontend_settings(State(app): State<Arc<App>>) -> Json<Value> {
-    let target = app.models.all().first().map(|m| m.target.clone()).unwrap_or_default();
+    let target = app.models.all().first().map(|m| m.default_target()).unwrap_or_default();
     Json(json!({
         "charLimit": app.limits.chars,
         "frontendTimeout": 500,

@@ -76,7 +76,8 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
                 4 => s.sentences as f64,
                 _ => s.tokens as f64,
             };
-            text.push_str(&format!("{name}{{source=\"{}\",target=\"{}\"}} {value}\n", m.source, m.target));
+            let (source, target) = m.labels();
+            text.push_str(&format!("{name}{{source=\"{source}\",target=\"{target}\"}} {value}\n"));
         }
     }
     ([(header::CONTENT_TYPE, encoder.format_type().to_string())], text).into_response()

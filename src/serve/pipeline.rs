@@ -8,7 +8,7 @@ use transduce::text::sentences::{self, Newlines};
 use transduce::translate::scheduler::Refused;
 use transduce::Translation;
 
-use super::models::Model;
+use super::models::Hop;
 use super::request::ApiError;
 use axum::http::StatusCode;
 
@@ -79,11 +79,13 @@ pub fn options(base: &DecodeOptions, alternatives: usize) -> DecodeOptions {
     DecodeOptions { strategy: Strategy::Beam(BeamOptions { beam: beam.beam.max(n), n_best: n, ..beam }), ..*base }
 }
 
-/// Sentences through one model's scheduler, waiting without blocking the runtime; if the
-/// caller goes away, the scheduler drops the sentences not yet started.
-pub async fn translate(model: &Model, lines: Vec<String>, opts: DecodeOptions) -> Result<Vec<Translation>, ApiError> {
+/// Sentences through one hop's model, waiting without blocking the runtime; if the caller goes
+/// away, the scheduler drops the sentences not yet started.
+pub async fn translate(hop: Hop<'_>, lines: Vec<String>, opts: DecodeOptions) -> Result<Vec<Translation>, ApiError> {
     let (tx, rx) = oneshot::channel();
-    let ticket = model.scheduler.submit(lines, opts, Box::new(move |r| drop(tx.send(r)))).map_err(|e| match e {
+    let direction = hop.model.direction(hop.source, hop.target);
+    let reply = Box::new(move |r| drop(tx.send(r)));
+    let ticket = hop.model.scheduler.submit_in(lines, direction.as_ref(), opts, reply).map_err(|e| match e {
         Refused::Full { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Server busy: {e}")).retry_after(1)
         }
@@ -98,20 +100,20 @@ pub async fn translate(model: &Model, lines: Vec<String>, opts: DecodeOptions) -
 /// Each text's translation and its alternatives (distinct from it and each other), through
 /// `route`: alternatives come from the n-best list of the last model, sentence by sentence.
 pub async fn translate_texts(
-    route: &[&Model],
+    route: &[Hop<'_>],
     texts: &[String],
     split: Split,
     base: &DecodeOptions,
     alternatives: usize,
 ) -> Result<Vec<(String, Vec<String>)>, ApiError> {
-    let source = &route[0].source;
+    let source = route[0].source;
     let segmented: Vec<Segmented> = texts.iter().map(|t| Segmented::new(t, source, split)).collect();
     let mut lines: Vec<String> = segmented.iter().flat_map(|s| s.sentences().iter().cloned()).collect();
     let mut outputs: Vec<Vec<String>> = Vec::new();
-    for (hop, model) in route.iter().enumerate() {
-        let last = hop + 1 == route.len();
+    for (i, hop) in route.iter().enumerate() {
+        let last = i + 1 == route.len();
         let opts = if last { options(base, alternatives) } else { *base };
-        let translations = translate(model, std::mem::take(&mut lines), opts).await?;
+        let translations = translate(*hop, std::mem::take(&mut lines), opts).await?;
         if last {
             outputs = translations.into_iter().map(|t| t.outputs.into_iter().map(|o| o.text).collect()).collect();
         } else {

@@ -28,7 +28,9 @@ use std::thread::JoinHandle;
 use super::{Input, Prepared, Translation, Translator};
 use crate::error::{Error, Result};
 use crate::model::{DecoderState, Memory};
+use crate::model_dir::Languages;
 use crate::search::{DecodeOptions, Decoding, Finished, Sentence, StepModel};
+use crate::text::languages::Direction;
 
 /// How a [`Scheduler`] batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,12 +170,25 @@ impl Scheduler {
         opts: DecodeOptions,
         reply: Reply,
     ) -> std::result::Result<Ticket, Refused> {
+        self.submit_in(lines, None, opts, reply)
+    }
+
+    /// [`Scheduler::submit`] with the source and target language of every line, for a
+    /// multilingual model.
+    pub fn submit_in(
+        &self,
+        lines: Vec<String>,
+        languages: Option<&Languages>,
+        opts: DecodeOptions,
+        reply: Reply,
+    ) -> std::result::Result<Ticket, Refused> {
         self.translator.check(&opts)?;
+        let direction = languages.map(|l| Direction { source: &l.source, target: &l.target });
         let jobs = self.jobs.as_ref().ok_or(Refused::Stopped)?;
         let mut sentences = Vec::with_capacity(lines.len());
         let mut blank = Vec::with_capacity(lines.len());
         for (i, text) in lines.iter().enumerate() {
-            let input = Input::new(text, i as u64);
+            let input = Input { direction, ..Input::new(text, i as u64) };
             let prepared = self.translator.prepare(&input)?;
             blank.push(prepared.is_blank(&input));
             sentences.push(prepared);
