@@ -294,3 +294,26 @@ fn cli_translate_takes_the_family_codes() {
         assert!(err.contains("--target-lang: \"xx_Latn\" is not one of this model's"), "{err}");
     }
 }
+
+/// Alignments of a multilingual model count the text's words, not the language tokens: the
+/// links `translate` gives equal those of reading its translation back (`transduce align`).
+#[test]
+fn alignments_leave_the_language_tokens_out() {
+    let t = Translator::load(&fixtures().join("nllb")).unwrap();
+    let direction = Some(Direction { source: "fra_Latn", target: "eng_Latn" });
+    let opts = DecodeOptions {
+        strategy: Strategy::Greedy,
+        alignment: transduce::search::Alignment::LastLayer,
+        ..DecodeOptions::default()
+    };
+    for text in ["Un homme regarde le chat noir.", "Deux enfants jouent dans le parc avec un chien."] {
+        let input = Input { direction, ..Input::new(text, 0) };
+        let translation = t.translate_inputs(&[input], &opts).unwrap().remove(0);
+        let best = translation.best();
+        let forced = transduce::explain::forced_attention_input(&t, &input, &best.text).unwrap();
+        let last = forced.cross_attention.len() - 1;
+        assert_eq!(forced.links(last, &[]), best.alignment.clone().unwrap(), "{text}");
+        let words = text.split_whitespace().count();
+        assert!(best.alignment.as_ref().unwrap().iter().all(|&(s, _)| s < words), "{text}");
+    }
+}

@@ -8,10 +8,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use transduce::data::lines::read_lines;
-use transduce::explain::forced_attention;
+use transduce::explain::forced_attention_input;
 use transduce::search::DecodeOptions;
+use transduce::text::languages::Direction;
 use transduce::translate::align::{parse_gold, pharaoh, AerCounts, GoldLinks};
-use transduce::translate::Translator;
+use transduce::translate::{Input, Translator};
 
 #[derive(Debug, Args)]
 pub struct AlignArgs {
@@ -34,10 +35,20 @@ pub struct AlignArgs {
     /// rate of every layer instead of writing links.
     #[arg(long, requires = "target")]
     pub gold: Option<PathBuf>,
+    /// Source language of a multilingual model (M2M-100: `fr`; NLLB-200: `fra_Latn`).
+    #[arg(long, requires = "target_lang")]
+    pub source_lang: Option<String>,
+    /// Target language of a multilingual model.
+    #[arg(long, requires = "source_lang")]
+    pub target_lang: Option<String>,
 }
 
 pub fn run(args: &AlignArgs) -> Result<()> {
     let translator = Translator::load(&args.model)?;
+    let direction = match (&args.source_lang, &args.target_lang) {
+        (Some(source), Some(target)) => Some(Direction { source, target }),
+        _ => None,
+    };
     let sources = read_lines(&args.input)?;
     let targets = match &args.target {
         Some(p) => {
@@ -48,9 +59,11 @@ pub fn run(args: &AlignArgs) -> Result<()> {
             t
         }
         None => {
-            let lines: Vec<&str> = sources.iter().map(String::as_str).collect();
+            let inputs: Vec<Input> =
+                sources.iter().enumerate().map(|(i, s)| Input { direction, ..Input::new(s, i as u64) }).collect();
             let opts = DecodeOptions { strategy: transduce::search::Strategy::Greedy, ..DecodeOptions::default() };
-            translator.translate(&lines, &opts)?.iter().map(|t| t.text().to_string()).collect()
+            let translations = translator.translate_inputs(&inputs, &opts).map_err(super::as_flags)?;
+            translations.iter().map(|t| t.text().to_string()).collect()
         }
     };
     let layers = translator.model.config.decoder_layers;
@@ -60,8 +73,9 @@ pub fn run(args: &AlignArgs) -> Result<()> {
     let attention = sources
         .iter()
         .zip(&targets)
-        .map(|(s, t)| forced_attention(&translator, s, t))
-        .collect::<transduce::error::Result<Vec<_>>>()?;
+        .map(|(s, t)| forced_attention_input(&translator, &Input { direction, ..Input::new(s, 0) }, t))
+        .collect::<transduce::error::Result<Vec<_>>>()
+        .map_err(super::as_flags)?;
     if let Some(path) = &args.gold {
         let gold: Vec<GoldLinks> = read_lines(path)?
             .iter()

@@ -7,4 +7,6 @@ pub mod pca;
 pub mod record;
 pub mod svg;
 
-pub use record::{explain, explain_input, forced_attention, Explanation, ForcedAttention, StepChoice};
+pub use record::{
+    explain, explain_input, forced_attention, forced_attention_input, Explanation, ForcedAttention, StepChoice,
+};

@@ -161,27 +161,39 @@ impl ForcedAttention {
 
 /// Reads `target` as the translation of `source` and records the cross-attention.
 pub fn forced_attention(translator: &Translator, source: &str, target: &str) -> Result<ForcedAttention> {
+    forced_attention_input(translator, &Input::new(source, 0), target)
+}
+
+/// [`forced_attention`] of one input (a multilingual model's languages in `input.direction`):
+/// the language tokens are read but left out of the maps, so word indices count the text's.
+pub fn forced_attention_input(translator: &Translator, input: &Input, target: &str) -> Result<ForcedAttention> {
     let model = &translator.model;
     let tok = &translator.tokenizers;
     let special = model.config.special;
     let max = model.config.max_positions - 1;
-    let mut src_ids = tok.source.encode(source)?;
-    src_ids.truncate(max);
-    let mut tgt_ids = tok.target.encode(target)?;
+    let prepared = translator.prepare(input)?;
+    let tags = prepared.tags;
+    let src_ids = &prepared.ids[..];
+    let mut tgt_ids: Vec<u32> = prepared.prefix[..tags].to_vec();
+    tgt_ids.extend(tok.target.encode(target)?);
     tgt_ids.truncate(max - 1);
     let device = Device::Cpu;
-    let (src, mask) = Batch::sources(&[&src_ids[..]], special, &device)?;
+    let (src, mask) = Batch::sources(&[src_ids], special, &device)?;
     let ctx = Ctx::eval();
     let memory = model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
     let inputs: Vec<u32> = std::iter::once(special.decoder_start).chain(tgt_ids.iter().copied()).collect();
     let tgt = Tensor::new(inputs.as_slice(), &device)?.unsqueeze(0)?;
     let out = model.decode_with(&tgt, None, &memory, Record::Probabilities, &ctx)?;
     let cross: Vec<Tensor> = out.attention.iter().map(|a| a.cross_attn.clone()).collect();
-    let mut source_pieces = tok.source.pieces(source)?;
-    source_pieces.truncate(src_ids.len());
+    // [layer][head][target][source] without the language tokens' rows and columns
+    let mut maps = maps(&cross)?;
+    for row in maps.iter_mut().flatten() {
+        row.drain(..tags.min(row.len()));
+        row.iter_mut().for_each(|r| drop(r.drain(..tags.min(r.len()))));
+    }
     Ok(ForcedAttention {
-        cross_attention: maps(&cross)?,
-        source_words: word_of_pieces(&source_pieces),
-        target_words: word_of_pieces(&tok.target.id_pieces(&tgt_ids)),
+        cross_attention: maps,
+        source_words: word_of_pieces(&tok.source.id_pieces(&src_ids[tags..])),
+        target_words: word_of_pieces(&tok.target.id_pieces(&tgt_ids[tags..])),
     })
 }
