@@ -196,6 +196,19 @@ impl ModelDir {
         Ok(model)
     }
 
+    /// The model for a translator: built from the file's tensors and laid out for decoding
+    /// layer by layer ([`Seq2Seq::prepare_for_translation`]), in int8 when stored so or when
+    /// `int8` asks; it cannot train.
+    pub fn load_for_translation(&self, dtype: DType, device: &Device, int8: bool) -> Result<Seq2Seq> {
+        let config = self.config()?;
+        let (tensors, precision) = self.tensors(&config, device)?;
+        let tensors: HashMap<String, Tensor> =
+            tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
+        let mut model = Seq2Seq::new(&config, candle_nn::VarBuilder::from_tensors(tensors, dtype, device))?;
+        model.prepare_for_translation(int8 || precision == Precision::Int8)?;
+        Ok(model)
+    }
+
     /// The languages the model translates between, from `tokenizer_config.json`'s
     /// `source_lang` and `target_lang` (Hugging Face Marian's convention, which `transduce
     /// train --src-lang/--tgt-lang` follows); `None` when the directory does not say.

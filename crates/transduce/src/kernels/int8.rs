@@ -110,6 +110,19 @@ impl Int8Matrix {
         (q, self.scales.clone())
     }
 
+    /// Rows `ids` of W as f32 (`scale * q`), [ids.len(), k]: the values [`round_trip`] gives.
+    pub fn gather_rows(&self, ids: &[u32]) -> Vec<f32> {
+        let k = self.k;
+        let mut out = vec![0f32; ids.len() * k];
+        for (row, &j) in out.chunks_exact_mut(k.max(1)).zip(ids) {
+            let s = self.scales[j as usize];
+            for (kk, v) in row.iter_mut().enumerate() {
+                *v = self.packed[packed_index(self.k4, j as usize, kk)] as f32 * s;
+            }
+        }
+        out
+    }
+
     /// W as f32 (`scale * q`), [n, k].
     pub fn dequantize(&self) -> Vec<f32> {
         let (q, scales) = self.unpack();

@@ -84,6 +84,19 @@ impl PanelMatrix {
         w
     }
 
+    /// Rows `ids` of W, [ids.len(), k] row-major, exactly as packed (a tied embedding table
+    /// looked up in its output projection's copy).
+    pub fn gather_rows(&self, ids: &[u32]) -> Vec<f32> {
+        let k = self.k;
+        let mut out = vec![0f32; ids.len() * k];
+        for (row, &j) in out.chunks_exact_mut(k.max(1)).zip(ids) {
+            for (kk, v) in row.iter_mut().enumerate() {
+                *v = self.packed[packed_index(k, j as usize, kk)];
+            }
+        }
+        out
+    }
+
     /// Output features (`n`).
     pub fn rows(&self) -> usize {
         self.n

@@ -5,6 +5,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::config::{EmbeddingScale, ModelConfig, PadEmbedding, Positions};
 use super::context::Ctx;
+use super::layers::TableRows;
 
 /// A `[vocab, d_model]` table; the output projection may share it (see `Tying`).
 pub fn embedding_table(vb: VarBuilder, vocab: usize, d_model: usize) -> Result<Tensor> {
@@ -76,6 +77,9 @@ pub struct Embeddings {
     dropout: f32,
     /// The padding id whose embedding is forced to zero ([`PadEmbedding::Zero`]).
     zero_pad: Option<u32>,
+    /// Where rows are looked up instead of `tokens` once a translator shares the tied output
+    /// projection's inference copy (see [`Embeddings::read_rows_from`]).
+    rows: Option<TableRows>,
 }
 
 impl Embeddings {
@@ -100,7 +104,16 @@ impl Embeddings {
             EmbeddingScale::SqrtDModel => (c.d_model as f64).sqrt(),
         };
         let zero_pad = (c.pad_embedding == PadEmbedding::Zero).then_some(c.special.pad);
-        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual, zero_pad })
+        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual, zero_pad, rows: None })
+    }
+
+    /// Looks rows up in `rows` (the tied output projection's packed or int8 copy, the same
+    /// values) and drops the table: one copy of the largest matrix less, for inference only.
+    pub fn read_rows_from(&mut self, rows: TableRows) -> Result<()> {
+        let d = self.tokens.dim(1)?;
+        self.tokens = Tensor::zeros((0, d), self.tokens.dtype(), self.tokens.device())?;
+        self.rows = Some(rows);
+        Ok(())
     }
 
     /// ids: [b, t] u32, first position `start` -> [b, t, d]
@@ -125,7 +138,13 @@ impl Embeddings {
             candle_core::bail!("sequence of {last} positions exceeds max_positions {max}");
         }
         let d = self.tokens.dim(1)?;
-        let x = self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let x = match &self.rows {
+            Some(rows) => {
+                let values = rows.gather(&ids.flatten_all()?.to_vec1::<u32>()?);
+                Tensor::from_vec(values, (b, t, d), ids.device())?.to_dtype(self.tokens.dtype())?
+            }
+            None => self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?,
+        };
         let x = match self.zero_pad {
             // also stops the lookup's gradient into the padding row
             Some(pad) => x.broadcast_mul(&ids.ne(pad)?.to_dtype(x.dtype())?.unsqueeze(2)?)?,

@@ -79,6 +79,16 @@ impl Linear {
         self.int8.as_deref()
     }
 
+    /// The inference copy of the weight (int8 or panels), to read rows of a tied embedding
+    /// table from.
+    pub fn inference_rows(&self) -> Option<TableRows> {
+        match (&self.int8, &self.panels) {
+            (Some(q), _) => Some(TableRows::Int8(q.clone())),
+            (None, Some(p)) => Some(TableRows::Panels(p.clone())),
+            (None, None) => None,
+        }
+    }
+
     /// Packs a copy of an f32 CPU weight in column panels, which inference reads in address
     /// order (other devices and dtypes, and int8 layers, are left as they are). A snapshot: call
     /// it on a model that will not be trained further.
@@ -121,6 +131,23 @@ impl Linear {
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)
+    }
+}
+
+/// Rows of a matrix held in an inference layout.
+#[derive(Debug, Clone)]
+pub enum TableRows {
+    Panels(Arc<PanelMatrix>),
+    Int8(Arc<Int8Matrix>),
+}
+
+impl TableRows {
+    /// Rows `ids` as f32, [ids.len(), cols] row-major.
+    pub fn gather(&self, ids: &[u32]) -> Vec<f32> {
+        match self {
+            TableRows::Panels(p) => p.gather_rows(ids),
+            TableRows::Int8(q) => q.gather_rows(ids),
+        }
     }
 }
 

@@ -101,6 +101,45 @@ impl Seq2Seq {
         self.for_each_linear(|l| l.quantize_int8())
     }
 
+    /// Makes a model that only translates, one layer at a time so that memory never holds two
+    /// copies of the weights: each linear layer packed (or quantized, with `int8`) and its
+    /// weight dropped at once; a tied embedding table then reads its rows from the output
+    /// projection's copy and is dropped too. Training it afterwards is an error.
+    pub fn prepare_for_translation(&mut self, int8: bool) -> Result<()> {
+        let prepare = |l: &mut Linear| -> Result<()> {
+            match int8 {
+                true => l.quantize_int8()?,
+                false => l.prepare_inference()?,
+            }
+            l.release_weight();
+            Ok(())
+        };
+        prepare(&mut self.lm_head)?;
+        let rows = self.lm_head.inference_rows();
+        let (encoder_tied, decoder_tied) = match self.config.tying {
+            Tying::All => (true, true),
+            Tying::DecoderInputOutput => (false, true),
+            Tying::Inputs | Tying::None => (false, false),
+        };
+        for (embeddings, tied) in
+            [(&mut self.encoder.embeddings, encoder_tied), (&mut self.decoder.embeddings, decoder_tied)]
+        {
+            match (&rows, tied) {
+                (Some(rows), true) => embeddings.read_rows_from(rows.clone())?,
+                // int8 models look up the values an int8 table stores
+                _ if int8 => embeddings.tokens = crate::kernels::int8::round_trip(&embeddings.tokens)?,
+                _ => {}
+            }
+        }
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(prepare)?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(prepare)?;
+        }
+        Ok(())
+    }
+
     /// src: [b, s] u32; src_mask: [b, s] (1 = token, 0 = padding) -> memory [b, s, d]
     pub fn encode(&self, src: &Tensor, src_mask: &Tensor) -> Result<Memory> {
         self.encoder.forward(src, src_mask, Record::Nothing, &Ctx::eval())

@@ -181,12 +181,8 @@ impl Translator {
         if opts.quantization == Quantization::Int8 && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
             return Err(Error::option("quantization", "int8 runs on the CPU with an f32 model"));
         }
-        let mut model = dir.load_model(opts.dtype, &opts.device)?;
-        if opts.quantization == Quantization::Int8 && model.lm_head.int8().is_none() {
-            model.quantize_int8()?;
-        }
         // a translator never trains: the packed or int8 copies are the only ones it needs
-        model.release_weights()?;
+        let model = dir.load_for_translation(opts.dtype, &opts.device, opts.quantization == Quantization::Int8)?;
         let config = model.config.clone();
         let tokenizers = dir.tokenizers()?;
         let sides = [

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""transduce vs CTranslate2 at NLLB-200-distilled-600M's shapes (d 1024, 16 heads, 12 + 12 layers,
+FFN 4096, vocabulary 256,206): tokens/s with beam 4 at batch 16 and greedy at batch 1, f32 and int8,
+and peak RSS, every system forced to write the same number of tokens.
+
+    .venv-bench/bin/python bench/compare_nllb.py --make bench/work/nllb-600m-random
+    .venv-bench/bin/python bench/compare_nllb.py --model bench/work/nllb-600m-random \\
+        --src ../shared/data/multi30k/test_2016_flickr.fr.gz
+
+`--make` writes random weights as a Hugging Face M2M100ForConditionalGeneration checkpoint (the
+tokenizer is the NLLB fixture's, whose 504 entries index the first rows of the 256,206-row table)
+and its CTranslate2 conversions (`-ct2`, `-ct2-int8`). Each measurement runs in its own process
+(peak RSS from wait4), on the first `--lines` source lines (16 for the beam batch, `--greedy-lines`
+one at a time); tokens/s counts output tokens, the forced target-language token excluded.
+CTranslate2 runs with intra_threads=2 and with inter_threads=2; its better figure is the
+comparison's. transduce's load-only peak RSS is its run on an empty input.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "hf_m2m100" / "nllb"
+SOURCE, TARGET = "fra_Latn", "eng_Latn"
+
+
+def make(out: Path):
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    config = M2M100Config(
+        vocab_size=256206, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
+        decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096, max_position_embeddings=1024,
+        activation_function="relu", scale_embedding=True, dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+        tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = M2M100ForConditionalGeneration(config).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    for name in ["tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model"]:
+        shutil.copy(FIXTURE / name, out / name)
+    del model
+    for suffix, quant in [("-ct2", None), ("-ct2-int8", "int8")]:
+        target = out.parent / (out.name + suffix)
+        args = ["ct2-transformers-converter", "--model", str(out), "--output_dir", str(target), "--force"]
+        if quant:
+            args += ["--quantization", quant]
+        subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], check=True)
+    print(f"wrote {out} and its CTranslate2 conversions")
+
+
+def read_lines(path: Path, n: int):
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [next(f).rstrip("\n") for _ in range(n)]
+
+
+def run_child(args, stdin=""):
+    """Runs a command; returns (stdout, stderr, seconds, peak RSS in MiB) of that process alone."""
+    start = time.perf_counter()
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write(stdin)
+    p.stdin.close()
+    out, err = p.stdout.read(), p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise SystemExit(f"{args[0]} failed:\n{err[-3000:]}")
+    return out, err, time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def transduce(binary, model, lines, beam, length, batch_tokens, quantization):
+    args = [str(binary), "translate", "-m", str(model), "--source-lang", SOURCE, "--target-lang", TARGET,
+            "--min-len", str(length), "--max-len", str(length), "--max-len-ratio", "1000", "--max-tokens",
+            str(batch_tokens), "--format", "jsonl", "--quantization", quantization]
+    args += ["--search", "greedy"] if beam == 1 else ["--beam", str(beam)]
+    out, err, _, rss = run_child(args, "".join(l + "\n" for l in lines))
+    # the command's own clock, from after loading: "... in X s: ..."
+    seconds = float(err.split(" in ")[-1].split(" s")[0])
+    tokens = sum(len(json.loads(l)["tokens"]) for l in out.splitlines())
+    return tokens, seconds, rss
+
+
+CT2_CHILD = r"""
+import json, sys, time, ctranslate2
+from transformers import AutoTokenizer
+model, tok_dir, beam, length, batch, inter = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "inter"
+lines = [l.rstrip("\n") for l in sys.stdin]
+tok = AutoTokenizer.from_pretrained(tok_dir, src_lang="fra_Latn")
+sources = [tok.convert_ids_to_tokens(tok(l)["input_ids"]) for l in lines]
+threads = dict(inter_threads=2, intra_threads=1) if inter else dict(inter_threads=1, intra_threads=2)
+t = ctranslate2.Translator(model, device="cpu", **threads)
+chunks = [sources[i:i + batch] for i in range(0, len(sources), batch)]
+prefix = lambda n: [["eng_Latn"]] * n
+start = time.perf_counter()
+kw = dict(beam_size=beam, min_decoding_length=length + 1, max_decoding_length=length + 1)
+if inter:
+    pending = [t.translate_batch(c, target_prefix=prefix(len(c)), asynchronous=True, max_batch_size=max(1, batch // 2), **kw) for c in chunks]
+    results = [r.result() for p in pending for r in p]
+else:
+    results = [r for c in chunks for r in t.translate_batch(c, target_prefix=prefix(len(c)), **kw)]
+seconds = time.perf_counter() - start
+tokens = sum(len(r.hypotheses[0]) - 1 for r in results)  # the forced language token excluded
+print(json.dumps({"tokens": tokens, "seconds": seconds}))
+"""
+
+
+def ctranslate2(model, lines, beam, length, batch, inter):
+    args = [sys.executable, "-c", CT2_CHILD, str(model), str(FIXTURE), str(beam), str(length), str(batch),
+            "inter" if inter else "intra"]
+    out, _, _, rss = run_child(args, "".join(l + "\n" for l in lines))
+    r = json.loads(out)
+    return r["tokens"], r["seconds"], rss
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--make", type=Path)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--src", type=Path)
+    ap.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "transduce")
+    ap.add_argument("--length", type=int, default=32)
+    ap.add_argument("--lines", type=int, default=16)
+    ap.add_argument("--greedy-lines", type=int, default=4)
+    args = ap.parse_args()
+    if args.make:
+        return make(args.make)
+    lines = read_lines(args.src, max(args.lines, args.greedy_lines))
+    weights = (args.model / "model.safetensors").stat().st_size / 2**20
+    _, _, _, load_rss = run_child([str(args.binary), "translate", "-m", str(args.model), "--source-lang", SOURCE,
+                                   "--target-lang", TARGET], "")
+    _, _, _, load_rss8 = run_child([str(args.binary), "translate", "-m", str(args.model), "--source-lang", SOURCE,
+                                    "--target-lang", TARGET, "--quantization", "int8"], "")
+    print(f"f32 weights {weights:.0f} MiB; transduce load-only peak RSS f32 {load_rss:.0f} MiB "
+          f"({load_rss / weights:.2f}x), int8 {load_rss8:.0f} MiB ({load_rss8 / weights:.2f}x)")
+    rows = []
+    for mode, beam, batch, n in [("beam4 batch16", 4, 16, args.lines), ("greedy batch1", 1, 1, args.greedy_lines)]:
+        for precision in ["f32", "int8"]:
+            src = lines[:n]
+            quant = "int8" if precision == "int8" else "as-stored"
+            batch_tokens = 100000 if batch > 1 else 1
+            tk, ts, trss = transduce(args.binary, args.model, src, beam, args.length, batch_tokens, quant)
+            ct2_dir = args.model.parent / (args.model.name + ("-ct2-int8" if precision == "int8" else "-ct2"))
+            peers = {name: ctranslate2(ct2_dir, src, beam, args.length, batch, inter)
+                     for name, inter in [("intra", False), ("inter", True)]}
+            best = max(peers, key=lambda k: peers[k][0] / peers[k][1])
+            ck, cs, crss = peers[best]
+            assert tk == ck, f"{mode} {precision}: transduce wrote {tk} tokens, CTranslate2 {ck}"
+            row = {"mode": mode, "precision": precision, "tokens": tk, "transduce_tok_s": tk / ts,
+                   "transduce_rss_mib": trss, "ct2_tok_s": ck / cs, "ct2_threads": best, "ct2_rss_mib": crss,
+                   "ct2_other_tok_s": {k: v[0] / v[1] for k, v in peers.items()}, "ratio": (tk / ts) / (ck / cs)}
+            rows.append(row)
+            print(f"{mode:14} {precision:4}: transduce {tk / ts:7.1f} tok/s RSS {trss:6.0f} MiB | CTranslate2 "
+                  f"({best}) {ck / cs:7.1f} tok/s RSS {crss:6.0f} MiB | ratio {row['ratio']:.2f}x", flush=True)
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
