@@ -225,6 +225,9 @@ fn languages_are_required_and_checked_by_name() {
     let b = t.translate_inputs(&[input("__fr__", "__en__")], &opts).unwrap();
     assert_eq!(a, b);
     assert_eq!(t.languages().unwrap().len(), 100);
+    // the tied table is looked up in the output projection's packed copy, not held twice
+    assert_eq!(t.model.encoder.embeddings.tokens.dim(0).unwrap(), 0);
+    assert_eq!(t.model.decoder.embeddings.tokens.dim(0).unwrap(), 0);
     // a blank line stays blank (the language token alone is nothing to translate)
     let blank = t
         .translate_inputs(

@@ -20,7 +20,14 @@ use serde_json::Value;
 
 use crate::convert::{hf_m2m100, hf_marian};
 use crate::error::{Error, Result};
-use crate::model::weights::{check_tensors, model_from_tensors, read_weights_file, stores_int8, Precision};
+use crate::kernels::cpu::with_f32;
+use crate::kernels::int8::Int8Matrix;
+use crate::model::layers::TableRows;
+use crate::model::seq2seq::table_name;
+use crate::model::weights::{
+    check_tensors, model_from_tensors, parameter_shapes, read_weights_file, stores_int8, stream_weights_file,
+    Precision, Stored,
+};
 use crate::model::{ModelConfig, Seq2Seq};
 use crate::text::{marian::MarianVocab, SubwordTokenizer, Tokenizers};
 
@@ -196,16 +203,106 @@ impl ModelDir {
         Ok(model)
     }
 
-    /// The model for a translator: built from the file's tensors and laid out for decoding
-    /// layer by layer ([`Seq2Seq::prepare_for_translation`]), in int8 when stored so or when
-    /// `int8` asks; it cannot train.
+    /// The model for a translator, in int8 when stored so or when `int8` asks; it cannot train.
+    /// On the CPU in f32 the weights stream in tensor by tensor, each matrix packed (or
+    /// quantized) as it arrives and a tied embedding table first, so that loading never holds
+    /// much more than the model it builds; elsewhere the model is built, then laid out layer by
+    /// layer ([`Seq2Seq::prepare_for_translation`]).
     pub fn load_for_translation(&self, dtype: DType, device: &Device, int8: bool) -> Result<Seq2Seq> {
         let config = self.config()?;
-        let (tensors, precision) = self.tensors(&config, device)?;
-        let tensors: HashMap<String, Tensor> =
-            tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
-        let mut model = Seq2Seq::new(&config, candle_nn::VarBuilder::from_tensors(tensors, dtype, device))?;
-        model.prepare_for_translation(int8 || precision == Precision::Int8)?;
+        if !(device.is_cpu() && dtype == DType::F32) {
+            let (tensors, precision) = self.tensors(&config, device)?;
+            let tensors: HashMap<String, Tensor> =
+                tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(dtype)?))).collect::<candle_core::Result<_>>()?;
+            let mut model = Seq2Seq::new(&config, candle_nn::VarBuilder::from_tensors(tensors, dtype, device))?;
+            model.prepare_for_translation(int8 || precision == Precision::Int8)?;
+            return Ok(model);
+        }
+        let quantize = int8 || self.format == Format::NativeInt8;
+        let shapes = parameter_shapes(&config)?;
+        let table = table_name(&config);
+        let is_matrix = |name: &str| {
+            name == "lm_head.weight"
+                || Some(name) == table
+                || ([".q_proj.", ".k_proj.", ".v_proj.", ".out_proj.", ".fc1.", ".fc2."]
+                    .iter()
+                    .any(|p| name.contains(p))
+                    && name.ends_with(".weight"))
+        };
+        let mut packed: HashMap<String, TableRows> = HashMap::new();
+        let mut kept: HashMap<String, Tensor> = HashMap::new();
+        let mut copies = Vec::new();
+        let weights = self.weights_path();
+        let mut take = |name: String, stored: Stored| -> Result<()> {
+            if !is_matrix(&name) {
+                kept.insert(name, stored.into_tensor(device)?);
+                return Ok(());
+            }
+            let rows = match stored {
+                Stored::Int8 { q, scales, rows, cols } => {
+                    TableRows::Int8(Arc::new(Int8Matrix::from_quantized(&q, scales, rows, cols)))
+                }
+                Stored::Float(t) => {
+                    let (n, k) = t.dims2()?;
+                    with_f32(&t, |w| TableRows::pack(w, n, k, quantize))?
+                }
+            };
+            packed.insert(name, rows);
+            Ok(())
+        };
+        // the tied table first: packed before anything else is read
+        let first = |name: &str| Some(name) == table;
+        let rest = |name: &str| Some(name) != table;
+        for wanted in [&first as &dyn Fn(&str) -> bool, &rest] {
+            match self.format {
+                Format::Native | Format::NativeInt8 => {
+                    stream_weights_file(&weights, device, wanted, &mut take)?;
+                }
+                Format::HfMarian | Format::HfM2m100 => {
+                    let mut float = |name: String, t: Tensor| take(name, Stored::Float(t));
+                    copies.extend(hf_marian::stream_weights(self, &config, device, wanted, &mut float)?);
+                }
+            }
+        }
+        let mut problems: Vec<String> = copies
+            .iter()
+            .filter(|c| {
+                !packed.get(c.tied_to).is_some_and(|rows| with_f32(&c.tensor, |w| rows.holds(w)).unwrap_or(false))
+            })
+            .map(|c| c.differs())
+            .collect();
+        for (name, shape) in &shapes {
+            let stored =
+                packed.get(name).map(|r| r.shape()).or_else(|| kept.get(name).map(|t| t.dims2().unwrap_or((0, 0))));
+            match (stored, kept.get(name)) {
+                (None, _) => problems.push(format!("missing tensor `{name}` (expected shape {:?})", shape.dims())),
+                (_, Some(t)) if t.dims() != shape.dims() => problems.push(format!(
+                    "tensor `{name}` has shape {:?}, the config needs {:?}",
+                    t.dims(),
+                    shape.dims()
+                )),
+                (Some(dims), None) if [dims.0, dims.1] != shape.dims() => problems.push(format!(
+                    "tensor `{name}` has shape {:?}, the config needs {:?}",
+                    [dims.0, dims.1],
+                    shape.dims()
+                )),
+                _ => {}
+            }
+        }
+        let mut unexpected: Vec<&String> =
+            packed.keys().chain(kept.keys()).filter(|n| !shapes.contains_key(*n)).collect();
+        unexpected.sort();
+        problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor `{n}`")));
+        if !problems.is_empty() {
+            return Err(Error::Weights { path: weights, why: problems.join("; ") });
+        }
+        // the packed matrices' places hold zero-stride stand-ins of their shape (no memory)
+        for name in packed.keys() {
+            let stand_in = Tensor::zeros((1, 1), dtype, device)?.broadcast_as(shapes[name].clone())?;
+            kept.insert(name.clone(), stand_in);
+        }
+        let mut model = Seq2Seq::new(&config, candle_nn::VarBuilder::from_tensors(kept, dtype, device))?;
+        model.install_inference(packed, quantize)?;
         Ok(model)
     }
 

@@ -18,7 +18,7 @@ use crate::model::config::{
     Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions,
     SpecialIds, Tying, Vocab,
 };
-use crate::model::weights::{check_tensors, parameter_shapes, read_safetensors};
+use crate::model::weights::{check_tensors, parameter_shapes, stream_weights_file};
 use crate::model_dir::{
     self, replace_atomically, Format, ModelDir, MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_TARGET_VOCAB, MARIAN_VOCAB,
 };
@@ -135,6 +135,54 @@ fn redundant(hf: &str) -> bool {
 /// Reads `model.safetensors` of a Hugging Face directory (Marian, M2M-100, NLLB-200) into
 /// transduce names, every name and shape checked against `config`.
 pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let mut tensors = HashMap::new();
+    let copies = stream_weights(dir, config, device, &|_| true, &mut |name, t| {
+        tensors.insert(name, t);
+        Ok(())
+    })?;
+    let mut problems = Vec::new();
+    for copy in copies {
+        let original = &tensors[copy.tied_to];
+        let same = copy.tensor.dims() == original.dims()
+            && copy.tensor.sub(original)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? == 0.0;
+        if !same {
+            problems.push(copy.differs());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Weights { path: dir.weights_path(), why: problems.join("; ") });
+    }
+    check_tensors(config, &tensors, &dir.weights_path())?;
+    Ok(tensors)
+}
+
+/// A checkpoint's copy of a tied table (some store one), to be compared with the table.
+pub struct TiedCopy {
+    /// Its Hugging Face name.
+    pub name: String,
+    /// The transduce name of the table it must equal.
+    pub tied_to: &'static str,
+    pub tensor: Tensor,
+}
+
+impl TiedCopy {
+    /// The problem when it differs.
+    pub fn differs(&self) -> String {
+        format!("`{}` differs from the table the config ties it to", self.name)
+    }
+}
+
+/// Hands the tensors of a Hugging Face directory's `model.safetensors` that `wanted` (by
+/// transduce name) accepts to `take` one at a time, under transduce names, each name and shape
+/// checked against `config` (every problem listed in one error); the copies of tied tables
+/// come back for the caller to compare.
+pub fn stream_weights(
+    dir: &ModelDir,
+    config: &ModelConfig,
+    device: &Device,
+    wanted: &dyn Fn(&str) -> bool,
+    take: &mut dyn FnMut(String, Tensor) -> Result<()>,
+) -> Result<Vec<TiedCopy>> {
     let path = dir.weights_path();
     if !path.exists() && dir.file(model_dir::PYTORCH_WEIGHTS).exists() {
         return Err(Error::Input(format!(
@@ -145,32 +193,8 @@ pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Re
             model_dir::WEIGHTS,
         )));
     }
-    let mut hf = read_safetensors(&path, device)?;
-    let mut tensors = HashMap::new();
-    let mut problems = Vec::new();
-    for (name, shape) in parameter_shapes(config)? {
-        let from = hf_name(&name);
-        let tensor = match name.as_str() {
-            // stored as [1, vocab]
-            "lm_head.bias" => hf
-                .remove(&from)
-                .map(|t| if t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0) } else { Ok(t) })
-                .transpose()?,
-            "shared.weight" => hf.remove(&from).or_else(|| hf.remove("model.encoder.embed_tokens.weight")),
-            _ => hf.remove(&from),
-        };
-        match tensor {
-            Some(t) if t.dims() != shape.dims() => problems.push(format!(
-                "tensor `{from}` (transduce `{name}`) has shape {:?}, the config needs {:?}",
-                t.dims(),
-                shape.dims()
-            )),
-            Some(t) => {
-                tensors.insert(name, t);
-            }
-            None => problems.push(format!("missing tensor `{from}` (shape {:?})", shape.dims())),
-        }
-    }
+    let shapes = parameter_shapes(config)?;
+    let by_hf: HashMap<String, String> = shapes.keys().map(|n| (hf_name(n), n.clone())).collect();
     // copies of a tied table, which some checkpoints store, must equal it
     let tied_to = |copy: &str| match (config.tying, copy) {
         (Tying::All, _)
@@ -180,23 +204,65 @@ pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Re
         (Tying::DecoderInputOutput, "lm_head.weight") => Some("decoder.embed_tokens.weight"),
         _ => None,
     };
-    for copy in ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"] {
-        let (Some(original), Some(t)) = (tied_to(copy).and_then(|o| tensors.get(o)), hf.get(copy)) else { continue };
-        let same =
-            t.dims() == original.dims() && t.sub(original)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? == 0.0;
-        if !same {
-            problems.push(format!("`{copy}` differs from the table the config ties it to"));
+    let copy_names = ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"];
+    let has_shared = shapes.contains_key("shared.weight");
+    let mut seen = std::collections::HashSet::new();
+    let (mut problems, mut copies, mut unexpected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stored_copies: Vec<(String, Tensor)> = Vec::new();
+    let wanted_hf = |hf: &str| match by_hf.get(hf) {
+        Some(name) => wanted(name),
+        // copies may stand in for a missing shared table
+        None if copy_names.contains(&hf) => tied_to(hf).is_some_and(wanted),
+        // read to be reported, in the calls that want what is not a table
+        None => !redundant(hf) && wanted(hf),
+    };
+    stream_weights_file(&path, device, &wanted_hf, &mut |hf, stored| {
+        let t = stored.into_tensor(device)?;
+        let Some(name) = by_hf.get(&hf) else {
+            if copy_names.contains(&hf.as_str()) && tied_to(&hf).is_some() {
+                stored_copies.push((hf, t));
+            } else if !redundant(&hf) {
+                unexpected.push(hf);
+            }
+            return Ok(());
+        };
+        // stored as [1, vocab]
+        let t = if name == "lm_head.bias" && t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0)? } else { t };
+        let shape = &shapes[name];
+        if t.dims() != shape.dims() {
+            problems.push(format!(
+                "tensor `{hf}` (transduce `{name}`) has shape {:?}, the config needs {:?}",
+                t.dims(),
+                shape.dims()
+            ));
+            return Ok(());
         }
-        hf.remove(copy);
+        seen.insert(name.clone());
+        take(name.clone(), t)
+    })?;
+    // a checkpoint without `model.shared.weight` but with the encoder's copy
+    if has_shared && !seen.contains("shared.weight") {
+        if let Some(i) = stored_copies.iter().position(|(n, _)| n == "model.encoder.embed_tokens.weight") {
+            let (_, t) = stored_copies.remove(i);
+            seen.insert("shared.weight".to_string());
+            take("shared.weight".into(), t)?;
+        }
     }
-    let mut unexpected: Vec<_> = hf.keys().filter(|n| !redundant(n)).cloned().collect();
+    for (name, tensor) in stored_copies {
+        let tied_to = tied_to(&name).expect("only tied copies are kept");
+        copies.push(TiedCopy { name, tied_to, tensor });
+    }
+    for (name, shape) in &shapes {
+        if !seen.contains(name) && wanted(name) && !problems.iter().any(|p| p.contains(&format!("`{name}`"))) {
+            problems.push(format!("missing tensor `{}` (shape {:?})", hf_name(name), shape.dims()));
+        }
+    }
     unexpected.sort();
     problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor `{n}`")));
     if !problems.is_empty() {
         return Err(Error::Weights { path, why: problems.join("; ") });
     }
-    check_tensors(config, &tensors, &path)?;
-    Ok(tensors)
+    Ok(copies)
 }
 
 /// Converts a Marian directory into a transduce model directory at `out`.

@@ -102,6 +102,11 @@ impl PanelMatrix {
         self.n
     }
 
+    /// Input features (`k`).
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
     /// `activation(x W^T + b)` for x [m, k] -> [m, n], on the fastest path this CPU has.
     pub fn matmul(&self, x: &[f32], m: usize, bias: &[f32], activation: BiasActivation) -> Vec<f32> {
         self.matmul_with(x, m, bias, activation, Path::detect())

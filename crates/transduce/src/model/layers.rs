@@ -25,19 +25,37 @@ pub struct Linear {
     panels: Option<Arc<PanelMatrix>>,
     /// `weight` quantized to int8 per output row (see [`Linear::quantize_int8`]).
     int8: Option<Arc<Int8Matrix>>,
+    /// The weight's parameter name (`encoder.layers.0.self_attn.q_proj.weight`).
+    pub name: String,
 }
 
 impl Linear {
     pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
         let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
-        Self::from_parts(weight, bias)
+        Self::from_parts(weight, bias, format!("{}.weight", vb.prefix()))
     }
 
-    /// A projection over existing tensors (e.g. an output layer tied to an embedding table).
-    pub fn from_parts(weight: Tensor, bias: Tensor) -> Result<Self> {
+    /// A projection over existing tensors (e.g. an output layer tied to an embedding table),
+    /// `name` its weight's parameter name.
+    pub fn from_parts(weight: Tensor, bias: Tensor, name: String) -> Result<Self> {
         let shape = weight.dims2()?;
-        Ok(Linear { weight: Some(weight), shape, bias, panels: None, int8: None })
+        Ok(Linear { weight: Some(weight), shape, bias, panels: None, int8: None, name })
+    }
+
+    /// Runs inference from `rows` (the weight packed or quantized while loading) and drops the
+    /// weight: for a model that only translates.
+    pub fn set_inference(&mut self, rows: TableRows) -> Result<()> {
+        let (n, k) = rows.shape();
+        if (n, k) != self.shape {
+            candle_core::bail!("{}: inference copy [{n}, {k}] for a weight of {:?}", self.name, self.shape);
+        }
+        (self.panels, self.int8) = match rows {
+            TableRows::Panels(p) => (Some(p), None),
+            TableRows::Int8(q) => (None, Some(q)),
+        };
+        self.weight = None;
+        Ok(())
     }
 
     /// The weight [out, in]: the tensor itself, or, once released, rebuilt from the inference
@@ -142,6 +160,34 @@ pub enum TableRows {
 }
 
 impl TableRows {
+    /// `w` [n, k] packed (or quantized, with `int8`) for inference.
+    pub fn pack(w: &[f32], n: usize, k: usize, int8: bool) -> Self {
+        match int8 {
+            true => TableRows::Int8(Arc::new(Int8Matrix::quantize(w, n, k))),
+            false => TableRows::Panels(Arc::new(PanelMatrix::pack(w, n, k))),
+        }
+    }
+
+    /// Whether these rows are what packing `w` [n, k] gives (a stored copy of a tied table
+    /// checked against the table).
+    pub fn holds(&self, w: &[f32]) -> bool {
+        match self {
+            TableRows::Panels(p) => p.unpack() == w,
+            TableRows::Int8(q) => {
+                let again = Int8Matrix::quantize(w, q.rows(), q.cols());
+                again.unpack() == q.unpack()
+            }
+        }
+    }
+
+    /// (rows, cols) of the matrix.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            TableRows::Panels(p) => (p.rows(), p.cols()),
+            TableRows::Int8(q) => (q.rows(), q.cols()),
+        }
+    }
+
     /// Rows `ids` as f32, [ids.len(), cols] row-major.
     pub fn gather(&self, ids: &[u32]) -> Vec<f32> {
         match self {

@@ -1,6 +1,8 @@
 //! The encoder-decoder model: `encode` once, then `decode` (teacher-forced) or `decode_step`
 //! (cached, one token per call).
 
+use std::collections::HashMap;
+
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -10,7 +12,7 @@ use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::{embedding_table, Start};
 use super::encoder::{Encoder, Memory};
-use super::layers::Linear;
+use super::layers::{Linear, TableRows};
 use super::state::{DecoderState, SelfCache};
 use crate::kernels::step_attention::StepCache;
 
@@ -58,7 +60,7 @@ impl Seq2Seq {
             config: config.clone(),
             encoder: Encoder::new(vb.pp("encoder"), enc_tokens, config)?,
             decoder: Decoder::new(vb.pp("decoder"), dec_tokens, config)?,
-            lm_head: Linear::from_parts(lm_head, lm_bias)?,
+            lm_head: Linear::from_parts(lm_head, lm_bias, table_name(config).unwrap_or("lm_head.weight").into())?,
         })
     }
 
@@ -115,6 +117,39 @@ impl Seq2Seq {
             Ok(())
         };
         prepare(&mut self.lm_head)?;
+        self.share_tied_rows(int8)?;
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(prepare)?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(prepare)?;
+        }
+        Ok(())
+    }
+
+    /// Installs the inference copies a loader packed or quantized tensor by tensor
+    /// (`packed`: parameter name -> rows) and drops the weights they replace; a tied table reads
+    /// its rows from the output projection's copy, other tables take int8's values with `int8`.
+    pub fn install_inference(&mut self, mut packed: HashMap<String, TableRows>, int8: bool) -> Result<()> {
+        let mut install = |l: &mut Linear| -> Result<()> {
+            match packed.remove(&l.name) {
+                Some(rows) => l.set_inference(rows),
+                None => candle_core::bail!("no inference copy of {}", l.name),
+            }
+        };
+        install(&mut self.lm_head)?;
+        for layer in &mut self.encoder.layers {
+            layer.for_each_linear(&mut install)?;
+        }
+        for layer in &mut self.decoder.layers {
+            layer.for_each_linear(&mut install)?;
+        }
+        self.share_tied_rows(int8)
+    }
+
+    /// Tied embedding tables read their rows from the output projection's inference copy (and
+    /// are dropped); the others take int8's values with `int8`.
+    fn share_tied_rows(&mut self, int8: bool) -> Result<()> {
         let rows = self.lm_head.inference_rows();
         let (encoder_tied, decoder_tied) = match self.config.tying {
             Tying::All => (true, true),
@@ -130,12 +165,6 @@ impl Seq2Seq {
                 _ if int8 => embeddings.tokens = crate::kernels::int8::round_trip(&embeddings.tokens)?,
                 _ => {}
             }
-        }
-        for layer in &mut self.encoder.layers {
-            layer.for_each_linear(prepare)?;
-        }
-        for layer in &mut self.decoder.layers {
-            layer.for_each_linear(prepare)?;
         }
         Ok(())
     }
@@ -242,5 +271,14 @@ impl Seq2Seq {
         let out = self.decoder.forward_from(&ids, &start, &mut state.self_kv, &cross, record, ctx)?;
         state.advance();
         Ok(out)
+    }
+}
+
+/// The parameter name of the embedding table the output projection is tied to, if any.
+pub fn table_name(config: &ModelConfig) -> Option<&'static str> {
+    match config.tying {
+        Tying::All => Some("shared.weight"),
+        Tying::DecoderInputOutput => Some("decoder.embed_tokens.weight"),
+        Tying::Inputs | Tying::None => None,
     }
 }

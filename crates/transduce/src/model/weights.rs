@@ -23,7 +23,8 @@ struct ShapeRecorder(Mutex<BTreeMap<String, Shape>>);
 impl SimpleBackend for ShapeRecorder {
     fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         self.0.lock().expect("recorder lock").insert(name.to_string(), s.clone());
-        Tensor::zeros(s, dtype, dev)
+        // a zero-stride stand-in: recording a big model's shapes allocates nothing
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
     }
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
         candle_core::bail!("parameter {name}: requested without a shape")
@@ -128,10 +129,20 @@ pub fn stores_int8(path: &Path) -> Result<bool> {
     Ok(header.entries.get("__metadata__").and_then(|m| m.get("transduce")).and_then(|v| v.as_str()) == Some("int8"))
 }
 
+/// One tensor as read: f32 values in their own buffer, or a view of the bytes of another dtype.
+enum StoredBytes<'a> {
+    F32(Vec<f32>, Vec<usize>),
+    View(TensorView<'a>),
+}
+
 /// Calls `f` on every tensor of a safetensors file in storage order, reading each one's bytes
 /// by itself (header checked as `safetensors` does: offsets contiguous, within the file, and
 /// matching each tensor's dtype and shape).
-fn for_each_stored_tensor(path: &Path, mut f: impl FnMut(String, TensorView) -> Result<()>) -> Result<()> {
+fn for_each_stored_tensor(
+    path: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+    mut f: impl FnMut(String, StoredBytes) -> Result<()>,
+) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
     let unreadable = |e: &dyn std::fmt::Display| unreadable(path, e);
@@ -162,11 +173,24 @@ fn for_each_stored_tensor(path: &Path, mut f: impl FnMut(String, TensorView) -> 
             return Err(unreadable(&format!("tensor `{name}`: data offsets {start}..{stop} (expected from {end})")));
         }
         end = stop;
-        let mut bytes = vec![0u8; stop - start];
+        if !wanted(&name) {
+            continue;
+        }
         file.seek(SeekFrom::Start(8 + n + start as u64)).map_err(|e| Error::io(path, e))?;
+        let elements: usize = info.shape.iter().product();
+        if info.dtype == safetensors::Dtype::F32 && elements * 4 == stop - start && cfg!(target_endian = "little") {
+            // straight into the tensor's own buffer: a big table is never held twice
+            let mut values = vec![0f32; elements];
+            // SAFETY: the f32 buffer viewed as its bytes (any bit pattern is a valid f32)
+            let bytes = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), elements * 4) };
+            file.read_exact(bytes).map_err(|e| Error::io(path, e))?;
+            f(name, StoredBytes::F32(values, info.shape))?;
+            continue;
+        }
+        let mut bytes = vec![0u8; stop - start];
         file.read_exact(&mut bytes).map_err(|e| Error::io(path, e))?;
         let view = TensorView::new(info.dtype, info.shape, &bytes).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        f(name, view)?;
+        f(name, StoredBytes::View(view))?;
     }
     if end as u64 != data_len {
         return Err(unreadable(&format!("{} bytes of tensor data, the header accounts for {end}", data_len)));
@@ -182,41 +206,103 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
     Ok(read_weights_file(path, device)?.0)
 }
 
+/// One stored tensor: floating point, or an int8 matrix with its per-row scales.
+pub enum Stored {
+    Float(Tensor),
+    Int8 { q: Vec<i8>, scales: Vec<f32>, rows: usize, cols: usize },
+}
+
+impl Stored {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Stored::Float(t) => t.dims().to_vec(),
+            Stored::Int8 { rows, cols, .. } => vec![*rows, *cols],
+        }
+    }
+
+    /// As a tensor (an int8 matrix dequantized: `scale * q`, exactly what
+    /// [`Int8Matrix::quantize`] turns back into the stored values).
+    pub fn into_tensor(self, device: &Device) -> Result<Tensor> {
+        match self {
+            Stored::Float(t) => Ok(t),
+            Stored::Int8 { q, scales, rows, cols } => {
+                let w = Int8Matrix::from_quantized(&q, scales, rows, cols).dequantize();
+                Ok(Tensor::from_vec(w, (rows, cols), device)?)
+            }
+        }
+    }
+}
+
 /// Reads a safetensors file; int8 matrices come back dequantized (`scale * q`, exactly what
 /// [`Int8Matrix::quantize`] turns back into the stored values) and the precision says so.
 pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
-    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
     let mut tensors = HashMap::new();
+    let precision = stream_weights_file(path, device, &|_| true, &mut |name, stored| {
+        tensors.insert(name, stored.into_tensor(device)?);
+        Ok(())
+    })?;
+    Ok((tensors, precision))
+}
+
+/// Hands the tensors of a safetensors file that `wanted` accepts to `take` one at a time, so
+/// that loading never holds more than one stored tensor besides what `take` keeps: float
+/// tensors in file order, then the int8 matrices with their scales `<name>_scale`.
+pub fn stream_weights_file(
+    path: &Path,
+    device: &Device,
+    wanted: &dyn Fn(&str) -> bool,
+    take: &mut dyn FnMut(String, Stored) -> Result<()>,
+) -> Result<Precision> {
+    let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
     let mut int8 = Vec::new();
-    // one tensor's bytes at a time: loading never holds the whole file besides the tensors
-    for_each_stored_tensor(path, |name, view| {
+    let mut scales: HashMap<String, Tensor> = HashMap::new();
+    let wanted_or_scale = |name: &str| wanted(name) || name.strip_suffix(INT8_SCALE_SUFFIX).is_some_and(wanted);
+    for_each_stored_tensor(path, &wanted_or_scale, |name, stored| {
+        let view = match stored {
+            StoredBytes::F32(values, shape) => {
+                let t = Tensor::from_vec(values, shape, device)?;
+                if name.ends_with(INT8_SCALE_SUFFIX) {
+                    scales.insert(name, t);
+                    return Ok(());
+                }
+                return take(name, Stored::Float(t));
+            }
+            StoredBytes::View(view) => view,
+        };
         if view.dtype() == safetensors::Dtype::I8 {
             int8.push((name, view.shape().to_vec(), view.data().iter().map(|&b| b as i8).collect::<Vec<i8>>()));
         } else {
             let t = view.load(device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-            tensors.insert(name, t);
+            match name.ends_with(INT8_SCALE_SUFFIX) {
+                // held until the matrices are read (a scale of no int8 matrix goes on as a tensor)
+                true => drop(scales.insert(name, t)),
+                false => take(name, Stored::Float(t))?,
+            }
         }
         Ok(())
     })?;
-    if int8.is_empty() {
-        return Ok((tensors, Precision::Float));
-    }
+    let precision = if int8.is_empty() { Precision::Float } else { Precision::Int8 };
     for (name, shape, q) in int8 {
-        let &[n, k] = &shape[..] else {
+        let &[rows, cols] = &shape[..] else {
             return Err(bad(format!("int8 tensor `{name}` has shape {shape:?}; only matrices are stored in int8")));
         };
         let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
-        let scales = tensors
+        let s = scales
             .remove(&scale_name)
             .ok_or_else(|| bad(format!("int8 tensor `{name}` has no scales `{scale_name}`")))?;
-        if scales.dims() != [n] {
-            return Err(bad(format!("`{scale_name}` has shape {:?}, `{name}` needs [{n}]", scales.dims())));
+        if s.dims() != [rows] {
+            return Err(bad(format!("`{scale_name}` has shape {:?}, `{name}` needs [{rows}]", s.dims())));
         }
-        let scales = scales.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let w = Int8Matrix::from_quantized(&q, scales, n, k).dequantize();
-        tensors.insert(name, Tensor::from_vec(w, (n, k), device)?);
+        let scales = s.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        take(name, Stored::Int8 { q, scales, rows, cols })?;
     }
-    Ok((tensors, Precision::Int8))
+    // a scale whose matrix this call does not want belongs to that matrix's call; the rest
+    // are tensors of their own
+    let own = |n: &str| wanted(n) && n.strip_suffix(INT8_SCALE_SUFFIX).is_none_or(wanted);
+    for (name, t) in scales.into_iter().filter(|(n, _)| own(n)) {
+        take(name, Stored::Float(t))?;
+    }
+    Ok(precision)
 }
 
 /// Writes `tensors` with every matrix named `*weight` in int8 (per-row scales), learned
