@@ -7,8 +7,11 @@
 //! front to back with up to 24 vector accumulators, so a single row reads each weight exactly
 //! once in address order; larger batches reuse a panel from L2 across all their row tiles.
 //!
+//! On AVX2 (no AVX-512) all the rows of a block go through one panel at a time, k in blocks
+//! that stay in L1, tiles of 6 rows × 16 columns sharing each weight load.
+//!
 //! Every output is `bias + Σ_k x[k] w[k]` summed in k order with fused multiply-adds, on every
-//! path, so the AVX-512 and the portable paths agree to the bit.
+//! path, so the AVX-512, AVX2 and portable paths agree to the bit.
 
 use rayon::prelude::*;
 
@@ -32,6 +35,9 @@ pub const PAIR_MIN_MACS: usize = 1 << 17;
 pub enum Path {
     /// Plain Rust (`mul_add`, auto-vectorised), any CPU.
     Portable,
+    /// AVX2 + FMA intrinsics: tiles of up to 6 rows × 16 columns, each weight load shared by
+    /// the tile's rows (AMD Zen, Intel before AVX-512).
+    Avx2,
     /// AVX-512F intrinsics.
     Avx512,
 }
@@ -39,8 +45,13 @@ pub enum Path {
 impl Path {
     pub fn detect() -> Path {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Path::Avx512;
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Path::Avx2;
+            }
         }
         Path::Portable
     }
@@ -170,6 +181,31 @@ impl PanelMatrix {
     ) {
         let (n, k) = (self.n, self.k);
         let mut tile = [[0f32; PANEL]; MR];
+        #[cfg(target_arch = "x86_64")]
+        if path == Path::Avx2 {
+            // every row of the block against one panel at a time, k in blocks that stay in L1
+            let m = rows.len();
+            let mut out = vec![0f32; m * PANEL];
+            let xs = &x[rows.start * k..rows.end * k];
+            for p in panels {
+                let panel = &self.packed[p * k * PANEL..][..k * PANEL];
+                let cols = p * PANEL..((p + 1) * PANEL).min(n);
+                // SAFETY: Path::Avx2 is only chosen when the CPU has avx2 and fma; the sizes
+                // are checked in `matmul_with` and here.
+                unsafe { avx2::panel_rows(panel, k, xs, m, &mut out) };
+                for (t, row) in out.chunks_exact_mut(PANEL).enumerate() {
+                    let row = &mut row[..cols.len()];
+                    row.iter_mut().zip(&bias[cols.clone()]).for_each(|(v, &b)| *v += b);
+                    activation.apply(row);
+                    std::ptr::copy_nonoverlapping(
+                        row.as_ptr(),
+                        y.get().add((rows.start + t) * n + cols.start),
+                        cols.len(),
+                    );
+                }
+            }
+            return;
+        }
         for p in panels {
             let panel = &self.packed[p * k * PANEL..][..k * PANEL];
             let cols = p * PANEL..((p + 1) * PANEL).min(n);
@@ -214,6 +250,94 @@ fn portable_tile(panel: &[f32], k: usize, xs: &[f32], r: usize, tile: &mut [[f32
         for (&xv, w) in x.iter().zip(panel.chunks_exact(PANEL)) {
             for (a, &wv) in acc.iter_mut().zip(w) {
                 *a = xv.mul_add(wv, *a);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::PANEL;
+
+    /// Weights per block of k: a block of one 16-column quarter (KB × 64 bytes) stays in L1
+    /// while every row tile passes over it.
+    const KB: usize = 256;
+
+    /// All `m` rows of `xs` ([m, k]) times one panel [k, 64] into `out` ([m, 64]): for each
+    /// 16-column quarter and block of k, tiles of up to 6 rows × 2 ymm accumulators, every
+    /// weight vector loaded once per tile. Each output is one chain of fused multiply-adds in
+    /// k order (carried through `out` between blocks), so the same bits as `portable_tile`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn panel_rows(panel: &[f32], k: usize, xs: &[f32], m: usize, out: &mut [f32]) {
+        assert!(panel.len() >= k * PANEL && xs.len() >= m * k && out.len() >= m * PANEL);
+        for quarter in 0..PANEL / 16 {
+            let mut k0 = 0;
+            while k0 < k || (k == 0 && k0 == 0) {
+                let k1 = (k0 + KB).min(k);
+                let mut i = 0;
+                while i < m {
+                    let r = (m - i).min(6);
+                    let (x, o) = (&xs[i * k..], &mut out[i * PANEL..]);
+                    match r {
+                        6 => block::<6>(panel, k, x, o, quarter, k0, k1),
+                        5 => block::<5>(panel, k, x, o, quarter, k0, k1),
+                        4 => block::<4>(panel, k, x, o, quarter, k0, k1),
+                        3 => block::<3>(panel, k, x, o, quarter, k0, k1),
+                        2 => block::<2>(panel, k, x, o, quarter, k0, k1),
+                        _ => block::<1>(panel, k, x, o, quarter, k0, k1),
+                    }
+                    i += r;
+                }
+                if k == 0 {
+                    break;
+                }
+                k0 = k1;
+            }
+        }
+    }
+
+    /// R rows, one quarter, k in `k0..k1`: the accumulators start from zero at `k0 == 0`,
+    /// else from what the previous block left in `out`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const R: usize>(
+        panel: &[f32],
+        k: usize,
+        xs: &[f32],
+        out: &mut [f32],
+        quarter: usize,
+        k0: usize,
+        k1: usize,
+    ) {
+        assert!(xs.len() >= (R - 1) * k + k1 && out.len() >= (R - 1) * PANEL + quarter * 16 + 16);
+        let (w, x, o) = (panel.as_ptr(), xs.as_ptr(), out.as_mut_ptr());
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if k0 > 0 {
+            for (t, a) in acc.iter_mut().enumerate() {
+                // SAFETY: within out (asserted)
+                unsafe {
+                    a[0] = _mm256_loadu_ps(o.add(t * PANEL + quarter * 16));
+                    a[1] = _mm256_loadu_ps(o.add(t * PANEL + quarter * 16 + 8));
+                }
+            }
+        }
+        for kk in k0..k1 {
+            // SAFETY: kk < k and quarter * 16 + 16 <= PANEL: within the panel (asserted by the caller)
+            let wk = unsafe { w.add(kk * PANEL + quarter * 16) };
+            let (w0, w1) = unsafe { (_mm256_loadu_ps(wk), _mm256_loadu_ps(wk.add(8))) };
+            for (t, a) in acc.iter_mut().enumerate() {
+                // SAFETY: t < R, kk < k1: within xs (asserted)
+                let xv = unsafe { _mm256_broadcast_ss(&*x.add(t * k + kk)) };
+                a[0] = _mm256_fmadd_ps(xv, w0, a[0]);
+                a[1] = _mm256_fmadd_ps(xv, w1, a[1]);
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            // SAFETY: within out (asserted)
+            unsafe {
+                _mm256_storeu_ps(o.add(t * PANEL + quarter * 16), a[0]);
+                _mm256_storeu_ps(o.add(t * PANEL + quarter * 16 + 8), a[1]);
             }
         }
     }
@@ -344,7 +468,12 @@ mod tests {
             let (x, w, b) = (data(m * k, 1), data(n * k, 2), data(n, 3));
             let want = reference(&x, &w, &b, m, n, k);
             let p = PanelMatrix::pack(&w, n, k);
-            for path in [Path::Portable, Path::detect()] {
+            let mut paths = vec![Path::Portable, Path::detect()];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                paths.push(Path::Avx2);
+            }
+            for path in paths {
                 assert_eq!(p.matmul_with(&x, m, &b, BiasActivation::Identity, path), want, "{m}x{k}x{n} {path:?}");
             }
         }
