@@ -177,8 +177,11 @@ fn for_each_stored_tensor(
             continue;
         }
         file.seek(SeekFrom::Start(8 + n + start as u64)).map_err(|e| Error::io(path, e))?;
-        let elements: usize = info.shape.iter().product();
-        if info.dtype == safetensors::Dtype::F32 && elements * 4 == stop - start && cfg!(target_endian = "little") {
+        // checked: a hostile shape must not size an allocation (the byte range is within the file)
+        let elements = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let fits = elements.and_then(|e| e.checked_mul(4)) == Some(stop - start);
+        if info.dtype == safetensors::Dtype::F32 && fits && cfg!(target_endian = "little") {
+            let elements = (stop - start) / 4;
             // straight into the tensor's own buffer: a big table is never held twice
             let mut values = vec![0f32; elements];
             // SAFETY: the f32 buffer viewed as its bytes (any bit pattern is a valid f32)
