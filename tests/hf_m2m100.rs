@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
 use serde_json::Value;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::text::languages::Direction;
@@ -79,27 +78,6 @@ fn without_language_tokens(text: &str) -> String {
     }
 }
 
-/// Teacher-forced logits of the reference batch (decoder input `</s> [target language] ...`).
-fn check_logits(t: &Translator, batch: &Value, tolerance: f32) {
-    let dev = candle_core::Device::Cpu;
-    let rows = |v: &Value| -> Vec<Vec<u32>> { v.as_array().unwrap().iter().map(ids).collect() };
-    let tensor = |r: Vec<Vec<u32>>| Tensor::new(r, &dev).unwrap();
-    let src = tensor(rows(&batch["input_ids"]));
-    let mask = tensor(rows(&batch["attention_mask"])).to_dtype(candle_core::DType::F32).unwrap();
-    let dec = tensor(rows(&batch["decoder_input_ids"]));
-    let memory = t.model.encode(&src, &mask).unwrap();
-    let logits = t.model.decode(&dec, &memory).unwrap();
-    let shape: Vec<usize> =
-        batch["logits_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-    assert_eq!(logits.dims(), shape.as_slice());
-    let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
-    let want: Vec<f32> = batch["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    assert_eq!(got.len(), want.len());
-    let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
-    assert!(worst < tolerance, "largest logit difference {worst}");
-    eprintln!("logits: {} values compared, largest difference {worst:.2e}", want.len());
-}
-
 /// `generate(forced_bos_token_id=target, forced_eos_token_id=eos)` outputs (start token and
 /// padding stripped; the language token and `</s>` kept), token for token, per language pair.
 fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tokens: usize) -> usize {
@@ -145,7 +123,8 @@ fn check_family(name: &str) {
     let t = Translator::load(&fixtures().join(name)).unwrap();
     check_tokenizer(&t, &reference["tokenizer"]);
     // logits reach ±12 here: 2e-5 is a few f32 ulps of them (about 1.7e-6 relative)
-    check_logits(&t, &reference["batch"], 2e-5);
+    let (worst, _) = common::hf::logit_difference(&t.model, &reference["batch"]);
+    assert!(worst < 2e-5, "largest logit difference {worst}");
     let n = reference["max_new_tokens"].as_u64().unwrap() as usize;
     check_generate(&t, &reference["greedy"], Strategy::Greedy, n);
     check_generate(&t, &reference["beam4"], Strategy::Beam(BeamOptions::hugging_face(4)), n);
@@ -170,18 +149,7 @@ fn int8_outputs_stay_close() {
         let reference = &reference()[name];
         let opts = LoadOptions { quantization: Quantization::Int8, ..LoadOptions::default() };
         let t = Translator::load_with(&fixtures().join(name), opts).unwrap();
-        let batch = &reference["batch"];
-        let dev = candle_core::Device::Cpu;
-        let rows = |v: &Value| -> Vec<Vec<u32>> { v.as_array().unwrap().iter().map(ids).collect() };
-        let src = Tensor::new(rows(&batch["input_ids"]), &dev).unwrap();
-        let mask =
-            Tensor::new(rows(&batch["attention_mask"]), &dev).unwrap().to_dtype(candle_core::DType::F32).unwrap();
-        let dec = Tensor::new(rows(&batch["decoder_input_ids"]), &dev).unwrap();
-        let memory = t.model.encode(&src, &mask).unwrap();
-        let got: Vec<f32> = t.model.decode(&dec, &memory).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let want: Vec<f32> = batch["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let scale = want.iter().fold(0f32, |m, w| m.max(w.abs()));
-        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+        let (worst, scale) = common::hf::logit_difference(&t.model, &reference["batch"]);
         let cases = reference["greedy"].as_array().unwrap();
         let inputs = directed_inputs(cases);
         let opts = DecodeOptions { strategy: Strategy::Greedy, max_len: 28, max_len_ratio: None, ..Default::default() };

@@ -70,30 +70,6 @@ fn check_tokenizer(t: &Translator, cases: &Value) {
     }
 }
 
-/// Teacher-forced logits of the reference batch, compared element by element.
-fn check_logits(t: &Translator, batch: &Value, tolerance: f32) {
-    let dev = candle_core::Device::Cpu;
-    let rows = |v: &Value| -> Vec<Vec<u32>> { v.as_array().unwrap().iter().map(ids).collect() };
-    let tensor = |r: Vec<Vec<u32>>| Tensor::new(r, &dev).unwrap();
-    let src = tensor(rows(&batch["input_ids"]));
-    let mask = tensor(rows(&batch["attention_mask"])).to_dtype(candle_core::DType::F32).unwrap();
-    let dec = tensor(rows(&batch["decoder_input_ids"]));
-    let memory = t.model.encode(&src, &mask).unwrap();
-    let logits = t.model.decode(&dec, &memory).unwrap();
-    let shape: Vec<usize> =
-        batch["logits_shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-    assert_eq!(logits.dims(), shape.as_slice());
-    let stride = batch["logits_stride"].as_u64().unwrap() as usize;
-    let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
-    let want: Vec<f32> = batch["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    let mut worst = 0f32;
-    for (i, w) in want.iter().enumerate() {
-        worst = worst.max((got[i * stride] - w).abs());
-    }
-    assert!(worst < tolerance, "largest logit difference {worst}");
-    eprintln!("logits: {} values compared, largest difference {worst:.2e}", want.len());
-}
-
 /// `generate()` outputs (start token and padding stripped, `</s>` kept), token for token.
 fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tokens: usize) {
     let sources: Vec<&str> = cases.as_array().unwrap().iter().map(|c| c["source"].as_str().unwrap()).collect();
@@ -116,7 +92,8 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
 fn check_model(dir: &Path, reference: &Value, tolerance: f32) {
     let t = Translator::load(dir).unwrap();
     check_tokenizer(&t, &reference["tokenizer"]);
-    check_logits(&t, &reference["batch"], tolerance);
+    let (worst, _) = common::hf::logit_difference(&t.model, &reference["batch"]);
+    assert!(worst < tolerance, "largest logit difference {worst}");
     let n = reference["max_new_tokens"].as_u64().unwrap() as usize;
     check_generate(&t, &reference["greedy"], Strategy::Greedy, n);
     check_generate(&t, &reference["beam4"], Strategy::Beam(BeamOptions::hugging_face(4)), n);

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod hf;
 pub mod server;
 
 use candle_core::{DType, Device, Tensor};
