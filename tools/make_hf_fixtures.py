@@ -168,13 +168,16 @@ def tiny_model(sp_path, out_dir):
     return tok, model
 
 
-def train_copy(model, tok, lines, steps, batch=32):
+def train_copy(model, tok, lines, steps, batch=32, before_step=None):
     """A few hundred Adam steps on copying sentences: outputs that depend on the input, end with
-    </s> at different lengths and give beam search real choices."""
+    </s> at different lengths and give beam search real choices. `before_step(step)` may set up
+    the tokenizer for each step (a multilingual model's languages)."""
     torch.manual_seed(1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for step in range(steps):
+        if before_step:
+            before_step(step)
         chunk = [lines[(step * batch + i) % len(lines)] for i in range(batch)]
         enc = tok(chunk, text_target=chunk, return_tensors="pt", padding=True)
         enc["labels"][enc["labels"] == model.config.pad_token_id] = -100

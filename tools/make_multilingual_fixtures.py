@@ -40,6 +40,7 @@ from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CO
 from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES as NLLB_CODES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_hf_fixtures  # noqa: E402
 from make_hf_fixtures import SOURCES, TRICKY, corpus, spm_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,24 +140,11 @@ def tiny_model(vocab_size, out_dir):
     return model
 
 
-def train_copy(model, tok, lines, pairs, steps, batch=32):
-    """Adam steps on copying sentences with the family's language codes: outputs that depend on the
-    input, end with </s> at different lengths and give beam search real choices."""
-    torch.manual_seed(1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(steps):
-        src, tgt = pairs[step % len(pairs)]
-        tok.src_lang, tok.tgt_lang = src, tgt
-        chunk = [lines[(step * batch + i) % len(lines)] for i in range(batch)]
-        enc = tok(chunk, text_target=chunk, return_tensors="pt", padding=True)
-        enc["labels"][enc["labels"] == model.config.pad_token_id] = -100
-        loss = model(**enc).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    print(f"copy-task loss after {steps} steps: {loss.item():.3f}")
+def train_copy(model, tok, lines, pairs, steps):
+    """make_hf_fixtures' copy task with the family's language codes, the pairs taking turns."""
+    def set_languages(step):
+        tok.src_lang, tok.tgt_lang = pairs[step % len(pairs)]
+    make_hf_fixtures.train_copy(model, tok, lines, steps, before_step=set_languages)
 
 
 def lang_id(tok, code):
