@@ -90,3 +90,41 @@ fn gradients_match_finite_differences_post_norm_untied_learned_positions() {
         ],
     );
 }
+
+/// T5's choices: RMS norm, gated GELU (tanh), no biases, unscaled logits, heads of 6 with d 16,
+/// the relative position bias of each stack (trained through the unfused attention), an
+/// untied output fed `d^-0.5 h`.
+#[test]
+fn gradients_match_finite_differences_t5() {
+    use transduce::model::config::{
+        Activation, AttentionScale, EmbeddingScale, FeedForwardKind, LinearBias, NormKind, OutputBias, OutputScale,
+        Positions, Tying,
+    };
+    let mut c = tiny_config(NormPlacement::Pre);
+    c.norm = NormKind::Rms;
+    c.feed_forward = FeedForwardKind::Gated;
+    c.activation = Activation::GeluTanh;
+    c.linear_bias = LinearBias::None;
+    c.attention_scale = AttentionScale::None;
+    c.head_dim = Some(6);
+    c.positions = Positions::Relative { buckets: 4, max_distance: 6 };
+    c.embedding_scale = EmbeddingScale::None;
+    c.tying = Tying::Inputs;
+    c.output_bias = OutputBias::None;
+    c.output_scale = OutputScale::InverseSqrtDModel;
+    check(
+        &c,
+        &[
+            "shared.weight",
+            "lm_head.weight",
+            "encoder.relative_bias.weight",
+            "decoder.relative_bias.weight",
+            "encoder.layers.0.self_attn.q_proj.weight",
+            "encoder.layers.1.self_attn_norm.weight",
+            "decoder.layers.0.ffn.up.weight",
+            "decoder.layers.1.ffn.fc1.weight",
+            "decoder.layers.0.cross_attn.out_proj.weight",
+            "decoder.final_norm.weight",
+        ],
+    );
+}

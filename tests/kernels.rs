@@ -219,3 +219,32 @@ fn fused_linear_matches_matmul_plus_bias_forward_and_backward() {
         assert!(y.sum_all().unwrap().backward().is_err(), "the fused silu must not pretend to backpropagate");
     }
 }
+
+/// The fused attention with a per-head bias (T5's positions, [b, h, tq, tk]) equals the
+/// reference composition; RMS norm's fused kernel equals its reference.
+#[test]
+fn per_head_bias_and_rms_norm_match_their_references() {
+    use candle_core::{Device, Tensor, D};
+    let dev = Device::Cpu;
+    let (b, h, tq, tk, dh) = (2, 3, 5, 7, 4);
+    let q = Tensor::randn(0f32, 1.0, (b, h, tq, dh), &dev).unwrap();
+    let k = Tensor::randn(0f32, 1.0, (b, h, tk, dh), &dev).unwrap();
+    let v = Tensor::randn(0f32, 1.0, (b, h, tk, dh), &dev).unwrap();
+    let positions = Tensor::randn(0f32, 2.0, (1, h, tq, tk), &dev).unwrap();
+    let padding = Tensor::new(&[[0f32, 0., 0., 0., 0., 0., -1e9], [0., 0., 0., -1e9, -1e9, -1e9, -1e9]], &dev)
+        .unwrap()
+        .reshape((b, 1, 1, tk))
+        .unwrap();
+    let bias = padding.broadcast_add(&positions).unwrap();
+    let fused = transduce::kernels::attention::attention(&q, &k, &v, Some(&bias), 1.0, None).unwrap();
+    let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
+    let reference = transduce::kernels::softmax_last_dim(&scores).unwrap().matmul(&v).unwrap();
+    let diff = (fused - reference).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    let x = Tensor::randn(0f32, 3.0, (4, 6, 16), &dev).unwrap();
+    let w = Tensor::randn(1f32, 0.2, 16, &dev).unwrap();
+    let fused = transduce::kernels::rms_norm_fused(&x, &w, 1e-6).unwrap();
+    let reference = transduce::kernels::rms_norm(&x, &w, 1e-6).unwrap();
+    let diff = (fused - &reference).unwrap().abs().unwrap().max(D::Minus1).unwrap().max(0).unwrap().max(0).unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+}

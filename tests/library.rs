@@ -225,11 +225,11 @@ fn model_dir_detects_each_format_once() {
     assert!(quantized.model.lm_head.int8().is_some());
 
     // a family transduce does not read, and a directory that is not one
-    let other = tmp.0.join("t5");
+    let other = tmp.0.join("bart");
     std::fs::create_dir_all(&other).unwrap();
-    std::fs::write(other.join(model_dir::CONFIG), r#"{"model_type": "t5"}"#).unwrap();
+    std::fs::write(other.join(model_dir::CONFIG), r#"{"model_type": "bart"}"#).unwrap();
     let err = ModelDir::open(&other).unwrap_err().to_string();
-    assert!(err.contains("model_type `t5`"), "{err}");
+    assert!(err.contains("model_type `bart`"), "{err}");
     let err = ModelDir::open(tmp.0.join("absent")).unwrap_err().to_string();
     assert!(err.contains("not a model directory"), "{err}");
 }

@@ -489,3 +489,26 @@ fn a_multilingual_model_serves_every_pair_in_iso_codes() {
     assert_eq!(body["translation"], one(text, "fra_Latn", "deu_Latn"));
     assert_eq!(body["target_tokens"][0], "deu_Latn");
 }
+
+/// A MADLAD-400-style model (the T5 fixture with `<2xx>` tokens) serves its languages: the
+/// target picks the `<2xx>` token, the source is not needed; `/languages` lists its codes.
+#[test]
+fn a_madlad_model_serves_its_target_languages() {
+    let madlad = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_t5/madlad");
+    let server = Server::start(&madlad, &[]);
+    let translator = Translator::load(&madlad).unwrap();
+    let text = "Un homme regarde le chat noir.";
+    let input = transduce::translate::Input {
+        direction: Some(transduce::text::languages::Direction { source: "", target: "de" }),
+        ..transduce::translate::Input::new(text, 0)
+    };
+    let want = translator.translate_inputs(&[input], &default_search()).unwrap()[0].text().to_string();
+    let (status, body, _) = server.post_json("/translate", &json!({"q": text, "source": "fr", "target": "de"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["translatedText"], want);
+    let (status, body, _) = server.get("/languages");
+    assert_eq!(status, 200);
+    let mut codes: Vec<&str> = body.as_array().unwrap().iter().map(|l| l["code"].as_str().unwrap()).collect();
+    codes.sort();
+    assert_eq!(codes, ["de", "en", "fr"]);
+}

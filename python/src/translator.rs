@@ -115,7 +115,8 @@ impl Translator {
     /// "none"), `alpha`, `beam_rule`, `temperature`, `top_k`, `top_p`, `seed`, `max_len`,
     /// `max_len_ratio`, `min_len`, `no_repeat_ngram`, `repetition_penalty`. `prefix`: the
     /// target text every output starts with, or one (or None) per input. `source_lang` and
-    /// `target_lang`: the languages of a multilingual model (see `language_codes`).
+    /// `target_lang`: the languages of a multilingual model (see `language_codes`; MADLAD-400
+    /// takes `target_lang` alone).
     #[pyo3(signature = (texts, *, source_lang=None, target_lang=None, prefix=None, return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
     #[allow(clippy::too_many_arguments)]
     fn translate(
@@ -240,6 +241,7 @@ fn languages_arg(py: Python<'_>, source: Option<String>, target: Option<String>)
         (Some(source), Some(target)) => Ok(Some(Languages { source, target })),
         (None, None) => Ok(None),
         (Some(_), None) => Err(option_error(py, "target_lang", "give it with source_lang")),
-        (None, Some(_)) => Err(option_error(py, "source_lang", "give it with target_lang")),
+        // MADLAD-400 takes the target alone
+        (None, Some(target)) => Ok(Some(Languages { source: String::new(), target })),
     }
 }

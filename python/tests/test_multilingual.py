@@ -1,6 +1,7 @@
-"""Multilingual models (M2M-100, NLLB-200): translate and translate_file take source_lang and
-target_lang in the family's codes and give what `transduce translate --source-lang/--target-lang`
-gives; missing or unknown codes are OptionErrors naming the keyword."""
+"""Multilingual models (M2M-100, NLLB-200, MADLAD-400): translate and translate_file take
+source_lang and target_lang in the family's codes (MADLAD: target_lang alone) and give what
+`transduce translate --source-lang/--target-lang` gives; missing or unknown codes are
+OptionErrors naming the keyword."""
 
 import pytest
 
@@ -37,5 +38,18 @@ def test_languages_are_required_and_named():
     with pytest.raises(transduce.OptionError) as e:
         translator.translate(["Bonjour"], source_lang="fra_Latn")
     assert e.value.option == "target_lang"
+    with pytest.raises(transduce.OptionError) as e:
+        translator.translate(["Bonjour"], target_lang="deu_Latn")
+    assert e.value.option == "source_lang"
     marian = transduce.Translator(REPO / "tests" / "fixtures" / "hf_marian" / "tiny")
     assert marian.language_codes is None
+
+
+def test_madlad_takes_the_target_language_alone(cli):
+    model = REPO / "tests" / "fixtures" / "hf_t5" / "madlad"
+    translator = transduce.Translator(model, threads=2)
+    assert translator.language_codes == ["en", "de", "fr"]
+    results = translator.translate(LINES, target_lang="de", beam=4)
+    expected = run_cli(cli, "translate", "-m", str(model), "--target-lang", "de", "--beam", "4",
+                       stdin="".join(l + "\n" for l in LINES)).splitlines()
+    assert [r.text for r in results] == expected

@@ -39,14 +39,14 @@ pub struct AlignArgs {
     #[arg(long, requires = "target_lang")]
     pub source_lang: Option<String>,
     /// Target language of a multilingual model.
-    #[arg(long, requires = "source_lang")]
+    #[arg(long)]
     pub target_lang: Option<String>,
 }
 
 pub fn run(args: &AlignArgs) -> Result<()> {
     let translator = Translator::load(&args.model)?;
     let direction = match (&args.source_lang, &args.target_lang) {
-        (Some(source), Some(target)) => Some(Direction { source, target }),
+        (source, Some(target)) => Some(Direction { source: source.as_deref().unwrap_or_default(), target }),
         _ => None,
     };
     let sources = read_lines(&args.input)?;

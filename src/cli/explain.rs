@@ -38,7 +38,7 @@ pub struct ExplainArgs {
     #[arg(long, requires = "target_lang")]
     pub source_lang: Option<String>,
     /// Target language of a multilingual model.
-    #[arg(long, requires = "source_lang")]
+    #[arg(long)]
     pub target_lang: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         .iter()
         .map(|s| {
             let direction = match (&args.source_lang, &args.target_lang) {
-                (Some(source), Some(target)) => Some(Direction { source, target }),
+                (source, Some(target)) => Some(Direction { source: source.as_deref().unwrap_or_default(), target }),
                 _ => None,
             };
             explain_input(&translator, &Input { direction, ..Input::new(s, 0) }, &opts, args.top_k)

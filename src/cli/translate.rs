@@ -38,8 +38,9 @@ pub struct TranslateArgs {
     /// Source language of a multilingual model (M2M-100: `fr`; NLLB-200: `fra_Latn`).
     #[arg(long, requires = "target_lang")]
     pub source_lang: Option<String>,
-    /// Target language of a multilingual model (forced as the first output token).
-    #[arg(long, requires = "source_lang")]
+    /// Target language of a multilingual model (NLLB-200, M2M-100: forced as the first output
+    /// token; MADLAD-400: `de` for `<2de>`, the only language it takes).
+    #[arg(long)]
     pub target_lang: Option<String>,
     /// Target text every translation must start with.
     #[arg(long, conflicts_with = "prefix_file")]
@@ -126,7 +127,10 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     let max_src = translator.model.config.max_positions - 1;
     let started = std::time::Instant::now();
     let languages = match (&args.source_lang, &args.target_lang) {
-        (Some(source), Some(target)) => Some(Languages { source: source.clone(), target: target.clone() }),
+        // MADLAD-400 takes the target alone
+        (source, Some(target)) => {
+            Some(Languages { source: source.clone().unwrap_or_default(), target: target.clone() })
+        }
         _ => None,
     };
     let stream = StreamOptions {

@@ -32,3 +32,54 @@ pub fn logit_difference(model: &Seq2Seq, batch: &Value) -> (f32, f32) {
     eprintln!("logits: {} values compared, largest difference {worst:.2e} (largest logit {scale:.1})", want.len());
     (worst, scale)
 }
+
+/// Tokenizer ids (`X </s>`, no language token) and `decode(skip_special_tokens=True)` of the
+/// reference `cases` (`text`, `ids`, `decoded`).
+pub fn check_plain_tokenizer(t: &transduce::translate::Translator, cases: &Value) {
+    let eos = t.model.config.special.eos;
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let mut got = t.tokenizers.source.encode(text).unwrap();
+        got.push(eos);
+        assert_eq!(got, ids(&case["ids"]), "ids of {text:?}");
+        let decoded = t.tokenizers.target.decode(&ids(&case["ids"])).unwrap();
+        assert_eq!(decoded, case["decoded"].as_str().unwrap(), "decoding of {text:?}");
+    }
+}
+
+/// int8 weights of the fixture `dir` (reference `reference`): teacher-forced logits within 5 %
+/// of transformers' f32 range, greedy outputs of `inputs` (at most `max_len` tokens, the
+/// reference's cap) that mostly equal the reference texts (`want` of each greedy case);
+/// `transduce quantize` of the directory gives the same translations as quantizing at load.
+pub fn check_int8(
+    dir: &std::path::Path,
+    reference: &Value,
+    inputs: &[transduce::translate::Input],
+    max_len: usize,
+    want: impl Fn(&Value) -> String,
+) {
+    use transduce::search::{DecodeOptions, Strategy};
+    use transduce::translate::{LoadOptions, Quantization, Translator};
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let opts = LoadOptions { quantization: Quantization::Int8, ..LoadOptions::default() };
+    let t = Translator::load_with(dir, opts).unwrap();
+    let (worst, scale) = logit_difference(&t.model, &reference["batch"]);
+    let cases = reference["greedy"].as_array().unwrap();
+    let opts = DecodeOptions { strategy: Strategy::Greedy, max_len, max_len_ratio: None, ..Default::default() };
+    let out = t.translate_inputs(inputs, &opts).unwrap();
+    let same = cases.iter().zip(&out).filter(|(c, o)| o.text() == want(c)).count();
+    eprintln!(
+        "{name} int8: largest logit difference {worst:.3} of {scale:.1}; {same} of {} greedy outputs equal to f32 \
+         transformers",
+        cases.len()
+    );
+    assert!(worst < 0.05 * scale, "{name}: int8 logits off by {worst}");
+    assert!(same * 2 >= cases.len(), "{name}: only {same} of {} int8 outputs equal", cases.len());
+    // `transduce quantize` of the Hugging Face directory: the same model, stored in int8
+    let tmp = super::TempDir::new(&format!("quantize-{name}"));
+    let out = tmp.0.join("int8");
+    let summary = transduce::convert::int8::quantize(dir, &out).unwrap();
+    assert!(summary.quantized > 0);
+    let stored = Translator::load(&out).unwrap();
+    assert_eq!(stored.translate_inputs(inputs, &opts).unwrap(), t.translate_inputs(inputs, &opts).unwrap());
+}

@@ -1,5 +1,6 @@
 //! A model directory: the one place that knows which files a model is made of, detects the
-//! format once (transduce's own, int8, Hugging Face Marian), loads configuration, tokenizers and
+//! format once (transduce's own, int8, Hugging Face Marian, M2M-100 / NLLB-200, T5 / mT5 /
+//! MADLAD-400), loads configuration, tokenizers and
 //! weights from it, and writes files atomically.
 //!
 //! ```text
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
-use crate::convert::{hf_m2m100, hf_marian};
+use crate::convert::{hf_m2m100, hf_marian, hf_t5};
 use crate::error::{Error, Result};
 use crate::kernels::cpu::with_f32;
 use crate::kernels::int8::Int8Matrix;
@@ -42,6 +43,8 @@ pub struct Languages {
 pub const CONFIG: &str = "config.json";
 /// The weights.
 pub const WEIGHTS: &str = "model.safetensors";
+/// The shards of a big checkpoint: `{"weight_map": {tensor: file}}`.
+pub const SHARDED_WEIGHTS_INDEX: &str = "model.safetensors.index.json";
 /// A PyTorch pickle, which transduce does not read.
 pub const PYTORCH_WEIGHTS: &str = "pytorch_model.bin";
 /// A joint vocabulary (Hugging Face `tokenizers` format).
@@ -87,6 +90,9 @@ pub enum Format {
     HfMarian,
     /// A Hugging Face M2M-100 or NLLB-200 directory (`model_type: m2m_100`), converted as it loads.
     HfM2m100,
+    /// A Hugging Face T5, mT5 or MADLAD-400 directory (`model_type: t5` / `mt5`), converted as
+    /// it loads.
+    HfT5,
 }
 
 impl Format {
@@ -121,10 +127,12 @@ impl ModelDir {
         let format = match value.get("model_type").and_then(Value::as_str) {
             Some("marian") => Format::HfMarian,
             Some("m2m_100") => Format::HfM2m100,
+            Some(t) if hf_t5::is_family(t) => Format::HfT5,
             Some(other) => {
                 return Err(Error::Input(format!(
                     "{}: model_type `{other}` is not a family transduce reads (it reads transduce models and \
-                     Hugging Face `marian` and `m2m_100` (M2M-100, NLLB-200))",
+                     Hugging Face `marian`, `m2m_100` (M2M-100, NLLB-200), `t5` and `mt5` (T5, mT5, \
+                     MADLAD-400))",
                     config.display()
                 )))
             }
@@ -173,6 +181,7 @@ impl ModelDir {
             Format::Native | Format::NativeInt8 => ModelConfig::load(&self.config_path()),
             Format::HfMarian => hf_marian::read_config(self),
             Format::HfM2m100 => hf_m2m100::read_config(self),
+            Format::HfT5 => hf_t5::read_config(self),
         }
     }
 
@@ -186,7 +195,7 @@ impl ModelDir {
                 check_tensors(config, &tensors, &path)?;
                 Ok((tensors, precision))
             }
-            Format::HfMarian | Format::HfM2m100 => {
+            Format::HfMarian | Format::HfM2m100 | Format::HfT5 => {
                 Ok((hf_marian::read_weights(self, config, device)?, Precision::Float))
             }
         }
@@ -224,7 +233,7 @@ impl ModelDir {
         let is_matrix = |name: &str| {
             name == "lm_head.weight"
                 || Some(name) == table
-                || ([".q_proj.", ".k_proj.", ".v_proj.", ".out_proj.", ".fc1.", ".fc2."]
+                || ([".q_proj.", ".k_proj.", ".v_proj.", ".out_proj.", ".fc1.", ".fc2.", ".ffn.up."]
                     .iter()
                     .any(|p| name.contains(p))
                     && name.ends_with(".weight"))
@@ -258,7 +267,7 @@ impl ModelDir {
                 Format::Native | Format::NativeInt8 => {
                     stream_weights_file(&weights, device, wanted, &mut take)?;
                 }
-                Format::HfMarian | Format::HfM2m100 => {
+                Format::HfMarian | Format::HfM2m100 | Format::HfT5 => {
                     let mut float = |name: String, t: Tensor| take(name, Stored::Float(t));
                     copies.extend(hf_marian::stream_weights(self, &config, device, wanted, &mut float)?);
                 }
@@ -356,6 +365,9 @@ impl ModelDir {
     pub fn tokenizers(&self) -> Result<Tokenizers> {
         if self.format == Format::HfM2m100 || hf_m2m100::has_family_tokenizer(self)? {
             return hf_m2m100::tokenizers(self);
+        }
+        if self.format == Format::HfT5 || hf_t5::has_family_tokenizer(self)? {
+            return hf_t5::tokenizers(self);
         }
         let joint = self.file(JOINT_TOKENIZER);
         if joint.exists() {

@@ -7,10 +7,29 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::config::Activation;
+use crate::model_dir::{ModelDir, TOKENIZER_CONFIG};
 
 /// An error naming `field` of the file at `path`.
 pub fn field_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error {
     Error::Input(format!("{}: field `{field}`: {why}", path.display()))
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), error: e })
+}
+
+/// Whether the directory's `tokenizer_config.json` names one of `classes` as its
+/// `tokenizer_class` (a transduce directory imported from a family's model keeps reading its
+/// tokenizer the family's way).
+pub fn has_tokenizer_class(dir: &ModelDir, classes: &[&str]) -> Result<bool> {
+    let path = dir.file(TOKENIZER_CONFIG);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let class = read_json(&path)?.get("tokenizer_class").and_then(Value::as_str).map(str::to_string);
+    Ok(class.is_some_and(|c| classes.contains(&c.as_str())))
 }
 
 /// A parsed `config.json` and where it came from.
@@ -22,8 +41,7 @@ pub struct HfConfig {
 impl HfConfig {
     /// Reads `path` and checks that its `model_type` is `model_type`.
     pub fn read(path: PathBuf, model_type: &str) -> Result<Self> {
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+        let value = read_json(&path)?;
         if value.get("model_type").and_then(Value::as_str) != Some(model_type) {
             return Err(field_err(&path, "model_type", format!("expected \"{model_type}\"")));
         }
@@ -67,12 +85,18 @@ impl HfConfig {
 
     /// `activation_function` (`default` when absent).
     pub fn activation(&self, default: &str) -> Result<Activation> {
-        match self.str_or("activation_function", default) {
+        self.activation_named("activation_function", self.str_or("activation_function", default))
+    }
+
+    /// The activation `name` (Hugging Face's `ACT2FN` key), read from `field`.
+    pub fn activation_named(&self, field: &str, name: &str) -> Result<Activation> {
+        match name {
             "relu" => Ok(Activation::Relu),
             "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
             "silu" => Ok(Activation::Silu),
             "swish" => Ok(Activation::Swish),
-            other => Err(self.err("activation_function", format!("{other:?} is not supported"))),
+            other => Err(self.err(field, format!("{other:?} is not supported"))),
         }
     }
 

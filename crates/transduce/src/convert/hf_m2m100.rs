@@ -8,12 +8,11 @@
 //! weights use Marian's names (see [`super::hf_marian::read_weights`]), the stacks' last
 //! norms being `model.{encoder,decoder}.layer_norm`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::hf_config::{field_err, HfConfig};
+use super::hf_config::{field_err, has_tokenizer_class, read_json, HfConfig};
 use crate::error::{Error, Result};
 use crate::model::config::{
     Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions, SpecialIds,
@@ -40,17 +39,7 @@ pub const TOKENIZER_CLASSES: [&str; 3] = ["NllbTokenizer", "NllbTokenizerFast", 
 
 /// Whether the directory's tokenizer is one of this family's (by `tokenizer_class`).
 pub fn has_family_tokenizer(dir: &ModelDir) -> Result<bool> {
-    let path = dir.file(TOKENIZER_CONFIG);
-    if !path.exists() {
-        return Ok(false);
-    }
-    let class = read_json(&path)?.get("tokenizer_class").and_then(Value::as_str).map(str::to_string);
-    Ok(class.is_some_and(|c| TOKENIZER_CLASSES.contains(&c.as_str())))
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), error: e })
+    has_tokenizer_class(dir, &TOKENIZER_CLASSES)
 }
 
 /// Reads `config.json` (an `M2M100Config`).
@@ -93,6 +82,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
         },
         pad_embedding: PadEmbedding::Learned,
         output_bias: OutputBias::None,
+        ..ModelConfig::classic()
     };
     config.validate().map_err(|e| Error::Input(format!("{}: {e}", c.path.display())))?;
     Ok(config)

@@ -7,18 +7,19 @@
 //! `final_logits_bias`, and decoding that starts from `<pad>`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use super::hf_config::HfConfig;
+use super::hf_t5;
 use crate::error::{Error, Result};
 use crate::model::config::{
-    Activation, Dropout, EmbeddingScale, FinalNorm, ModelConfig, NormPlacement, OutputBias, PadEmbedding, Positions,
-    SpecialIds, Tying, Vocab,
+    Activation, AttentionScale, Dropout, EmbeddingScale, FeedForwardKind, FinalNorm, LinearBias, ModelConfig, NormKind,
+    NormPlacement, OutputBias, OutputScale, PadEmbedding, Positions, SpecialIds, Tying, Vocab,
 };
-use crate::model::weights::{check_tensors, parameter_shapes, stream_weights_file};
+use crate::model::weights::{check_tensors, parameter_shapes, stream_weights_file, Stored};
 use crate::model_dir::{
     self, replace_atomically, Format, ModelDir, MARIAN_SOURCE_SPM, MARIAN_TARGET_SPM, MARIAN_TARGET_VOCAB, MARIAN_VOCAB,
 };
@@ -94,6 +95,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
         },
         pad_embedding: PadEmbedding::Learned,
         output_bias: OutputBias::Learned,
+        ..ModelConfig::classic()
     };
     config.validate().map_err(|e| Error::Input(format!("{}: {e}", c.path.display())))?;
     Ok(config)
@@ -105,6 +107,47 @@ fn vocab_id(path: &Path, token: &str) -> Result<u32> {
     let vocab: HashMap<String, u32> =
         serde_json::from_str(&text).map_err(|e| Error::Json { path: path.into(), error: e })?;
     vocab.get(token).copied().ok_or_else(|| Error::Input(format!("{}: no {token} entry", path.display())))
+}
+
+/// The weight files of a Hugging Face directory: `model.safetensors`, or the shards
+/// `model.safetensors.index.json` lists (each once, in name order); a directory with only
+/// `pytorch_model.bin` is refused with the conversion that fixes it.
+pub fn weight_files(dir: &ModelDir) -> Result<Vec<PathBuf>> {
+    let single = dir.weights_path();
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let index = dir.file(model_dir::SHARDED_WEIGHTS_INDEX);
+    if index.exists() {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: index.clone(), error: e })?;
+        let Some(map) = value.get("weight_map").and_then(Value::as_object) else {
+            return Err(super::hf_config::field_err(&index, "weight_map", "missing or not an object"));
+        };
+        let mut shards = Vec::new();
+        for (tensor, file) in map {
+            let Some(file) = file.as_str().filter(|f| !f.contains('/') && !f.contains('\\') && *f != "..") else {
+                return Err(super::hf_config::field_err(
+                    &index,
+                    "weight_map",
+                    format!("{tensor}: not a file name here"),
+                ));
+            };
+            shards.push(file.to_string());
+        }
+        shards.sort();
+        shards.dedup();
+        return Ok(shards.into_iter().map(|f| dir.file(&f)).collect());
+    }
+    let why = match dir.file(model_dir::PYTORCH_WEIGHTS).exists() {
+        true => format!(
+            "only {}; transduce reads {} (save the model with `save_pretrained(dir, safe_serialization=True)`)",
+            model_dir::PYTORCH_WEIGHTS,
+            model_dir::WEIGHTS
+        ),
+        false => format!("no {} (or {})", model_dir::WEIGHTS, model_dir::SHARDED_WEIGHTS_INDEX),
+    };
+    Err(Error::Input(format!("{}: {why}", dir.path().display())))
 }
 
 /// The Hugging Face name of a transduce parameter.
@@ -172,10 +215,11 @@ impl TiedCopy {
     }
 }
 
-/// Hands the tensors of a Hugging Face directory's `model.safetensors` that `wanted` (by
-/// transduce name) accepts to `take` one at a time, under transduce names, each name and shape
-/// checked against `config` (every problem listed in one error); the copies of tied tables
-/// come back for the caller to compare.
+/// Hands the tensors of a Hugging Face directory's `model.safetensors` (or its shards, listed
+/// in `model.safetensors.index.json`) that `wanted` (by transduce name) accepts to `take` one
+/// at a time, under transduce names, as f32, each name and shape checked against `config`
+/// (every problem listed in one error); the copies of tied tables come back for the caller to
+/// compare.
 pub fn stream_weights(
     dir: &ModelDir,
     config: &ModelConfig,
@@ -183,28 +227,27 @@ pub fn stream_weights(
     wanted: &dyn Fn(&str) -> bool,
     take: &mut dyn FnMut(String, Tensor) -> Result<()>,
 ) -> Result<Vec<TiedCopy>> {
+    let files = weight_files(dir)?;
     let path = dir.weights_path();
-    if !path.exists() && dir.file(model_dir::PYTORCH_WEIGHTS).exists() {
-        return Err(Error::Input(format!(
-            "{}: only {}; transduce reads {} (save the model with \
-             `save_pretrained(dir, safe_serialization=True)`)",
-            dir.path().display(),
-            model_dir::PYTORCH_WEIGHTS,
-            model_dir::WEIGHTS,
-        )));
-    }
     let shapes = parameter_shapes(config)?;
-    let by_hf: HashMap<String, String> = shapes.keys().map(|n| (hf_name(n), n.clone())).collect();
+    let t5 = dir.format() == Format::HfT5;
+    let gated = config.feed_forward == FeedForwardKind::Gated;
+    let name_of = |name: &str| match t5 {
+        true => hf_t5::hf_name(name, gated),
+        false => hf_name(name),
+    };
+    let by_hf: HashMap<String, String> = shapes.keys().map(|n| (name_of(n), n.clone())).collect();
     // copies of a tied table, which some checkpoints store, must equal it
+    let copy_names = match t5 {
+        true => ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"],
+        false => ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"],
+    };
     let tied_to = |copy: &str| match (config.tying, copy) {
-        (Tying::All, _)
-        | (Tying::Inputs, "model.encoder.embed_tokens.weight" | "model.decoder.embed_tokens.weight") => {
-            Some("shared.weight")
-        }
+        (Tying::All, _) => Some("shared.weight"),
+        (Tying::Inputs, _) if copy != copy_names[2] => Some("shared.weight"),
         (Tying::DecoderInputOutput, "lm_head.weight") => Some("decoder.embed_tokens.weight"),
         _ => None,
     };
-    let copy_names = ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"];
     let has_shared = shapes.contains_key("shared.weight");
     let mut seen = std::collections::HashSet::new();
     let (mut problems, mut copies, mut unexpected) = (Vec::new(), Vec::new(), Vec::new());
@@ -216,8 +259,10 @@ pub fn stream_weights(
         // read to be reported, in the calls that want what is not a table
         None => !redundant(hf) && wanted(hf),
     };
-    stream_weights_file(&path, device, &wanted_hf, &mut |hf, stored| {
+    let mut each = |hf: String, stored: Stored| -> Result<()> {
         let t = stored.into_tensor(device)?;
+        // bf16 / f16 checkpoints (MADLAD-400) load as f32
+        let t = if t.dtype() == DType::F32 { t } else { t.to_dtype(DType::F32)? };
         let Some(name) = by_hf.get(&hf) else {
             if copy_names.contains(&hf.as_str()) && tied_to(&hf).is_some() {
                 stored_copies.push((hf, t));
@@ -239,7 +284,10 @@ pub fn stream_weights(
         }
         seen.insert(name.clone());
         take(name.clone(), t)
-    })?;
+    };
+    for file in &files {
+        stream_weights_file(file, device, &wanted_hf, &mut each)?;
+    }
     // a checkpoint without `model.shared.weight` but with the encoder's copy
     if has_shared && !seen.contains("shared.weight") {
         if let Some(i) = stored_copies.iter().position(|(n, _)| n == "model.encoder.embed_tokens.weight") {
@@ -254,7 +302,7 @@ pub fn stream_weights(
     }
     for (name, shape) in &shapes {
         if !seen.contains(name) && wanted(name) && !problems.iter().any(|p| p.contains(&format!("`{name}`"))) {
-            problems.push(format!("missing tensor `{}` (shape {:?})", hf_name(name), shape.dims()));
+            problems.push(format!("missing tensor `{}` (shape {:?})", name_of(name), shape.dims()));
         }
     }
     unexpected.sort();
@@ -317,6 +365,16 @@ pub fn marian_incompatibilities(c: &ModelConfig) -> Vec<String> {
     if c.layer_norm_eps != 1e-5 {
         why.push(format!("layer_norm_eps is {}; Marian uses 1e-5", c.layer_norm_eps));
     }
+    let t5_like = [
+        (c.head_dim.is_some_and(|h| h * c.heads != c.d_model), "head_dim is not d_model / heads"),
+        (c.norm != NormKind::LayerNorm, "the norm is RMS norm; Marian's has a bias"),
+        (c.feed_forward != FeedForwardKind::Plain, "the feed-forward block is gated"),
+        (c.linear_bias != LinearBias::Learned, "the projections have no bias"),
+        (c.attention_scale != AttentionScale::InverseSqrtHeadDim, "attention logits are not scaled"),
+        (c.output_scale != OutputScale::None, "the output is rescaled"),
+        (c.output_bias != OutputBias::Learned, "the output projection has no bias"),
+    ];
+    why.extend(t5_like.into_iter().filter(|(differs, _)| *differs).map(|(_, what)| format!("{what}; Marian's is not")));
     why
 }
 
@@ -333,6 +391,7 @@ pub fn marian_config(c: &ModelConfig) -> Value {
         Activation::Gelu => "gelu",
         Activation::Silu => "silu",
         Activation::Swish => "swish",
+        Activation::GeluTanh => "gelu_new",
     };
     json!({
         "architectures": ["MarianMTModel"],
@@ -416,6 +475,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<ExportSummary> {
         Format::HfM2m100 => {
             return Err(Error::Input(format!("{}: already a Hugging Face M2M-100 / NLLB-200 directory", dir.display())))
         }
+        Format::HfT5 => return Err(Error::Input(format!("{}: already a Hugging Face T5 directory", dir.display()))),
         Format::NativeInt8 => {
             return Err(Error::Input(format!(
                 "{}: stored in int8; export the floating-point model (quantize the export instead)",

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use super::{hf_m2m100, hf_marian};
+use super::{hf_m2m100, hf_marian, hf_t5};
 use crate::error::{Error, Result};
 use crate::model::weights::write_int8;
 use crate::model_dir::{self, Format, ModelDir};
@@ -21,22 +21,32 @@ pub struct QuantizeSummary {
     pub bytes_after: u64,
 }
 
-/// Writes `out` from the model directory `src` (transduce, or Hugging Face Marian, M2M-100 or
-/// NLLB-200, imported on the way): config and tokenizer files copied, the weights in int8.
+/// Writes `out` from the model directory `src` (transduce, or Hugging Face Marian, M2M-100,
+/// NLLB-200, T5, mT5 or MADLAD-400, imported on the way): config and tokenizer files copied, the weights in int8.
 pub fn quantize(src: &Path, out: &Path) -> Result<QuantizeSummary> {
     let src = ModelDir::open(src)?;
     if src.path().canonicalize().ok() == out.canonicalize().ok() {
         return Err(Error::Input(format!("{}: write the quantized model to another directory", out.display())));
     }
-    let before = src.weights_path();
-    let bytes_before = std::fs::metadata(&before).map_err(|e| Error::io(&before, e))?.len();
+    let before = match src.format() {
+        Format::Native | Format::NativeInt8 => vec![src.weights_path()],
+        Format::HfMarian | Format::HfM2m100 | Format::HfT5 => hf_marian::weight_files(&src)?,
+    };
+    let mut bytes_before = 0;
+    for file in &before {
+        bytes_before += std::fs::metadata(file).map_err(|e| Error::io(file, e))?.len();
+    }
     let config = src.config()?;
     let (tensors, _) = src.tensors(&config, &Device::Cpu)?;
     let out = match src.format() {
         Format::HfMarian => hf_marian::import(src.path(), out)?.dir,
-        Format::HfM2m100 => {
+        Format::HfM2m100 | Format::HfT5 => {
             let out = ModelDir::create(out)?;
-            src.copy_files(&hf_m2m100::FILES, &out)?;
+            let files: &[&str] = match src.format() {
+                Format::HfT5 => &hf_t5::FILES,
+                _ => &hf_m2m100::FILES,
+            };
+            src.copy_files(files, &out)?;
             config.save(&out.config_path())?;
             out
         }

@@ -87,7 +87,7 @@ pub fn explain_input(
     let ctx = Ctx::eval();
     let memory = model.encode_with(&src, &mask, Record::Probabilities, &ctx)?;
     // the target-language token, the translation, EOS
-    let written: Vec<u32> = prepared.prefix[..prepared.tags]
+    let written: Vec<u32> = prepared.prefix[..prepared.target_tags]
         .iter()
         .chain(&output.tokens)
         .copied()
@@ -172,7 +172,7 @@ pub fn forced_attention_input(translator: &Translator, input: &Input, target: &s
     let special = model.config.special;
     let max = model.config.max_positions - 1;
     let prepared = translator.prepare(input)?;
-    let tags = prepared.tags;
+    let (source_tags, tags) = (prepared.source_tags, prepared.target_tags);
     let src_ids = &prepared.ids[..];
     let mut tgt_ids: Vec<u32> = prepared.prefix[..tags].to_vec();
     tgt_ids.extend(tok.target.encode(target)?);
@@ -189,11 +189,11 @@ pub fn forced_attention_input(translator: &Translator, input: &Input, target: &s
     let mut maps = maps(&cross)?;
     for row in maps.iter_mut().flatten() {
         row.drain(..tags.min(row.len()));
-        row.iter_mut().for_each(|r| drop(r.drain(..tags.min(r.len()))));
+        row.iter_mut().for_each(|r| drop(r.drain(..source_tags.min(r.len()))));
     }
     Ok(ForcedAttention {
         cross_attention: maps,
-        source_words: word_of_pieces(&tok.source.id_pieces(&src_ids[tags..])),
+        source_words: word_of_pieces(&tok.source.id_pieces(&src_ids[source_tags..])),
         target_words: word_of_pieces(&tok.target.id_pieces(&tgt_ids[tags..])),
     })
 }

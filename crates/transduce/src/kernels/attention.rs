@@ -11,8 +11,10 @@ use super::dropout::{keep_element, DropoutMask};
 
 #[derive(Clone)]
 struct Attention {
-    /// Additive bias materialised as [b, tq, tk] (shared by all heads), or empty.
+    /// Additive bias materialised as [b, bias_heads, tq, tk], or empty.
     bias: Option<std::sync::Arc<Vec<f32>>>,
+    /// 1 (one bias shared by all heads) or the number of heads (T5's position bias).
+    bias_heads: usize,
     scale: f32,
     dropout: Option<DropoutMask>,
 }
@@ -48,8 +50,12 @@ fn axpy(out: &mut [f32], s: f32, x: &[f32]) {
 }
 
 impl Attention {
-    /// Softmax probabilities of one (batch, head) pair into `p` [tq, tk].
-    fn probs(&self, d: Dims, bi: usize, q: &[f32], k: &[f32], p: &mut [f32]) {
+    /// Softmax probabilities of (batch, head) pair `pair` into `p` [tq, tk].
+    fn probs(&self, d: Dims, pair: usize, q: &[f32], k: &[f32], p: &mut [f32]) {
+        let bi = match self.bias_heads {
+            1 => pair / d.h,
+            _ => pair,
+        };
         for i in 0..d.tq {
             let row = &mut p[i * d.tk..(i + 1) * d.tk];
             let qi = &q[i * d.dh..(i + 1) * d.dh];
@@ -118,9 +124,8 @@ impl CustomOp3 for Attention {
         out.par_chunks_mut(qs).enumerate().for_each_init(
             || vec![0f32; d.tq * d.tk],
             |p, (pair, o)| {
-                let bi = pair / d.h;
                 let (qp, kp, vp) = (&q[pair * qs..][..qs], &k[pair * ks..][..ks], &v[pair * ks..][..ks]);
-                self.probs(d, bi, qp, kp, p);
+                self.probs(d, pair, qp, kp, p);
                 for i in 0..d.tq {
                     let oi = &mut o[i * d.dh..(i + 1) * d.dh];
                     for j in 0..d.tk {
@@ -160,11 +165,10 @@ impl CustomOp3 for Attention {
                             .for_each_init(
                                 || (vec![0f32; tq * tk], vec![0f32; tk]),
                                 |(p, ds), (pair, (dq, (dk, dv)))| {
-                                    let bi = pair / h;
                                     let (qp, kp, vp) =
                                         (&q[pair * qs..][..qs], &k[pair * ks..][..ks], &v[pair * ks..][..ks]);
                                     let gp = &g[pair * qs..][..qs];
-                                    self.probs(d, bi, qp, kp, p);
+                                    self.probs(d, pair, qp, kp, p);
                                     for i in 0..tq {
                                         let gi = &gp[i * dh..(i + 1) * dh];
                                         // dP'_ij = g_i . v_j; dV_j += P'_ij g_i
@@ -207,8 +211,9 @@ impl CustomOp3 for Attention {
 
 /// Attention for CPU f32 q: [b, h, tq, dh], k, v: [b, h, tk, dh] -> [b, h, tq, dh].
 ///
-/// `bias` broadcasts to [b, 1, tq, tk] (no per-head bias). `dropout`: (p, seed) on the
-/// probabilities, in training.
+/// `bias` broadcasts to [b, 1, tq, tk], or to [b, h, tq, tk] when it has a head axis (T5's
+/// position bias; no gradient flows into the bias). `dropout`: (p, seed) on the probabilities,
+/// in training.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -217,15 +222,20 @@ pub fn attention(
     scale: f64,
     dropout: Option<(f32, u64)>,
 ) -> Result<Tensor> {
-    let (b, _, tq, _) = q.dims4()?;
+    let (b, h, tq, _) = q.dims4()?;
     let tk = k.dim(2)?;
+    let bias_heads = match bias {
+        Some(bias) if bias.rank() == 4 && bias.dim(1)? > 1 => h,
+        _ => 1,
+    };
     let bias = match bias {
         None => None,
         Some(bias) => {
-            let full = bias.broadcast_as((b, 1, tq, tk))?.contiguous()?;
+            let full = bias.broadcast_as((b, bias_heads, tq, tk))?.contiguous()?;
             Some(std::sync::Arc::new(full.flatten_all()?.to_vec1::<f32>()?))
         }
     };
-    let op = Attention { bias, scale: scale as f32, dropout: dropout.map(|(p, seed)| DropoutMask::new(p, seed)) };
+    let dropout = dropout.map(|(p, seed)| DropoutMask::new(p, seed));
+    let op = Attention { bias, bias_heads, scale: scale as f32, dropout };
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }

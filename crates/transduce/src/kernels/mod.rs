@@ -113,6 +113,20 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> candl
     normed.broadcast_mul(weight)?.broadcast_add(bias)
 }
 
+/// RMS normalisation `x / sqrt(mean(x^2) + eps) * weight` (T5's `T5LayerNorm`), as candle
+/// primitives. x: \[.., d\]; weight: \[d\].
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let d = x.dim(D::Minus1)? as f64;
+    let mean_square = (x.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)
+}
+
+/// [`rms_norm`] in one pass per row (candle-nn's kernel; inference only: it records no
+/// gradient).
+pub fn rms_norm_fused(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

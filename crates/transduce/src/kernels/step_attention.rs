@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use std::sync::Arc;
+
 use super::cpu::fast_exp;
 
 /// Where the keys and values a row attends to are.
@@ -25,8 +27,8 @@ pub trait RowKeyValues {
     fn positions(&self) -> usize;
     /// Key and value at position `t` for head `h`: `head_dim` floats each.
     fn key_value(&self, head: usize, t: usize) -> (&[f32], &[f32]);
-    /// Additive bias of position `t` (source padding).
-    fn bias(&self, _t: usize) -> f32 {
+    /// Additive bias of position `t` for `head` (source padding, T5's position bias).
+    fn bias(&self, _head: usize, _t: usize) -> f32 {
         0.0
     }
 }
@@ -111,7 +113,7 @@ fn scores(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32]
     let mut max = f32::NEG_INFINITY;
     for (t, s) in p.iter_mut().enumerate() {
         let (k, _) = kv.key_value(h, t);
-        *s = dot(q, k) * scale + kv.bias(t);
+        *s = dot(q, k) * scale + kv.bias(h, t);
         max = max.max(*s);
     }
     let mut sum = 0f32;
@@ -150,6 +152,8 @@ pub struct StepCache {
     paths: Vec<RowPath>,
     d: usize,
     head_dim: usize,
+    /// T5's position bias, by distance from the row's newest position.
+    position_bias: Option<Arc<StepBias>>,
 }
 
 /// One current row's history in a [`StepCache`].
@@ -162,8 +166,15 @@ struct RowPath {
 }
 
 impl StepCache {
+    /// A cache of rows of `d` = heads * head_dim keys (and values) per step.
     pub fn new(d: usize, head_dim: usize) -> Self {
-        StepCache { steps: Vec::new(), paths: Vec::new(), d, head_dim }
+        StepCache { steps: Vec::new(), paths: Vec::new(), d, head_dim, position_bias: None }
+    }
+
+    /// Adds `bias` (by distance to the query) to every row's logits.
+    pub fn with_position_bias(mut self, bias: Option<Arc<StepBias>>) -> Self {
+        self.position_bias = bias;
+        self
     }
 
     /// Steps held.
@@ -230,7 +241,13 @@ impl KeyValueSource for StepCache {
 
     fn row(&self, row: usize) -> StepRow<'_> {
         let path = &self.paths[row];
-        StepRow { steps: &self.steps[path.start..], path: &path.rows, d: self.d, head_dim: self.head_dim }
+        StepRow {
+            steps: &self.steps[path.start..],
+            path: &path.rows,
+            d: self.d,
+            head_dim: self.head_dim,
+            position_bias: self.position_bias.as_deref(),
+        }
     }
 }
 
@@ -241,11 +258,21 @@ pub struct StepRow<'a> {
     path: &'a [u32],
     d: usize,
     head_dim: usize,
+    position_bias: Option<&'a StepBias>,
 }
 
 impl RowKeyValues for StepRow<'_> {
     fn positions(&self) -> usize {
         self.path.len()
+    }
+
+    /// The query is the row's newest position: key `t` is `positions - 1 - t` before it.
+    #[inline(always)]
+    fn bias(&self, head: usize, t: usize) -> f32 {
+        match self.position_bias {
+            Some(b) => b.at(head, self.path.len() - 1 - t),
+            None => 0.0,
+        }
     }
 
     #[inline(always)]
@@ -312,7 +339,38 @@ impl RowKeyValues for MemoryRow<'_> {
     }
 
     #[inline(always)]
-    fn bias(&self, t: usize) -> f32 {
+    fn bias(&self, _head: usize, t: usize) -> f32 {
         self.bias[t]
+    }
+}
+
+/// A decoder's position bias by distance `query - key` (0 ..= max_distance, saturating):
+/// `[distance][head]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepBias {
+    heads: usize,
+    by_distance: Vec<Vec<f32>>,
+}
+
+impl StepBias {
+    /// `by_distance[n][head]`: the bias of a key `n` positions before the query (the last
+    /// entry for every longer distance).
+    pub fn new(heads: usize, by_distance: Vec<Vec<f32>>) -> Self {
+        assert!(
+            !by_distance.is_empty() && by_distance.iter().all(|b| b.len() == heads),
+            "a bias per head and distance"
+        );
+        StepBias { heads, by_distance }
+    }
+
+    /// The bias of a key `distance` positions before the query, for `head`.
+    #[inline(always)]
+    pub fn at(&self, head: usize, distance: usize) -> f32 {
+        let last = self.by_distance.len() - 1;
+        self.by_distance[distance.min(last)][head]
+    }
+
+    pub fn heads(&self) -> usize {
+        self.heads
     }
 }

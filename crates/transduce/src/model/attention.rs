@@ -9,7 +9,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::config::ModelConfig;
+use super::config::{AttentionScale, ModelConfig};
 use super::context::Ctx;
 use super::layers::Linear;
 use crate::kernels::cpu::with_f32;
@@ -80,20 +80,27 @@ pub struct MultiHeadAttention {
     pub kind: AttentionKind,
     heads: usize,
     head_dim: usize,
+    /// Multiplier of the logits `q k^T`.
+    scale: f64,
     dropout: f32,
 }
 
 impl MultiHeadAttention {
+    /// Projections `d_model -> heads * head_dim` and back.
     pub fn new(vb: VarBuilder, c: &ModelConfig, kind: AttentionKind) -> Result<Self> {
-        let d = c.d_model;
+        let (d, inner, bias) = (c.d_model, c.attention_dim(), c.linear_bias);
         Ok(MultiHeadAttention {
-            q_proj: Linear::new(vb.pp("q_proj"), d, d)?,
-            k_proj: Linear::new(vb.pp("k_proj"), d, d)?,
-            v_proj: Linear::new(vb.pp("v_proj"), d, d)?,
-            out_proj: Linear::new(vb.pp("out_proj"), d, d)?,
+            q_proj: Linear::new(vb.pp("q_proj"), d, inner, bias)?,
+            k_proj: Linear::new(vb.pp("k_proj"), d, inner, bias)?,
+            v_proj: Linear::new(vb.pp("v_proj"), d, inner, bias)?,
+            out_proj: Linear::new(vb.pp("out_proj"), inner, d, bias)?,
             kind,
             heads: c.heads,
             head_dim: c.head_dim(),
+            scale: match c.attention_scale {
+                AttentionScale::InverseSqrtHeadDim => 1.0 / (c.head_dim() as f64).sqrt(),
+                AttentionScale::None => 1.0,
+            },
             dropout: c.dropout.attention,
         })
     }
@@ -129,7 +136,8 @@ impl MultiHeadAttention {
 
     /// Attends from `x` [b, tq, d] to `kv` ([b / group, heads, tk, head_dim]).
     ///
-    /// `bias` is additive and broadcasts to [b / group, heads, group * tq, tk].
+    /// `bias` is additive and broadcasts to [b / group, heads, group * tq, tk] (a per-head bias,
+    /// T5's positions, only with `group` 1).
     /// `group` > 1 lets `group` consecutive query rows share one key/value row (the beams of one
     /// sentence against its source memory), so cross-attention K/V are never copied per beam.
     pub fn attend(
@@ -154,8 +162,11 @@ impl MultiHeadAttention {
         } else {
             q
         };
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let (ctx_vectors, probs) = if record == Record::Nothing && ctx.kernels.fused_for(&q) {
+        let scale = self.scale;
+        // the fused kernel gives no gradient to a bias: a trained (per-head) one trains unfused
+        let per_head = bias.is_some_and(|b| b.rank() == 4 && b.dim(1).is_ok_and(|h| h > 1));
+        let fused = record == Record::Nothing && ctx.kernels.fused_for(&q) && !(per_head && ctx.is_training());
+        let (ctx_vectors, probs) = if fused {
             let dropout = ctx.dropout_seed(self.dropout);
             (crate::kernels::attention::attention(&q, &kv.k, &kv.v, bias, scale, dropout)?, None)
         } else {
@@ -191,6 +202,7 @@ impl MultiHeadAttention {
         if t != 1 {
             candle_core::bail!("a step cache takes one position at a time, got {t}");
         }
+        // the bias of T5's positions comes with the cache (see StepCache::with_position_bias)
         let x = x.reshape((rows, d))?;
         let flat = |l: &Linear| -> Result<Vec<f32>> { l.forward(&x, ctx)?.flatten_all()?.to_vec1::<f32>() };
         cache.push(flat(&self.k_proj)?, flat(&self.v_proj)?);
@@ -241,7 +253,7 @@ impl MultiHeadAttention {
         ctx: &Ctx,
         device: &Device,
     ) -> Result<AttentionOutput> {
-        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let scale = self.scale as f32;
         let mut probs = (record == Record::Probabilities).then(Vec::new);
         let out = step_attention::attend(q, self.heads, self.head_dim, scale, source, probs.as_mut());
         let out = Tensor::from_vec(out, (rows, 1, self.heads * self.head_dim), device)?;

@@ -40,9 +40,66 @@ pub enum Activation {
     Silu,
     /// Marian's `swish` (x * sigmoid(x)), an alias of SiLU kept for config fidelity.
     Swish,
+    /// GELU's tanh approximation (Hugging Face `gelu_new`: T5 v1.1, mT5, MADLAD-400).
+    GeluTanh,
 }
 
-crate::choices!(Activation, "activation", { Relu => "relu", Gelu => "gelu", Silu => "silu", Swish => "swish" });
+crate::choices!(Activation, "activation", {
+    Relu => "relu", Gelu => "gelu", Silu => "silu", Swish => "swish", GeluTanh => "gelu_tanh"
+});
+
+/// The shape of the position-wise feed-forward block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedForwardKind {
+    /// `fc2(act(fc1(x)))`.
+    #[default]
+    Plain,
+    /// `fc2(act(fc1(x)) * up(x))` (T5 v1.1, mT5, MADLAD-400: "gated-gelu").
+    Gated,
+}
+
+/// Which normalisation the layers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// `(x - mean) / sqrt(var + eps) * weight + bias`.
+    #[default]
+    LayerNorm,
+    /// `x / sqrt(mean(x^2) + eps) * weight`, no bias, no centring (T5).
+    Rms,
+}
+
+/// Whether the attention and feed-forward projections add a bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinearBias {
+    #[default]
+    Learned,
+    /// None (T5): a constant zero, never stored or trained.
+    None,
+}
+
+/// What multiplies the attention logits `q k^T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionScale {
+    /// `1 / sqrt(head_dim)`, as in the original paper.
+    #[default]
+    InverseSqrtHeadDim,
+    /// 1 (T5, whose initialisation folds the scale into the query projection).
+    None,
+}
+
+/// What multiplies the decoder's output before the output projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputScale {
+    #[default]
+    None,
+    /// `d_model^-0.5` (T5 with a tied output projection).
+    InverseSqrtDModel,
+}
 
 /// How token positions enter the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +115,13 @@ pub enum Positions {
     SinusoidalFairseq,
     /// A trained table `[max_positions, d_model]` per stack.
     Learned,
+    /// No position embeddings: a trained bias on the self-attention logits per head and
+    /// bucket of relative distance (T5), `[buckets, heads]` per stack, computed once per call
+    /// and shared by the stack's layers. Bidirectional in the encoder (half the buckets each
+    /// way), causal in the decoder; distances up to `buckets / 4` (bidirectional: `/ 4`;
+    /// causal: `/ 2`) get a bucket each, longer ones share logarithmically wider buckets up to
+    /// `max_distance`.
+    Relative { buckets: usize, max_distance: usize },
 }
 
 /// Multiplier applied to token embeddings before positions are added.
@@ -194,6 +258,20 @@ pub struct ModelConfig {
     pub pad_embedding: PadEmbedding,
     #[serde(default)]
     pub output_bias: OutputBias,
+    /// Size of each attention head when it is not `d_model / heads` (T5's `d_kv`); the
+    /// projections then map `d_model` to `heads * head_dim` and back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    #[serde(default)]
+    pub norm: NormKind,
+    #[serde(default)]
+    pub feed_forward: FeedForwardKind,
+    #[serde(default)]
+    pub linear_bias: LinearBias,
+    #[serde(default)]
+    pub attention_scale: AttentionScale,
+    #[serde(default)]
+    pub output_scale: OutputScale,
 }
 
 /// Named configurations.
@@ -253,17 +331,43 @@ impl ModelConfig {
             special: SpecialIds::default(),
             pad_embedding: PadEmbedding::Learned,
             output_bias: OutputBias::Learned,
+            // the classic Transformer where T5 differs
+            head_dim: None,
+            norm: NormKind::LayerNorm,
+            feed_forward: FeedForwardKind::Plain,
+            linear_bias: LinearBias::Learned,
+            attention_scale: AttentionScale::InverseSqrtHeadDim,
+            output_scale: OutputScale::None,
         }
     }
 
+    /// The classic Transformer's choices where T5 differs (layer norm, plain feed-forward,
+    /// biases, scaled logits, `head_dim = d_model / heads`), as the base of a family's config.
+    pub fn classic() -> Self {
+        ModelConfig::preset(Preset::Tiny, 1)
+    }
+
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.heads
+        self.head_dim.unwrap_or(self.d_model / self.heads.max(1))
+    }
+
+    /// Width of the attention's inner space: `heads * head_dim` (`d_model` unless
+    /// `head_dim` says otherwise).
+    pub fn attention_dim(&self) -> usize {
+        self.heads * self.head_dim()
     }
 
     /// Checks internal consistency; every problem names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Error::Config { field: field.into(), why });
-        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
+        if let Some(h) = self.head_dim {
+            if h == 0 || self.d_model == 0 || self.heads == 0 {
+                return bad(
+                    "head_dim",
+                    format!("head_dim {h}, d_model {} and heads {} must be positive", self.d_model, self.heads),
+                );
+            }
+        } else if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(
                 "heads",
                 format!("d_model {} must be a positive multiple of heads {}", self.d_model, self.heads),
@@ -276,6 +380,14 @@ impl ModelConfig {
             )
         {
             return bad("d_model", format!("sinusoidal positions need an even d_model, got {}", self.d_model));
+        }
+        if let Positions::Relative { buckets, max_distance } = self.positions {
+            if buckets < 4 || max_distance < buckets {
+                return bad(
+                    "positions",
+                    format!("relative positions need at least 4 buckets and max_distance >= buckets, got {buckets} and {max_distance}"),
+                );
+            }
         }
         if self.ffn_dim == 0 {
             return bad("ffn_dim", "must be positive".into());

@@ -73,6 +73,15 @@ impl Ctx {
         self.kernels.layer_norm(x, w, b, eps)
     }
 
+    /// RMS norm: the fused kernel in inference (it records no gradient), the reference
+    /// composition in training.
+    pub fn rms_norm(&self, x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+        match !self.is_training() && self.kernels.fused_for(x) {
+            true => crate::kernels::rms_norm_fused(x, w, eps),
+            false => crate::kernels::rms_norm(x, w, eps),
+        }
+    }
+
     pub fn is_training(&self) -> bool {
         matches!(self.mode, Mode::Train(_))
     }

@@ -10,6 +10,7 @@ use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
 use super::embedding::{Embeddings, Start};
 use super::layers::{FeedForward, LayerNorm, Linear};
+use super::position_bias::{Direction, RelativePositionBias};
 use super::state::SelfCache;
 
 /// Attention probabilities of one decoder layer, when recorded.
@@ -50,7 +51,7 @@ pub struct DecoderLayer {
 
 impl DecoderLayer {
     pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
-        let norm = |name: &str| LayerNorm::new(vb.pp(name), c.d_model, c.layer_norm_eps);
+        let norm = |name: &str| LayerNorm::new(vb.pp(name), c);
         Ok(DecoderLayer {
             self_attn: MultiHeadAttention::new(vb.pp("self_attn"), c, AttentionKind::DecoderSelf)?,
             self_attn_norm: norm("self_attn_norm")?,
@@ -67,8 +68,7 @@ impl DecoderLayer {
     pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
         self.self_attn.for_each_linear(&mut f)?;
         self.cross_attn.for_each_linear(&mut f)?;
-        f(&mut self.ffn.fc1)?;
-        f(&mut self.ffn.fc2)
+        self.ffn.for_each_linear(f)
     }
 
     /// x: [rows, t, d], the positions after those already in `cache`.
@@ -140,6 +140,8 @@ pub struct Decoder {
     pub embeddings: Embeddings,
     pub layers: Vec<DecoderLayer>,
     pub final_norm: Option<LayerNorm>,
+    /// T5's relative position bias, shared by the layers' self-attention.
+    pub position_bias: Option<RelativePositionBias>,
 }
 
 /// Hidden states of the decoder's last layer, and attention when recorded.
@@ -156,10 +158,11 @@ impl Decoder {
             .map(|i| DecoderLayer::new(vb.pp(format!("layers.{i}")), c))
             .collect::<Result<Vec<_>>>()?;
         let final_norm = match c.final_norm {
-            FinalNorm::Both => Some(LayerNorm::new(vb.pp("final_norm"), c.d_model, c.layer_norm_eps)?),
+            FinalNorm::Both => Some(LayerNorm::new(vb.pp("final_norm"), c)?),
             FinalNorm::None => None,
         };
-        Ok(Decoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm })
+        let position_bias = RelativePositionBias::new(vb.clone(), c, Direction::Causal)?;
+        Ok(Decoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm, position_bias })
     }
 
     /// Keys/values of the memory [b, s, d] for every layer's cross-attention.
@@ -204,6 +207,21 @@ impl Decoder {
             (Some(c), Some(b)) => Some(b.broadcast_add(&c)?),
             (Some(c), None) => Some(c),
             (None, b) => b.cloned(),
+        };
+        // T5's positions: the step kernels' caches add them themselves
+        let stepping = matches!(caches.first(), Some(SelfCache::Steps(_)));
+        let self_bias = match (&self.position_bias, start) {
+            (Some(positions), Start::Shared(start)) if !stepping => {
+                let bias = positions.bias(*start, t, start + t)?.to_dtype(x.dtype())?;
+                Some(match self_bias {
+                    Some(b) => b.broadcast_add(&bias)?,
+                    None => bias,
+                })
+            }
+            (Some(_), Start::PerRow(_)) if !stepping => {
+                candle_core::bail!("relative positions at per-row starts need the fused CPU step kernels")
+            }
+            _ => self_bias,
         };
         let cross = CrossInputs { self_bias: self_bias.as_ref(), ..*cross };
         let mut attention = Vec::new();

@@ -71,8 +71,11 @@ pub enum Start {
 pub struct Embeddings {
     /// [vocab, d]
     pub tokens: Tensor,
-    /// [max_positions, d]: fixed or trained.
-    pub positions: Tensor,
+    /// [max_positions, d]: fixed or trained; `None` for relative positions (T5), which enter
+    /// as attention bias instead.
+    pub positions: Option<Tensor>,
+    /// Longest sequence.
+    max_positions: usize,
     scale: f64,
     dropout: f32,
     /// The padding id whose embedding is forced to zero ([`PadEmbedding::Zero`]).
@@ -86,25 +89,34 @@ impl Embeddings {
     /// `tokens` is the (possibly shared) table; `vb` is the stack's prefix, for learned positions.
     pub fn new(vb: VarBuilder, tokens: Tensor, c: &ModelConfig) -> Result<Self> {
         let positions = match c.positions {
-            Positions::Learned => vb.pp("embed_positions").get_with_hints(
+            Positions::Learned => Some(vb.pp("embed_positions").get_with_hints(
                 (c.max_positions, c.d_model),
                 "weight",
                 Init::Randn { mean: 0.0, stdev: 0.02 },
-            )?,
+            )?),
             Positions::SinusoidalFairseq => {
                 // the first token sits at `pad + 1`: row p holds position p + pad + 1
                 let mut values = vec![0f32; c.max_positions * c.d_model];
                 fairseq_sinusoids(&mut values, c.max_positions, c.d_model, c.special.pad as usize + 1);
-                Tensor::from_vec(values, (c.max_positions, c.d_model), vb.device())?.to_dtype(vb.dtype())?
+                Some(Tensor::from_vec(values, (c.max_positions, c.d_model), vb.device())?.to_dtype(vb.dtype())?)
             }
-            layout => sinusoids(c.max_positions, c.d_model, layout, vb.dtype(), vb.device())?,
+            Positions::Relative { .. } => None,
+            layout => Some(sinusoids(c.max_positions, c.d_model, layout, vb.dtype(), vb.device())?),
         };
         let scale = match c.embedding_scale {
             EmbeddingScale::None => 1.0,
             EmbeddingScale::SqrtDModel => (c.d_model as f64).sqrt(),
         };
         let zero_pad = (c.pad_embedding == PadEmbedding::Zero).then_some(c.special.pad);
-        Ok(Embeddings { tokens, positions, scale, dropout: c.dropout.residual, zero_pad, rows: None })
+        Ok(Embeddings {
+            tokens,
+            positions,
+            max_positions: c.max_positions,
+            scale,
+            dropout: c.dropout.residual,
+            zero_pad,
+            rows: None,
+        })
     }
 
     /// Looks rows up in `rows` (the tied output projection's packed or int8 copy, the same
@@ -124,7 +136,7 @@ impl Embeddings {
     /// ids: [b, t] u32 at the positions of `start` (t = 1 for [`Start::PerRow`]) -> [b, t, d]
     pub fn forward_from(&self, ids: &Tensor, start: &Start, ctx: &Ctx) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let max = self.positions.dim(0)?;
+        let max = self.max_positions;
         let last = match start {
             Start::Shared(start) => start + t,
             Start::PerRow(rows) => {
@@ -151,9 +163,10 @@ impl Embeddings {
             None => x,
         };
         let x = if self.scale != 1.0 { (x * self.scale)? } else { x };
-        let x = match start {
-            Start::Shared(start) => x.broadcast_add(&self.positions.narrow(0, *start, t)?)?,
-            Start::PerRow(rows) => (x + self.positions.index_select(rows, 0)?.unsqueeze(1)?)?,
+        let x = match (start, &self.positions) {
+            (_, None) => x,
+            (Start::Shared(start), Some(positions)) => x.broadcast_add(&positions.narrow(0, *start, t)?)?,
+            (Start::PerRow(rows), Some(positions)) => (x + positions.index_select(rows, 0)?.unsqueeze(1)?)?,
         };
         ctx.dropout(&x, self.dropout)
     }

@@ -9,6 +9,7 @@ use super::config::{FinalNorm, ModelConfig, NormPlacement};
 use super::context::Ctx;
 use super::embedding::Embeddings;
 use super::layers::{FeedForward, LayerNorm, Linear};
+use super::position_bias::{Direction, RelativePositionBias};
 
 /// Encoder output: what the decoder attends to.
 #[derive(Debug, Clone)]
@@ -37,9 +38,9 @@ impl EncoderLayer {
     pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
         Ok(EncoderLayer {
             self_attn: MultiHeadAttention::new(vb.pp("self_attn"), c, AttentionKind::EncoderSelf)?,
-            self_attn_norm: LayerNorm::new(vb.pp("self_attn_norm"), c.d_model, c.layer_norm_eps)?,
+            self_attn_norm: LayerNorm::new(vb.pp("self_attn_norm"), c)?,
             ffn: FeedForward::new(vb.pp("ffn"), c)?,
-            ffn_norm: LayerNorm::new(vb.pp("ffn_norm"), c.d_model, c.layer_norm_eps)?,
+            ffn_norm: LayerNorm::new(vb.pp("ffn_norm"), c)?,
             placement: c.norm_placement,
             dropout: c.dropout.residual,
         })
@@ -48,11 +49,11 @@ impl EncoderLayer {
     /// Applies `f` to every linear projection of the layer.
     pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
         self.self_attn.for_each_linear(&mut f)?;
-        f(&mut self.ffn.fc1)?;
-        f(&mut self.ffn.fc2)
+        self.ffn.for_each_linear(f)
     }
 
-    /// x: [b, s, d], bias: [b, 1, 1, s] -> ([b, s, d], probs [b, h, s, s] if recorded)
+    /// x: [b, s, d], bias: [b, 1, 1, s] (or [b, h, s, s] with position bias) -> ([b, s, d],
+    /// probs [b, h, s, s] if recorded)
     pub fn forward(&self, x: &Tensor, bias: &Tensor, record: Record, ctx: &Ctx) -> Result<(Tensor, Option<Tensor>)> {
         let mut probs = None;
         let attn = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
@@ -81,6 +82,8 @@ pub struct Encoder {
     pub embeddings: Embeddings,
     pub layers: Vec<EncoderLayer>,
     pub final_norm: Option<LayerNorm>,
+    /// T5's relative position bias, shared by the layers.
+    pub position_bias: Option<RelativePositionBias>,
 }
 
 impl Encoder {
@@ -90,19 +93,27 @@ impl Encoder {
             .map(|i| EncoderLayer::new(vb.pp(format!("layers.{i}")), c))
             .collect::<Result<Vec<_>>>()?;
         let final_norm = match c.final_norm {
-            FinalNorm::Both => Some(LayerNorm::new(vb.pp("final_norm"), c.d_model, c.layer_norm_eps)?),
+            FinalNorm::Both => Some(LayerNorm::new(vb.pp("final_norm"), c)?),
             FinalNorm::None => None,
         };
-        Ok(Encoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm })
+        let position_bias = RelativePositionBias::new(vb.clone(), c, Direction::Bidirectional)?;
+        Ok(Encoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm, position_bias })
     }
 
     /// src: [b, s] u32, mask: [b, s] (1 = token, 0 = padding) -> Memory
     pub fn forward(&self, src: &Tensor, mask: &Tensor, record: Record, ctx: &Ctx) -> Result<Memory> {
         let mut x = self.embeddings.forward(src, 0, ctx)?;
         let bias = padding_bias(mask, x.dtype())?;
+        let self_bias = match &self.position_bias {
+            Some(positions) => {
+                let s = src.dim(1)?;
+                bias.broadcast_add(&positions.bias(0, s, s)?.to_dtype(x.dtype())?)?
+            }
+            None => bias.clone(),
+        };
         let mut attention = Vec::new();
         for layer in &self.layers {
-            let (y, probs) = layer.forward(&x, &bias, record, ctx)?;
+            let (y, probs) = layer.forward(&x, &self_bias, record, ctx)?;
             x = y;
             attention.extend(probs);
         }

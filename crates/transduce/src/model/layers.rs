@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::config::{Activation, ModelConfig};
+use super::config::{Activation, FeedForwardKind, LinearBias, ModelConfig, NormKind};
 use super::context::Ctx;
 use super::params::xavier_uniform;
 use crate::kernels::cpu::with_f32;
@@ -30,9 +30,13 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
+    pub fn new(vb: VarBuilder, d_in: usize, d_out: usize, bias: LinearBias) -> Result<Self> {
         let weight = vb.get_with_hints((d_out, d_in), "weight", xavier_uniform(d_in, d_out))?;
-        let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
+        let bias = match bias {
+            LinearBias::Learned => vb.get_with_hints(d_out, "bias", Init::Const(0.0))?,
+            // a constant, not a parameter: never stored, never trained
+            LinearBias::None => Tensor::zeros(d_out, vb.dtype(), vb.device())?,
+        };
         Self::from_parts(weight, bias, format!("{}.weight", vb.prefix()))
     }
 
@@ -197,31 +201,44 @@ impl TableRows {
     }
 }
 
-/// Layer normalisation over the last dimension. weight, bias: \[d\].
+/// Normalisation over the last dimension: layer norm (weight, bias: \[d\]) or RMS norm
+/// (weight \[d\], no bias; [`NormKind`]).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     pub weight: Tensor,
-    pub bias: Tensor,
+    /// `None` for RMS norm.
+    pub bias: Option<Tensor>,
     pub eps: f64,
 }
 
 impl LayerNorm {
-    pub fn new(vb: VarBuilder, d: usize, eps: f64) -> Result<Self> {
+    /// The normalisation `c.norm` names, over `c.d_model` features.
+    pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
+        let d = c.d_model;
         let weight = vb.get_with_hints(d, "weight", Init::Const(1.0))?;
-        let bias = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
-        Ok(LayerNorm { weight, bias, eps })
+        let bias = match c.norm {
+            NormKind::LayerNorm => Some(vb.get_with_hints(d, "bias", Init::Const(0.0))?),
+            NormKind::Rms => None,
+        };
+        Ok(LayerNorm { weight, bias, eps: c.layer_norm_eps })
     }
 
     /// x: [.., d] -> [.., d]
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        ctx.layer_norm(x, &self.weight, &self.bias, self.eps)
+        match &self.bias {
+            Some(bias) => ctx.layer_norm(x, &self.weight, bias, self.eps),
+            None => ctx.rms_norm(x, &self.weight, self.eps),
+        }
     }
 }
 
-/// Position-wise feed-forward block: `fc2(dropout(act(fc1(x))))`.
+/// Position-wise feed-forward block: `fc2(dropout(act(fc1(x))))`, or gated
+/// `fc2(dropout(act(fc1(x)) * up(x)))` ([`FeedForwardKind::Gated`]).
 #[derive(Debug, Clone)]
 pub struct FeedForward {
     pub fc1: Linear,
+    /// The linear branch of a gated block (T5's `wi_1`; `fc1` is `wi_0`).
+    pub up: Option<Linear>,
     pub fc2: Linear,
     activation: Activation,
     dropout: f32,
@@ -229,12 +246,26 @@ pub struct FeedForward {
 
 impl FeedForward {
     pub fn new(vb: VarBuilder, c: &ModelConfig) -> Result<Self> {
+        let up = match c.feed_forward {
+            FeedForwardKind::Plain => None,
+            FeedForwardKind::Gated => Some(Linear::new(vb.pp("up"), c.d_model, c.ffn_dim, c.linear_bias)?),
+        };
         Ok(FeedForward {
-            fc1: Linear::new(vb.pp("fc1"), c.d_model, c.ffn_dim)?,
-            fc2: Linear::new(vb.pp("fc2"), c.ffn_dim, c.d_model)?,
+            fc1: Linear::new(vb.pp("fc1"), c.d_model, c.ffn_dim, c.linear_bias)?,
+            up,
+            fc2: Linear::new(vb.pp("fc2"), c.ffn_dim, c.d_model, c.linear_bias)?,
             activation: c.activation,
             dropout: c.dropout.ffn,
         })
+    }
+
+    /// Applies `f` to each projection.
+    pub fn for_each_linear(&mut self, mut f: impl FnMut(&mut Linear) -> Result<()>) -> Result<()> {
+        f(&mut self.fc1)?;
+        if let Some(up) = &mut self.up {
+            f(up)?;
+        }
+        f(&mut self.fc2)
     }
 
     /// x: [b, t, d] -> [b, t, d]
@@ -242,10 +273,15 @@ impl FeedForward {
         let h = match self.activation {
             Activation::Relu => self.fc1.forward_act(x, BiasActivation::Relu, ctx)?,
             Activation::Gelu => self.fc1.forward(x, ctx)?.gelu_erf()?,
+            Activation::GeluTanh => self.fc1.forward(x, ctx)?.gelu()?,
             Activation::Silu | Activation::Swish if !ctx.is_training() => {
                 self.fc1.forward_act(x, BiasActivation::Silu, ctx)?
             }
             Activation::Silu | Activation::Swish => self.fc1.forward(x, ctx)?.silu()?,
+        };
+        let h = match &self.up {
+            Some(up) => (h * up.forward(x, ctx)?)?,
+            None => h,
         };
         let h = ctx.dropout(&h, self.dropout)?;
         self.fc2.forward(&h, ctx)

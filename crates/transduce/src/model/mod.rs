@@ -8,6 +8,7 @@ pub mod embedding;
 pub mod encoder;
 pub mod layers;
 pub mod params;
+pub mod position_bias;
 pub mod seq2seq;
 pub mod state;
 pub mod weights;

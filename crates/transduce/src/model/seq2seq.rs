@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::attention::{padding_bias, Record};
-use super::config::{ModelConfig, OutputBias, Tying};
+use super::config::{ModelConfig, OutputBias, OutputScale, Tying};
 use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::{embedding_table, Start};
@@ -206,7 +206,12 @@ impl Seq2Seq {
 
     /// hidden: [.., d] -> logits [.., tgt_vocab]
     pub fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        self.lm_head.forward(hidden, ctx)
+        match self.config.output_scale {
+            OutputScale::None => self.lm_head.forward(hidden, ctx),
+            OutputScale::InverseSqrtDModel => {
+                self.lm_head.forward(&(hidden * (self.config.d_model as f64).powf(-0.5))?, ctx)
+            }
+        }
     }
 
     /// Training forward: logits [b, t, tgt_vocab] for a batch.
@@ -230,7 +235,12 @@ impl Seq2Seq {
             candle_core::bail!("start: a group of 0 rows per sentence");
         }
         let cache = match ctx.kernels.fused_for(&memory.states) {
-            true => SelfCache::Steps(StepCache::new(self.config.d_model, self.config.head_dim())),
+            true => {
+                let positions = self.decoder.position_bias.as_ref().map(|p| p.steps()).transpose()?;
+                SelfCache::Steps(
+                    StepCache::new(self.config.attention_dim(), self.config.head_dim()).with_position_bias(positions),
+                )
+            }
             false => SelfCache::Empty,
         };
         Ok(DecoderState {

@@ -129,6 +129,11 @@ pub fn stores_int8(path: &Path) -> Result<bool> {
     Ok(header.entries.get("__metadata__").and_then(|m| m.get("transduce")).and_then(|v| v.as_str()) == Some("int8"))
 }
 
+/// Whether the safetensors file at `path` holds a tensor `name` (reading the header only).
+pub fn stores_tensor(path: &Path, name: &str) -> Result<bool> {
+    Ok(read_header(path)?.entries.contains_key(name))
+}
+
 /// One tensor as read: f32 values in their own buffer, or a view of the bytes of another dtype.
 enum StoredBytes<'a> {
     F32(Vec<f32>, Vec<usize>),
@@ -321,7 +326,10 @@ pub fn write_int8(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(usi
             Ok(t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect())
         };
         match t.dims() {
-            &[n, k] if name.ends_with("weight") && !name.contains("embed_positions") => {
+            // the matrices inference runs in int8 (a position table or T5's position bias stays f32)
+            &[n, k]
+                if name.ends_with("weight") && !name.contains("embed_positions") && !name.contains("relative_bias") =>
+            {
                 let q = Int8Matrix::quantize(&t.flatten_all()?.to_vec1::<f32>()?, n, k);
                 let (values, scales) = q.unpack();
                 buffers.push((

@@ -2,12 +2,25 @@
 //!
 //! M2M-100 and NLLB-200 mark languages with tokens: the source language's token starts the
 //! source (`[src] X </s>`) and the target language's token is forced as the first output token.
+//! MADLAD-400 marks only the target, with a token before the source (`<2de> X </s>`).
 //! A code is accepted as users write it for the family (`fr` or `__fr__` for M2M-100,
-//! `fra_Latn` for NLLB-200).
+//! `fra_Latn` for NLLB-200, `de` or `<2de>` for MADLAD-400).
 
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+
+/// Where a model's language tokens go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LanguageMarking {
+    /// The source language's token before the source, the target language's forced as the
+    /// first output token (M2M-100, NLLB-200).
+    #[default]
+    SourceAndTarget,
+    /// The target language's token before the source; the source language is not given
+    /// (MADLAD-400's `<2xx>`).
+    TargetPrefix,
+}
 
 /// The language tokens of a model: code (as users write it) -> token id, in the model's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +28,7 @@ pub struct LanguageTokens {
     codes: Vec<(String, u32)>,
     /// Every accepted spelling (the code and its token string) -> id.
     lookup: HashMap<String, u32>,
+    marking: LanguageMarking,
 }
 
 impl LanguageTokens {
@@ -27,7 +41,17 @@ impl LanguageTokens {
             lookup.insert(code.to_string(), id);
             lookup.insert(token.to_string(), id);
         }
-        LanguageTokens { codes, lookup }
+        LanguageTokens { codes, lookup, marking: LanguageMarking::SourceAndTarget }
+    }
+
+    /// These tokens, placed as `marking` says.
+    pub fn with_marking(mut self, marking: LanguageMarking) -> Self {
+        self.marking = marking;
+        self
+    }
+
+    pub fn marking(&self) -> LanguageMarking {
+        self.marking
     }
 
     /// The codes, in the model's order.

@@ -15,7 +15,7 @@ use crate::kernels::Kernels;
 use crate::model::{Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
-use crate::text::languages::{Direction, LanguageTokens};
+use crate::text::languages::{Direction, LanguageMarking, LanguageTokens};
 use crate::text::Tokenizers;
 use crate::workers::Workers;
 use align::{hard_links, word_of_pieces};
@@ -143,30 +143,32 @@ pub(crate) struct Prepared {
     /// Target ids the output must start with (a multilingual model's target-language token
     /// first).
     pub prefix: Vec<u32>,
-    /// Language tokens leading `ids` and `prefix` (0 or 1).
-    pub tags: usize,
+    /// Language tokens leading `ids` (0 or 1).
+    pub source_tags: usize,
+    /// Language tokens leading `prefix` (0 or 1).
+    pub target_tags: usize,
     pub truncated: bool,
 }
 
 impl Prepared {
     /// Whether the sentence has nothing to translate (it stays blank).
     pub fn is_blank(&self, input: &Input) -> bool {
-        self.ids.len() <= self.tags || input.text.trim().is_empty()
+        self.ids.len() <= self.source_tags || input.text.trim().is_empty()
     }
 
     /// The search's view of the sentence: `opts`' length limits (counted without the
     /// language tokens) and its prefix.
     pub fn target(&self, opts: &DecodeOptions) -> Target<'_> {
         Target {
-            max_len: opts.max_len_for(self.ids.len() - self.tags) + self.tags,
+            max_len: opts.max_len_for(self.ids.len() - self.source_tags) + self.target_tags,
             prefix: &self.prefix,
-            tags: self.tags,
+            tags: self.target_tags,
         }
     }
 }
 
 impl Translator {
-    /// A model directory ([`ModelDir`]: transduce, int8 or Hugging Face Marian) on the CPU in
+    /// A model directory ([`ModelDir`]: transduce, int8 or a Hugging Face family) on the CPU in
     /// f32, weights quantized as stored, on the caller's threads.
     pub fn load(dir: &Path) -> Result<Self> {
         Self::load_with(dir, LoadOptions::default())
@@ -336,17 +338,26 @@ impl Translator {
                     ),
                 ));
             };
-            ids.push(languages.id(direction.source, "source_lang")?);
-            prefix.push(self.languages().unwrap_or(languages).id(direction.target, "target_lang")?);
+            match languages.marking() {
+                LanguageMarking::SourceAndTarget => {
+                    if direction.source.trim().is_empty() {
+                        return Err(Error::option("source_lang", "this model needs the source language too"));
+                    }
+                    ids.push(languages.id(direction.source, "source_lang")?);
+                    prefix.push(self.languages().unwrap_or(languages).id(direction.target, "target_lang")?);
+                }
+                // the source language is not told (any code, or none, is accepted)
+                LanguageMarking::TargetPrefix => ids.push(languages.id(direction.target, "target_lang")?),
+            }
         }
-        let tags = ids.len();
+        let (source_tags, target_tags) = (ids.len(), prefix.len());
         ids.extend(self.tokenizers.source.encode(input.text)?);
         let truncated = ids.len() > max_src;
         ids.truncate(max_src);
         if let Some(p) = input.prefix {
             prefix.extend(self.tokenizers.target.encode(p)?);
         }
-        Ok(Prepared { ids, prefix, tags, truncated })
+        Ok(Prepared { ids, prefix, source_tags, target_tags, truncated })
     }
 
     /// Encodes source sentences (ids without EOS) as one padded batch.
@@ -395,21 +406,21 @@ impl Translator {
     ) -> Result<Vec<Output>> {
         let source_words = match opts.alignment {
             Alignment::Off => None,
-            _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared.ids[prepared.tags..]))),
+            _ => Some(word_of_pieces(&self.tokenizers.source.id_pieces(&prepared.ids[prepared.source_tags..]))),
         };
-        hyps.into_iter().map(|h| self.output(h, prepared.tags, source_words.as_deref())).collect()
+        hyps.into_iter().map(|h| self.output(h, prepared, source_words.as_deref())).collect()
     }
 
-    /// `source_words`: the word of each source piece, when alignments are asked for. The first
-    /// `tags` tokens (a target-language token) are not part of the output, nor are the
-    /// attention columns of the source's `tags` language tokens.
-    fn output(&self, mut h: Hypothesis, tags: usize, source_words: Option<&[usize]>) -> Result<Output> {
-        let tags = tags.min(h.tokens.len());
+    /// `source_words`: the word of each source piece, when alignments are asked for. The
+    /// prepared target's language token is not part of the output, nor are the attention
+    /// columns of the source's language token.
+    fn output(&self, mut h: Hypothesis, prepared: &Prepared, source_words: Option<&[usize]>) -> Result<Output> {
+        let tags = prepared.target_tags.min(h.tokens.len());
         h.tokens.drain(..tags);
         h.token_logp.drain(..tags.min(h.token_logp.len()));
         h.attention.drain(..tags.min(h.attention.len()));
-        // the same number of language tokens leads the source
-        h.attention.iter_mut().for_each(|row| drop(row.drain(..tags.min(row.len()))));
+        let source_tags = prepared.source_tags;
+        h.attention.iter_mut().for_each(|row| drop(row.drain(..source_tags.min(row.len()))));
         let alignment = source_words.map(|source_words| {
             let target_words = word_of_pieces(&self.tokenizers.target.id_pieces(&h.tokens));
             hard_links(&h.attention, source_words, &target_words)
