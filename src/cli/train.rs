@@ -46,6 +46,14 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Fine-tune this model directory (transduce, Hugging Face Marian, M2M-100 / NLLB-200,
+    /// T5 / mT5 / MADLAD-400) with its own tokenizer and language codes; a multilingual model
+    /// takes --src-lang and --tgt-lang in its codes.
+    #[arg(long, conflicts_with_all = [
+        "preset", "d_model", "heads", "ffn_dim", "layers", "encoder_layers", "decoder_layers", "norm", "activation",
+        "arch", "subword", "vocab_size", "vocab_sharing",
+    ])]
+    pub init: Option<PathBuf>,
     #[arg(long, value_parser = choice::<Preset>())]
     pub preset: Option<Preset>,
     /// Model width (overrides the preset's).
@@ -83,6 +91,8 @@ pub struct TrainArgs {
     pub vocab_sharing: Option<VocabSharing>,
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions
+    /// less two).
     #[arg(long)]
     pub max_len: Option<usize>,
     #[arg(long)]
@@ -115,7 +125,8 @@ pub struct TrainArgs {
     pub keep_last: Option<usize>,
     #[arg(long)]
     pub patience: Option<usize>,
-    /// The source language's code (e.g. `fr`), recorded for `transduce serve`.
+    /// The source language's code (e.g. `fr`), recorded for `transduce serve`; with --init of a
+    /// multilingual model, one of its codes (`fra_Latn`, `fr`; MADLAD-400 ignores it).
     #[arg(long, requires = "tgt_lang")]
     pub src_lang: Option<String>,
     /// The target language's code (e.g. `en`).
@@ -193,6 +204,14 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.patience.is_some() {
         cfg.patience = a.patience;
     }
+    if let Some(init) = &a.init {
+        cfg.init = Some(init.clone());
+        // pairs the pretrained model has positions for, unless --max-len says otherwise
+        if a.max_len.is_none() {
+            let positions = transduce::model_dir::ModelDir::open(init)?.config()?.max_positions;
+            cfg.filter.max_len = cfg.filter.max_len.min(positions.saturating_sub(2).max(1));
+        }
+    }
     if let (Some(source), Some(target)) = (&a.src_lang, &a.tgt_lang) {
         cfg.languages = Some(Languages { source: source.clone(), target: target.clone() });
     }
@@ -216,7 +235,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut tokens = 0usize;
     let start = if args.resume { Start::Resume } else { Start::Fresh };
-    let summary = train(&cfg, start, &stop, |state, stats| {
+    let trained = train(&cfg, start, &stop, |state, stats| {
         tokens += stats.ntokens;
         bar.set_position(state.updates as u64);
         bar.set_message(format!(
@@ -226,7 +245,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             stats.lr,
             tokens as f64 / started.elapsed().as_secs_f64()
         ));
-    })?;
+    });
+    let summary = trained.map_err(super::as_flags)?;
     bar.finish();
     eprintln!(
         "stopped ({:?}) after {} updates, {} epochs, {:.0}s; {}",

@@ -562,18 +562,22 @@ pub fn export(dir: &Path, out: &Path) -> Result<ExportSummary> {
         }
         (None, None) => unreachable!("a tokenizer has one backend"),
     }
-    let hf = marian_tensors(&tensors)?;
-    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
-    replace_atomically(&out_dir.weights_path(), |tmp| {
-        safetensors::serialize_to_file(hf.iter().map(|(n, t)| (n.clone(), SafeView(t.clone()))), metadata, tmp)
-            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
-    })?;
+    write_safetensors(&out_dir.weights_path(), &marian_tensors(&tensors)?)?;
     write_json(&out_dir.config_path(), &marian_config(&config))?;
     write_json(&out_dir.file(model_dir::GENERATION_CONFIG), &generation_config(&config))?;
     Ok(ExportSummary { config, moved_pad, notes })
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
+/// Writes `tensors` (Hugging Face names) as a PyTorch-flavoured safetensors file at `path`.
+pub(crate) fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    replace_atomically(path, |tmp| {
+        safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.clone(), SafeView(t.clone()))), metadata, tmp)
+            .map_err(|e| Error::Weights { path: tmp.to_path_buf(), why: e.to_string() })
+    })
+}
+
+pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("json serialises") + "\n";
     model_dir::write_atomic(path, text.as_bytes())
 }

@@ -408,9 +408,23 @@ impl TrainableModel {
     pub fn load(config: &ModelConfig, path: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let tensors = read_safetensors(path, device)?;
         check_tensors(config, &tensors, path)?;
+        Self::from_tensors(config, &tensors, dtype, device)
+    }
+
+    /// Parameters set to `tensors` (checked against `config`, e.g. by
+    /// [`crate::model_dir::ModelDir::tensors`]).
+    pub fn from_tensors(
+        config: &ModelConfig,
+        tensors: &HashMap<String, Tensor>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let trainable = Self::init(config, 0, dtype, device)?;
         for (name, var) in trainable.varmap.data().lock().expect("varmap lock").iter() {
-            var.set(&tensors[name].to_dtype(dtype)?)?;
+            let Some(t) = tensors.get(name) else {
+                return Err(Error::Input(format!("no tensor for parameter `{name}`")));
+            };
+            var.set(&t.to_dtype(dtype)?)?;
         }
         Ok(trainable)
     }

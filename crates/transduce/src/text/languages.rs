@@ -89,6 +89,48 @@ impl LanguageTokens {
     }
 }
 
+/// The language tokens that lead a sentence pair: before the source, and before the target
+/// (forced first when translating, learned when training).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub source: Vec<u32>,
+    pub target: Vec<u32>,
+}
+
+impl LanguageTokens {
+    /// The tags of `direction` as this model places them; an unknown or missing code is an
+    /// error naming `options` (source, target) as the caller calls them.
+    pub fn tags(&self, direction: Direction, options: (&'static str, &'static str)) -> Result<Tags> {
+        Ok(match self.marking {
+            LanguageMarking::SourceAndTarget => {
+                if direction.source.trim().is_empty() {
+                    return Err(Error::option(options.0, "this model needs the source language too"));
+                }
+                Tags {
+                    source: vec![self.id(direction.source, options.0)?],
+                    target: vec![self.id(direction.target, options.1)?],
+                }
+            }
+            // the source language is not told (any code, or none, is accepted)
+            LanguageMarking::TargetPrefix => {
+                Tags { source: vec![self.id(direction.target, options.1)?], target: Vec::new() }
+            }
+        })
+    }
+
+    /// The error of a missing direction, naming `option` and a few codes.
+    pub fn direction_needed(&self, option: &'static str) -> Error {
+        Error::option(
+            option,
+            format!(
+                "this model translates between {} languages: give the source and target language (codes such as {})",
+                self.len(),
+                self.codes().take(3).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    }
+}
+
 /// The source and target language of one translation, as codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Direction<'a> {

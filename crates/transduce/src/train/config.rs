@@ -65,6 +65,11 @@ pub struct TrainConfig {
     /// (`transduce serve` reads them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub languages: Option<Languages>,
+    /// A model directory to continue training (`transduce train --init`): any model transduce
+    /// loads, with its own tokenizer and language codes (the vocabulary stays as it is); the
+    /// preset, model and vocabulary options do not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -99,6 +104,7 @@ impl TrainConfig {
             stop_metric: StopMetric::Bleu,
             patience: None,
             languages: None,
+            init: None,
         }
     }
     /// Checks every option; the error names the first one out of range. [`super::train`] calls

@@ -11,6 +11,7 @@ use crate::data::batching::Example;
 use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
 use crate::error::{Error, Result};
 use crate::model_dir::{ModelDir, JOINT_TOKENIZER, SOURCE_TOKENIZER, TARGET_TOKENIZER};
+use crate::text::languages::Tags;
 use crate::text::{SubwordTokenizer, SubwordTraining, Tokenizers};
 
 /// Which texts of the corpus a tokenizer learns from.
@@ -67,6 +68,8 @@ pub fn tokenizers(cfg: &TrainConfig, dir: &ModelDir) -> Result<Tokenizers> {
 pub struct ExampleStream<'a> {
     pairs: PairReader,
     tok: &'a Tokenizers,
+    /// Language tokens leading each side (a multilingual model's).
+    tags: &'a Tags,
     filter: PairFilter,
     counts: &'a Cell<FilterCounts>,
     error: Option<Error>,
@@ -84,8 +87,10 @@ impl Iterator for ExampleStream<'_> {
                     return None;
                 }
             };
-            let encoded =
-                self.tok.source.encode(&pair.source).and_then(|s| Ok((s, self.tok.target.encode(&pair.target)?)));
+            let tagged = |tags: &[u32], ids: Vec<u32>| tags.iter().copied().chain(ids).collect::<Vec<u32>>();
+            let encoded = self.tok.source.encode(&pair.source).and_then(|s| {
+                Ok((tagged(&self.tags.source, s), tagged(&self.tags.target, self.tok.target.encode(&pair.target)?)))
+            });
             let (source, target) = match encoded {
                 Ok(st) => st,
                 Err(e) => {
@@ -104,14 +109,16 @@ impl Iterator for ExampleStream<'_> {
 }
 
 impl<'a> ExampleStream<'a> {
-    /// The examples of `corpus` from its first line, counting filtered pairs into `counts`.
+    /// The examples of `corpus` from its first line, `tags` leading each side, counting filtered
+    /// pairs into `counts`.
     pub fn open(
         corpus: &CorpusSource,
         tok: &'a Tokenizers,
+        tags: &'a Tags,
         filter: PairFilter,
         counts: &'a Cell<FilterCounts>,
     ) -> Result<Self> {
-        Ok(ExampleStream { pairs: PairReader::open(corpus)?, tok, filter, counts, error: None })
+        Ok(ExampleStream { pairs: PairReader::open(corpus)?, tok, tags, filter, counts, error: None })
     }
 
     /// The read or tokenization error that ended the stream early, if one did.

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
+pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod plot;

@@ -68,14 +68,22 @@ pub fn train(
     let dir = ModelDir::create(&cfg.out)?;
     let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     write_atomic(&dir.file(model_dir::TRAINING), training_json.as_bytes())?;
-    let tok = tokenizers(cfg, &dir)?;
-    let config = cfg.model_config(&tok)?;
+    let (tok, config, mut model) = match &cfg.init {
+        Some(init) => super::init::from_model_dir(init, cfg, &dir)?,
+        None => {
+            let tok = tokenizers(cfg, &dir)?;
+            let config = cfg.model_config(&tok)?;
+            let model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
+            (tok, config, model)
+        }
+    };
     config.save(&dir.config_path())?;
-    if let Some(languages) = &cfg.languages {
+    // a multilingual model learns its language tokens as it translates with them
+    let tags = super::init::tags(&tok, cfg)?;
+    if let Some(languages) = cfg.languages.as_ref().filter(|_| tok.source.languages().is_none()) {
         dir.set_languages(languages)?;
     }
     let schedule = LrSchedule::InverseSqrt(InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup });
-    let mut model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
     let mut state = TrainState::default();
     if start == Start::Resume {
@@ -84,6 +92,7 @@ pub fn train(
         }
     }
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
+    let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
     let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
     let started = Instant::now();
     let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
@@ -95,7 +104,7 @@ pub fn train(
             break StopReason::MaxEpochs;
         }
         counts.set(FilterCounts::default());
-        let mut stream = ExampleStream::open(&cfg.train, &tok, cfg.filter, &counts)?;
+        let mut stream = ExampleStream::open(&cfg.train, &tok, &tags, cfg.filter, &counts)?;
         let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch);
         loop {
             if cfg.max_updates.is_some_and(|m| state.updates >= m) {

@@ -8,7 +8,8 @@ use crate::data::Batch;
 use crate::error::Result;
 use crate::eval::{Bleu, Chrf};
 use crate::model::{Ctx, TrainableModel};
-use crate::search::greedy;
+use crate::search::{greedy_search, DecodeOptions, EncodedBatch, Target};
+use crate::text::languages::Tags;
 use crate::text::Tokenizers;
 
 /// Validation figures.
@@ -20,14 +21,22 @@ pub struct Validation {
     pub chrf: f64,
 }
 
-/// Teacher-forced loss and greedy BLEU/chrF on the validation set.
-pub fn validate(model: &TrainableModel, tok: &Tokenizers, valid: &(Vec<String>, Vec<String>)) -> Result<Validation> {
+/// Validation pairs (sources, targets) and the language tokens leading each side.
+pub type ValidationSet = (Vec<String>, Vec<String>, Tags);
+
+/// Teacher-forced loss and greedy BLEU/chrF on the validation set (a multilingual model's
+/// target language token forced first, and left out of the scored text).
+pub fn validate(model: &TrainableModel, tok: &Tokenizers, valid: &ValidationSet) -> Result<Validation> {
+    let tags = &valid.2;
     let device = Device::Cpu;
     let special = model.model.config.special;
     let mut decoder = model.model.clone();
     decoder.prepare_inference()?;
-    let sources: Vec<Vec<u32>> = valid.0.iter().map(|s| tok.source.encode(s)).collect::<Result<_>>()?;
-    let targets: Vec<Vec<u32>> = valid.1.iter().map(|s| tok.target.encode(s)).collect::<Result<_>>()?;
+    let tagged = |tags: &[u32], ids: Vec<u32>| tags.iter().copied().chain(ids).collect::<Vec<u32>>();
+    let sources: Vec<Vec<u32>> =
+        valid.0.iter().map(|s| Ok(tagged(&tags.source, tok.source.encode(s)?))).collect::<Result<_>>()?;
+    let targets: Vec<Vec<u32>> =
+        valid.1.iter().map(|s| Ok(tagged(&tags.target, tok.target.encode(s)?))).collect::<Result<_>>()?;
     let max = model.model.config.max_positions - 2;
     let clip = |v: &Vec<u32>| v[..v.len().min(max)].to_vec();
     let (sources, targets): (Vec<_>, Vec<_>) = (sources.iter().map(clip).collect(), targets.iter().map(clip).collect());
@@ -45,8 +54,12 @@ pub fn validate(model: &TrainableModel, tok: &Tokenizers, valid: &(Vec<String>, 
         tokens += out.ntokens;
         let memory = decoder.encode(&batch.src, &batch.src_mask)?;
         let longest = chunk.iter().map(|&i| sources[i].len()).max().unwrap_or(0);
-        for (&i, ids) in chunk.iter().zip(greedy(&decoder, &memory, 2 * longest + 10)?) {
-            hyps[i] = tok.target.decode(&ids)?;
+        let max_len = 2 * longest + 10 + tags.target.len();
+        let step = EncodedBatch::new(&decoder, &memory);
+        let wanted: Vec<Target> =
+            (0..chunk.len()).map(|_| Target { max_len, prefix: &tags.target, tags: tags.target.len() }).collect();
+        for (&i, hyp) in chunk.iter().zip(greedy_search(&step, &wanted, &DecodeOptions::greedy(max_len))?) {
+            hyps[i] = tok.target.decode(&hyp.tokens[tags.target.len().min(hyp.tokens.len())..])?;
         }
     }
     let loss = nll_sum / tokens.max(1) as f64;

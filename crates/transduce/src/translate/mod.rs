@@ -15,7 +15,7 @@ use crate::kernels::Kernels;
 use crate::model::{Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
-use crate::text::languages::{Direction, LanguageMarking, LanguageTokens};
+use crate::text::languages::{Direction, LanguageTokens};
 use crate::text::Tokenizers;
 use crate::workers::Workers;
 use align::{hard_links, word_of_pieces};
@@ -327,28 +327,9 @@ impl Translator {
         let max_src = self.model.config.max_positions - 1;
         let (mut ids, mut prefix) = (Vec::new(), Vec::new());
         if let Some(languages) = self.tokenizers.source.languages() {
-            let Some(direction) = input.direction else {
-                return Err(Error::option(
-                    "target_lang",
-                    format!(
-                        "this model translates between {} languages: give the source and target language (codes \
-                         such as {})",
-                        languages.len(),
-                        languages.codes().take(3).collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            };
-            match languages.marking() {
-                LanguageMarking::SourceAndTarget => {
-                    if direction.source.trim().is_empty() {
-                        return Err(Error::option("source_lang", "this model needs the source language too"));
-                    }
-                    ids.push(languages.id(direction.source, "source_lang")?);
-                    prefix.push(self.languages().unwrap_or(languages).id(direction.target, "target_lang")?);
-                }
-                // the source language is not told (any code, or none, is accepted)
-                LanguageMarking::TargetPrefix => ids.push(languages.id(direction.target, "target_lang")?),
-            }
+            let direction = input.direction.ok_or_else(|| languages.direction_needed("target_lang"))?;
+            let tags = languages.tags(direction, ("source_lang", "target_lang"))?;
+            (ids, prefix) = (tags.source, tags.target);
         }
         let (source_tags, target_tags) = (ids.len(), prefix.len());
         ids.extend(self.tokenizers.source.encode(input.text)?);
