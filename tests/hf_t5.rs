@@ -217,3 +217,30 @@ fn sharded_checkpoints_load_and_pickles_are_refused() {
     let err = Translator::load(&dir).err().expect("an error").to_string();
     assert!(err.contains("pytorch_model.bin") && err.contains("safe_serialization=True"), "{err}");
 }
+
+/// A directory with only `spiece.model` (as mT5 ships): `T5Tokenizer` natively, the same ids,
+/// decoding and translations as through `tokenizer.json`.
+#[test]
+fn spiece_model_alone_reproduces_t5_tokenizer() {
+    for name in ["t5", "madlad"] {
+        let tmp = common::TempDir::new(&format!("t5-spm-{name}"));
+        let from = fixtures().join(name);
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() != "tokenizer.json" {
+                std::fs::copy(&path, tmp.0.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let native = Translator::load(&tmp.0).unwrap();
+        let reference = &reference()[name];
+        common::hf::check_plain_tokenizer(&native, &reference["tokenizer"]);
+        let n = reference["max_new_tokens"].as_u64().unwrap() as usize;
+        check_generate(&native, &reference["beam4"], Strategy::Beam(BeamOptions::hugging_face(4)), n);
+        let json = Translator::load(&from).unwrap();
+        assert_eq!(native.tokenizers.source.vocab_size(), json.tokenizers.source.vocab_size());
+        assert_eq!(
+            native.languages().map(|l| l.codes().collect::<Vec<_>>().join(",")),
+            json.languages().map(|l| l.codes().collect::<Vec<_>>().join(","))
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::hf_config::{has_tokenizer_class, read_json, HfConfig};
+use super::hf_config::{field_err, has_tokenizer_class, read_json, HfConfig};
 use super::hf_marian;
 use crate::error::{Error, Result};
 use crate::model::config::{
@@ -22,7 +22,8 @@ use crate::model::config::{
 };
 use crate::model::weights::stores_tensor;
 use crate::model_dir::{ModelDir, GENERATION_CONFIG, JOINT_TOKENIZER, SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG};
-use crate::text::languages::{LanguageMarking, LanguageTokens};
+use crate::text::languages::{target_code, LanguageMarking, LanguageTokens};
+use crate::text::t5::T5Vocab;
 use crate::text::{SubwordTokenizer, Tokenizers};
 
 /// The SentencePiece (unigram) model the family ships.
@@ -160,46 +161,59 @@ pub fn hf_name(name: &str, gated: bool) -> String {
     format!("{stack}.block.{layer}.{mapped}")
 }
 
-/// The tokenizer (shared by both sides) from `tokenizer.json`, with MADLAD-400's target
-/// codes (`<2de>`, ...) where the vocabulary has them.
+/// The tokenizer (shared by both sides): `tokenizer.json` through the `tokenizers` crate where
+/// the directory has one, else `spiece.model` with `tokenizer_config.json`'s `extra_ids`
+/// ([`T5Vocab`]); MADLAD-400's target codes (`<2de>`, ...) where the vocabulary has them.
 pub fn tokenizers(dir: &ModelDir) -> Result<Tokenizers> {
     let joint = dir.file(JOINT_TOKENIZER);
-    if !joint.exists() {
-        let spm = dir.file(SENTENCEPIECE);
-        let why = match spm.exists() {
-            true => format!(
-                "only {SENTENCEPIECE}; transduce reads the family's {JOINT_TOKENIZER} (write it with \
-                 `AutoTokenizer.from_pretrained(dir).save_pretrained(dir)`)"
-            ),
-            false => format!("no tokenizer ({JOINT_TOKENIZER})"),
-        };
-        return Err(Error::Input(format!("{}: {why}", dir.path().display())));
-    }
-    let tokenizer = SubwordTokenizer::load_pretrained(&joint)?;
-    let hf = tokenizer.hugging_face().expect("tokenizer.json is read by tokenizers");
-    let mut codes: Vec<(String, u32)> = hf
-        .get_vocab(true)
-        .into_iter()
-        .filter_map(|(token, id)| target_code(&token).map(|code| (code.to_string(), id)))
-        .collect();
-    codes.sort_by_key(|&(_, id)| id);
-    let tokenizer = match codes.is_empty() {
-        true => tokenizer,
-        false => {
-            let tokens: Vec<String> = codes.iter().map(|(c, _)| format!("<2{c}>")).collect();
-            let languages =
-                LanguageTokens::new(codes.iter().zip(&tokens).map(|((c, id), t)| (c.as_str(), t.as_str(), *id)))
-                    .with_marking(LanguageMarking::TargetPrefix);
-            tokenizer.with_languages(languages)
+    let tokenizer = if joint.exists() {
+        let tokenizer = SubwordTokenizer::load_pretrained(&joint)?;
+        let hf = tokenizer.hugging_face().expect("tokenizer.json is read by tokenizers");
+        let mut codes: Vec<(String, u32)> = hf
+            .get_vocab(true)
+            .into_iter()
+            .filter_map(|(token, id)| target_code(&token).map(|code| (code.to_string(), id)))
+            .collect();
+        codes.sort_by_key(|&(_, id)| id);
+        match codes.is_empty() {
+            true => tokenizer,
+            false => {
+                let tokens: Vec<String> = codes.iter().map(|(c, _)| format!("<2{c}>")).collect();
+                let entries = codes.iter().zip(&tokens).map(|((c, id), t)| (c.as_str(), t.as_str(), *id));
+                tokenizer.with_languages(LanguageTokens::new(entries).with_marking(LanguageMarking::TargetPrefix))
+            }
         }
+    } else {
+        let spm = dir.file(SENTENCEPIECE);
+        if !spm.exists() {
+            return Err(Error::Input(format!(
+                "{}: no tokenizer ({JOINT_TOKENIZER} or {SENTENCEPIECE})",
+                dir.path().display()
+            )));
+        }
+        SubwordTokenizer::t5(T5Vocab::load(&spm, extra_ids(dir)?)?)
     };
     let t = Arc::new(tokenizer);
     Ok(Tokenizers { source: t.clone(), target: t })
 }
 
-/// `de` of MADLAD-400's `<2de>` (`<2zh_Latn>`, `<2pt_PT>`, ...).
-fn target_code(token: &str) -> Option<&str> {
-    let code = token.strip_prefix("<2")?.strip_suffix('>')?;
-    let ok = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    ok.then_some(code)
+/// `T5Tokenizer`'s `extra_ids`: `tokenizer_config.json`'s field, else the `<extra_id_N>` tokens
+/// it lists, else 100 (the class's default).
+fn extra_ids(dir: &ModelDir) -> Result<usize> {
+    let path = dir.file(TOKENIZER_CONFIG);
+    if !path.exists() {
+        return Ok(100);
+    }
+    let settings = read_json(&path)?;
+    if let Some(n) = settings.get("extra_ids") {
+        return n.as_u64().map(|n| n as usize).ok_or_else(|| field_err(&path, "extra_ids", "not a count"));
+    }
+    let listed = ["additional_special_tokens", "extra_special_tokens"]
+        .iter()
+        .filter_map(|field| settings.get(*field).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|t| t.as_str().or_else(|| t["content"].as_str()))
+        .filter(|t| t.starts_with("<extra_id_"))
+        .count();
+    Ok(if listed > 0 { listed } else { 100 })
 }

@@ -138,6 +138,13 @@ pub struct Direction<'a> {
     pub target: &'a str,
 }
 
+/// `de` of MADLAD-400's `<2de>` (`<2zh_Latn>`, `<2pt_PT>`, ...).
+pub fn target_code(token: &str) -> Option<&str> {
+    let code = token.strip_prefix("<2")?.strip_suffix('>')?;
+    let ok = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then_some(code)
+}
+
 /// NLLB-200's 202 codes (`transformers`' `FAIRSEQ_LANGUAGE_CODES`), tokens after the pieces.
 pub const NLLB_CODES: [&str; 202] = [
     "ace_Arab", "ace_Latn", "acm_Arab", "acq_Arab", "aeb_Arab", "afr_Latn", "ajp_Arab", "aka_Latn", "amh_Ethi",

@@ -7,6 +7,7 @@ pub mod protobuf;
 pub mod sentencepiece;
 pub mod sentences;
 pub mod subword;
+pub mod t5;
 
 pub use subword::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};
 

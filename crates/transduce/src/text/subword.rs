@@ -17,6 +17,7 @@ use tokenizers::{AddedToken, Tokenizer};
 use super::fairseq::FairseqVocab;
 use super::languages::LanguageTokens;
 use super::marian::MarianVocab;
+use super::t5::T5Vocab;
 use crate::error::{Error, Result};
 
 /// `<pad>`, `<s>`, `</s>`, `<unk>`: ids 0, 1, 2, 3.
@@ -54,6 +55,7 @@ enum Backend {
     HuggingFace(Box<Tokenizer>),
     Marian(Box<MarianVocab>),
     Fairseq(Box<FairseqVocab>),
+    T5(Box<T5Vocab>),
 }
 
 impl std::fmt::Debug for SubwordTokenizer {
@@ -131,6 +133,12 @@ impl SubwordTokenizer {
         SubwordTokenizer { backend: Backend::Fairseq(Box::new(vocab)), languages }
     }
 
+    /// A T5 tokenizer from `spiece.model` (MADLAD-400's `<2xx>` codes included).
+    pub fn t5(vocab: T5Vocab) -> Self {
+        let languages = vocab.languages();
+        SubwordTokenizer { backend: Backend::T5(Box::new(vocab)), languages }
+    }
+
     /// The tokenizer with these language tokens.
     pub fn with_languages(mut self, languages: LanguageTokens) -> Self {
         self.languages = Some(languages);
@@ -146,14 +154,14 @@ impl SubwordTokenizer {
     pub fn hugging_face(&self) -> Option<&Tokenizer> {
         match &self.backend {
             Backend::HuggingFace(t) => Some(t),
-            Backend::Marian(_) | Backend::Fairseq(_) => None,
+            Backend::Marian(_) | Backend::Fairseq(_) | Backend::T5(_) => None,
         }
     }
 
     /// The Marian vocabulary, for imported tokenizers.
     pub fn marian_vocab(&self) -> Option<&MarianVocab> {
         match &self.backend {
-            Backend::HuggingFace(_) | Backend::Fairseq(_) => None,
+            Backend::HuggingFace(_) | Backend::Fairseq(_) | Backend::T5(_) => None,
             Backend::Marian(v) => Some(v),
         }
     }
@@ -162,7 +170,7 @@ impl SubwordTokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         match &self.backend {
             Backend::HuggingFace(t) => t.save(path, false).map_err(tk_err(&path.display().to_string())),
-            Backend::Marian(_) | Backend::Fairseq(_) => Err(Error::Input(format!(
+            Backend::Marian(_) | Backend::Fairseq(_) | Backend::T5(_) => Err(Error::Input(format!(
                 "{}: an imported SentencePiece tokenizer is kept as its own files, not tokenizer.json",
                 path.display()
             ))),
@@ -184,6 +192,7 @@ impl SubwordTokenizer {
             Backend::HuggingFace(t) => t.get_vocab_size(true),
             Backend::Marian(v) => v.len(),
             Backend::Fairseq(v) => v.len(),
+            Backend::T5(v) => v.len(),
         }
     }
 
@@ -193,6 +202,7 @@ impl SubwordTokenizer {
             Backend::HuggingFace(t) => Ok(t.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec()),
             Backend::Marian(v) => v.encode(text),
             Backend::Fairseq(v) => v.encode(text),
+            Backend::T5(v) => v.encode(text),
         }
     }
 
@@ -210,6 +220,7 @@ impl SubwordTokenizer {
             }
             Backend::Marian(v) => v.id_pieces(ids),
             Backend::Fairseq(v) => v.id_pieces(ids),
+            Backend::T5(v) => v.id_pieces(ids),
         }
     }
 
@@ -219,6 +230,7 @@ impl SubwordTokenizer {
             Backend::HuggingFace(t) => t.decode(ids, true).map_err(tk_err("decoding")),
             Backend::Marian(v) => Ok(v.decode(ids)),
             Backend::Fairseq(v) => Ok(v.decode(ids)),
+            Backend::T5(v) => Ok(v.decode(ids)),
         }
     }
 }
