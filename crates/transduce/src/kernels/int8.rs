@@ -4,7 +4,10 @@
 //! `y[i, j] = sx[i] * sw[j] * sum_k qx[i, k] * qw[j, k] + b[j]`, the sum exact in i32. With
 //! AVX-512 VNNI the sum runs on `vpdpbusd` (u8 x i8 -> i32, 64 multiply-adds per instruction):
 //! x goes in as `qx + 128` (u8) and `128 * sum_k qw[j, k]`, precomputed per row of W, is taken
-//! back out, so the result is the same integer as the portable path computes.
+//! back out, so the result is the same integer as the portable path computes. With AVX2 the sum
+//! runs on `vpmaddubsw` + `vpmaddwd` (32 multiply-adds per instruction pair): x goes back to
+//! signed, `|x|` times `w` with x's sign (no pair of products reaches i16's limit: both factors
+//! are within ±127), again the same integer.
 
 use rayon::prelude::*;
 
@@ -177,6 +180,9 @@ impl Int8Matrix {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Path::Vnni is only chosen when the CPU has avx512f and avx512vnni.
             Path::Vnni => vnni::dot_blocks(&self.packed, self.k4, xq, m, range, epilogue, y),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Path::Avx2 is only chosen when the CPU has avx2.
+            Path::Avx2 => avx2::dot_blocks(&self.packed, self.k4, xq, m, range, epilogue, y),
             _ => {
                 let mut sums = vec![0i32; m * range.len() * BLOCK];
                 portable_dot_blocks(&self.packed, self.k4, xq, m, range.clone(), &mut sums);
@@ -224,6 +230,8 @@ pub enum Path {
     Portable,
     /// AVX-512 VNNI `vpdpbusd`.
     Vnni,
+    /// AVX2 `vpmaddubsw` and `vpmaddwd`.
+    Avx2,
 }
 
 impl Path {
@@ -232,7 +240,26 @@ impl Path {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
             return Path::Vnni;
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Path::Avx2;
+        }
         Path::Portable
+    }
+
+    /// The paths this CPU can run, fastest first.
+    pub fn available() -> Vec<Path> {
+        let mut paths = vec![Path::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                paths.insert(0, Path::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
+                paths.insert(0, Path::Vnni);
+            }
+        }
+        paths
     }
 }
 
@@ -385,6 +412,104 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Epilogue, SharedOut, BLOCK};
+
+    /// Rows per micro-tile (each row holds two accumulators of 8 columns).
+    const MR: usize = 4;
+
+    /// The outputs of blocks `blocks` for all `m` rows, on micro-tiles of up to 4 rows × 16
+    /// columns, finished in registers as [`Epilogue::apply`] rounds.
+    ///
+    /// # Safety
+    /// The CPU has avx2; `y` has room for [m, n] and no other thread writes these blocks.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot_blocks(
+        packed: &[i8],
+        k4: usize,
+        xq: &[u8],
+        m: usize,
+        blocks: std::ops::Range<usize>,
+        e: &Epilogue,
+        y: SharedOut,
+    ) {
+        for b in blocks {
+            let mut i = 0;
+            while i < m {
+                let mr = (m - i).min(MR);
+                match mr {
+                    4 => tile::<4>(packed, k4, xq, i, b, e, y),
+                    3 => tile::<3>(packed, k4, xq, i, b, e, y),
+                    2 => tile::<2>(packed, k4, xq, i, b, e, y),
+                    _ => tile::<1>(packed, k4, xq, i, b, e, y),
+                }
+                i += mr;
+            }
+        }
+    }
+
+    /// Rows `i .. i + R` of xq against block `b` (16 columns).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile<const R: usize>(
+        packed: &[i8],
+        k4: usize,
+        xq: &[u8],
+        i: usize,
+        b: usize,
+        e: &Epilogue,
+        y: SharedOut,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let w = packed.as_ptr().add(b * BLOCK * k4);
+        let x = xq.as_ptr().add(i * k4);
+        let flip = _mm256_set1_epi8(i8::MIN);
+        let ones = _mm256_set1_epi16(1);
+        for g in 0..k4 / 4 {
+            // 16 columns × 4 inputs: columns 0-7, then 8-15
+            let w0 = _mm256_loadu_si256(w.add(g * BLOCK * 4) as *const __m256i);
+            let w1 = _mm256_loadu_si256(w.add(g * BLOCK * 4 + 32) as *const __m256i);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let xv = _mm256_set1_epi32((x.add(r * k4 + g * 4) as *const i32).read_unaligned());
+                // u8 - 128 as i8; then |x| (u8) times w carrying x's sign
+                let xs = _mm256_xor_si256(xv, flip);
+                let xa = _mm256_abs_epi8(xs);
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(w0, xs)), ones);
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(w1, xs)), ones);
+                row[0] = _mm256_add_epi32(row[0], p0);
+                row[1] = _mm256_add_epi32(row[1], p1);
+            }
+        }
+        // the sums are already `sum - offset`; * (sx * scale) + bias without fused multiply-add
+        for (r, row) in acc.iter().enumerate() {
+            let sx = _mm256_set1_ps(e.sx[i + r]);
+            for (h, &a) in row.iter().enumerate() {
+                let j0 = b * BLOCK + h * 8;
+                if j0 >= e.n {
+                    continue;
+                }
+                let out = y.get().add((i + r) * e.n + j0);
+                if e.n - j0 >= 8 {
+                    let scales = _mm256_loadu_ps(e.scales.as_ptr().add(j0));
+                    let bias = _mm256_loadu_ps(e.bias.as_ptr().add(j0));
+                    let v = _mm256_cvtepi32_ps(a);
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(v, _mm256_mul_ps(sx, scales)), bias));
+                } else {
+                    let mut sums = [0i32; 8];
+                    _mm256_storeu_si256(sums.as_mut_ptr() as *mut __m256i, a);
+                    for (c, &sum) in sums.iter().enumerate().take(e.n - j0) {
+                        let j = j0 + c;
+                        *out.add(c) = sum as f32 * (e.sx[i + r] * e.scales[j]) + e.bias[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,8 +526,9 @@ mod tests {
             let (x, w, b) = (data(m * k, 1), data(n * k, 2), data(n, 3));
             let q = Int8Matrix::quantize(&w, n, k);
             let portable = q.matmul_with(&x, m, &b, Path::Portable);
-            let fast = q.matmul(&x, m, &b);
-            assert_eq!(portable, fast, "{m}x{k}x{n}");
+            for path in Path::available() {
+                assert_eq!(portable, q.matmul_with(&x, m, &b, path), "{m}x{k}x{n} {path:?}");
+            }
             for i in 0..m {
                 for j in 0..n {
                     let exact: f32 = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>() + b[j];
