@@ -202,6 +202,10 @@ pub fn train<'py>(
                     if let Err(e) = f.call1(py, (d,)) {
                         stop_with(e);
                     }
+                    // a signal that arrived during the callback (or that it sent) stops this update
+                    if let Err(e) = py.check_signals() {
+                        stop_with(e);
+                    }
                 }
             })
         })
