@@ -174,8 +174,8 @@ fn cli_translates_with_each_model() {
 }
 
 /// A checkpoint in shards (`model.safetensors.index.json`, as MADLAD-400 ships its 3B and
-/// larger models) loads to the same model; a `pytorch_model.bin`-only directory is refused
-/// with the conversion named.
+/// larger models, here with an unused cross-attention bias as older T5 checkpoints have) loads
+/// to the same model; a `pytorch_model.bin`-only directory is refused with the conversion named.
 #[test]
 fn sharded_checkpoints_load_and_pickles_are_refused() {
     let tmp = common::TempDir::new("t5-shards");
@@ -200,6 +200,12 @@ fn sharded_checkpoints_load_and_pickles_are_refused() {
         std::fs::write(dir.join(&file), safetensors::serialize(views, None).unwrap()).unwrap();
         half.iter().for_each(|n| drop(weight_map.insert(n.clone(), file.clone().into())));
     }
+    // the unused cross-attention position bias some T5 checkpoints carry is passed over
+    let unused = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight";
+    let table = all.tensor("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight").unwrap();
+    let extra = "model-extra.safetensors";
+    std::fs::write(dir.join(extra), safetensors::serialize(vec![(unused.to_string(), table)], None).unwrap()).unwrap();
+    weight_map.insert(unused.to_string(), extra.into());
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
     let reference = reference();

@@ -101,6 +101,8 @@ def test_ctrl_c_saves_and_returns(tmp_path):
     src, tgt = word_for_word(tmp_path)
     script = textwrap.dedent(f"""
         import json, os, signal, transduce
+        # Python's own Ctrl-C handler even where the parent ignores SIGINT (a background job's child)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         cfg = transduce.TrainConfig({str(tmp_path / 'model')!r}, ({str(src)!r}, {str(tgt)!r}), preset="tiny",
                                     vocab_size=30, max_tokens=100, warmup=2, max_updates=100000)
         def progress(p):

@@ -170,9 +170,12 @@ pub fn hf_name(name: &str) -> String {
 }
 
 /// Tensors of a Hugging Face checkpoint that hold nothing transduce keeps: the sinusoid tables
-/// of older checkpoints, and copies of the tied embedding.
+/// of older checkpoints, and the cross-attention position bias some T5 checkpoints carry, which
+/// no layer uses (transformers ignores it too).
 fn redundant(hf: &str) -> bool {
-    hf.ends_with("embed_positions.weight") || hf.ends_with("embed_positions.weights")
+    hf.ends_with("embed_positions.weight")
+        || hf.ends_with("embed_positions.weights")
+        || hf == "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"
 }
 
 /// Reads `model.safetensors` of a Hugging Face directory (Marian, M2M-100, NLLB-200) into
