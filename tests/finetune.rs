@@ -121,6 +121,10 @@ fn check(name: &str, init: &Path, languages: &[&str], direction: Option<Directio
         common::transduce(&["export", format, "-m", tuned.to_str().unwrap(), "--out", exported.to_str().unwrap()], b"");
     assert!(ok, "{err}");
     let back = Translator::load(&exported).unwrap();
+    // never onto the model itself
+    let (ok, _, err) =
+        common::transduce(&["export", format, "-m", tuned.to_str().unwrap(), "--out", tuned.to_str().unwrap()], b"");
+    assert!(!ok && err.contains("another directory"), "{err}");
     assert_eq!(translations(&back, direction), tuned_out, "{name}: the export translates as the tuned model");
 }
 

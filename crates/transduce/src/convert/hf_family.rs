@@ -47,6 +47,9 @@ pub fn export(dir: &Path, out: &Path, family: Family) -> Result<FamilyExport> {
             from.format()
         )));
     }
+    if out.canonicalize().ok() == from.path().canonicalize().ok() {
+        return Err(Error::Input(format!("{}: export to another directory than the model's", out.display())));
+    }
     let config = from.config()?;
     let (tensors, _) = from.tensors(&config, &Device::Cpu)?;
     let out_dir = ModelDir::create(out)?;
