@@ -434,9 +434,9 @@ fn sigterm_drains_in_flight_requests_then_exits() {
     }
     let (status, body, _) = request.join().unwrap();
     assert_eq!(status, 200, "{body}");
-    let code = server.child.wait().unwrap();
-    assert!(code.success(), "exit {code:?}: {}", server.log.lock().unwrap());
-    assert!(server.log.lock().unwrap().contains("draining"));
+    let (code, log) = server.wait_for_exit();
+    assert!(code.success(), "exit {code:?}: {log}");
+    assert!(log.contains("draining"), "{log}");
     // nothing listens any more
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }

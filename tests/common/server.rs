@@ -45,6 +45,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread that appends the rest of stderr to `log` once the process closes it.
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -71,12 +73,22 @@ impl Server {
             }
         }
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = stderr.read_to_string(&mut rest);
             sink.lock().unwrap().push_str(&rest);
         });
-        Server { child, port: port.expect("the server said where it listens"), log }
+        Server { child, port: port.expect("the server said where it listens"), log, log_reader: Some(log_reader) }
+    }
+
+    /// Waits for the process to exit on its own; its exit status and everything it wrote to
+    /// stderr (the reader thread is joined, so the log is complete).
+    pub fn wait_for_exit(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("the server process can be waited for");
+        if let Some(reader) = self.log_reader.take() {
+            reader.join().expect("the log reader does not panic");
+        }
+        (status, self.log.lock().unwrap().clone())
     }
 
     pub fn url(&self, path: &str) -> String {
