@@ -9,10 +9,10 @@ use std::path::Path;
 use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::unigram::{Unigram, UnigramTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::unicode::NFKC;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Tokenizer, Trainer};
 
 use super::fairseq::FairseqVocab;
 use super::languages::LanguageTokens;
@@ -68,6 +68,99 @@ fn tk_err(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
     move |e| Error::Input(format!("{what}: {e}"))
 }
 
+/// The subword trainers, made reproducible: the same sentences give the same vocabulary in every
+/// run.
+///
+/// `tokenizers`' unigram trainer is not: it collects words in a hash map seeded at random per
+/// process and sums the EM statistics over chunks in parallel, so the order of the sentences and
+/// of the floating-point sums (and with them the pruned pieces) change from run to run. Here the
+/// words are counted in a sorted map and the trainer runs on one thread, so its chunks are summed
+/// in one fixed order. The BPE trainer is deterministic already (integer counts, ties broken by
+/// pair ids that follow the sorted alphabet) and runs as it is.
+enum SubwordTrainer {
+    Unigram {
+        trainer: UnigramTrainer,
+        /// (word, count), sorted by word.
+        words: Vec<(String, u32)>,
+    },
+    Other(TrainerWrapper),
+}
+
+impl Trainer for SubwordTrainer {
+    type Model = ModelWrapper;
+
+    fn should_show_progress(&self) -> bool {
+        false
+    }
+
+    fn train(&self, model: &mut ModelWrapper) -> tokenizers::Result<Vec<AddedToken>> {
+        match (self, model) {
+            (SubwordTrainer::Unigram { trainer, words }, ModelWrapper::Unigram(unigram)) => {
+                let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+                let specials = one_thread.install(|| trainer.do_train(words.clone(), unigram))?;
+                *unigram = canonical_pieces(unigram)?;
+                Ok(specials)
+            }
+            (SubwordTrainer::Other(trainer), model) => trainer.train(model),
+            (SubwordTrainer::Unigram { .. }, _) => Err("the unigram trainer needs a unigram model".into()),
+        }
+    }
+
+    fn feed<I, S, F>(&mut self, iterator: I, process: F) -> tokenizers::Result<()>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+        F: Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
+    {
+        match self {
+            SubwordTrainer::Unigram { words, .. } => {
+                let mut counts = std::collections::BTreeMap::<String, u32>::new();
+                for sentence in iterator {
+                    for word in process(sentence.as_ref())? {
+                        *counts.entry(word).or_default() += 1;
+                    }
+                }
+                *words = counts.into_iter().collect();
+                Ok(())
+            }
+            SubwordTrainer::Other(trainer) => trainer.feed(iterator, process),
+        }
+    }
+}
+
+/// `tokenizers`' last unigram step in a fixed order. It adds every character of the corpus that
+/// the pruning dropped, in the order of a randomly seeded hash set, with scores that climb from the
+/// lowest score in steps of 0.0001; and it sorts by score keeping that order among equal scores.
+/// Which character gets which score of that ladder, and the order of ties, so change from run to
+/// run while the pieces and the scores do not. Here the single characters whose scores lie on the
+/// ladder get its scores in the order of the characters, and ties are ordered by piece.
+fn canonical_pieces(unigram: &Unigram) -> tokenizers::Result<Unigram> {
+    const LADDER_STEP: f64 = 0.0001;
+    let all: Vec<(String, f64)> = unigram.iter().cloned().collect();
+    let (specials, mut pieces) = (all[..SPECIAL_TOKENS.len()].to_vec(), all[SPECIAL_TOKENS.len()..].to_vec());
+    let lowest = pieces.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let mut ladder = Vec::with_capacity(pieces.len());
+    let mut penalty = 0.0;
+    for _ in 0..pieces.len() {
+        ladder.push(lowest + penalty);
+        penalty += LADDER_STEP;
+    }
+    let on_ladder = |(piece, score): &(String, f64)| piece.chars().count() == 1 && ladder.contains(score);
+    let mut chars: Vec<String> = pieces.iter().filter(|p| on_ladder(p)).map(|p| p.0.clone()).collect();
+    let mut scores: Vec<f64> = pieces.iter().filter(|p| on_ladder(p)).map(|p| p.1).collect();
+    chars.sort();
+    scores.sort_by(f64::total_cmp);
+    let reassigned: std::collections::HashMap<String, f64> = chars.into_iter().zip(scores).collect();
+    for (piece, score) in &mut pieces {
+        if let Some(s) = reassigned.get(piece) {
+            *score = *s;
+        }
+    }
+    pieces.sort_by(|(a, sa), (b, sb)| sb.total_cmp(sa).then_with(|| a.cmp(b)));
+    let unk = SPECIAL_TOKENS.iter().position(|t| *t == "<unk>");
+    Unigram::from(specials.into_iter().chain(pieces).collect(), unk, unigram.byte_fallback())
+}
+
 impl SubwordTokenizer {
     /// Learns a vocabulary from `sentences`.
     pub fn train<I>(sentences: I, training: SubwordTraining) -> Result<Self>
@@ -84,7 +177,8 @@ impl SubwordTokenizer {
                     .show_progress(false)
                     .build()
                     .map_err(|e| Error::Input(format!("unigram trainer: {e}")))?;
-                (Tokenizer::new(Unigram::default()), TrainerWrapper::UnigramTrainer(trainer))
+                let trainer = SubwordTrainer::Unigram { trainer, words: Vec::new() };
+                (Tokenizer::new(Unigram::default()), trainer)
             }
             SubwordModel::Bpe => {
                 let model = BPE::builder().unk_token(SPECIAL_TOKENS[3].to_string()).build().map_err(tk_err("BPE"))?;
@@ -93,7 +187,7 @@ impl SubwordTokenizer {
                     .special_tokens(specials)
                     .show_progress(false)
                     .build();
-                (Tokenizer::new(model), TrainerWrapper::BpeTrainer(trainer))
+                (Tokenizer::new(model), SubwordTrainer::Other(TrainerWrapper::BpeTrainer(trainer)))
             }
         };
         inner.with_normalizer(Some(NFKC));
