@@ -63,6 +63,9 @@ fn trains_resumes_and_averages() {
     assert_eq!((languages.source.as_str(), languages.target.as_str()), ("fr", "en"));
     let (ok, err) = transduce(&[&common[..], &["--src-lang", "fr"]].concat());
     assert!(!ok && err.contains("--tgt-lang"), "{err}");
+    // a fresh run never trains over another run's checkpoints
+    let (ok, err) = transduce(&[&common[..], &["--max-updates", "6"]].concat());
+    assert!(!ok && err.contains("holds the checkpoints of a training run") && err.contains("--resume"), "{err}");
     let (ok, err) = transduce(&[&common[..], &["--max-updates", "6", "--resume"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("after 6 updates"), "{err}");
@@ -209,36 +212,12 @@ fn trains_from_a_tsv_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A parallel corpus of made-up words over a skewed alphabet with rare accented letters (so the
-/// unigram trainer prunes characters and scores tie), from a fixed linear congruential generator.
-fn varied_corpus(dir: &Path, lines: usize) -> (String, String) {
-    let alphabet: Vec<char> = "eeeeaaaiiinnnsssttrrlouémdcpvgbhfqàèùçêôûîœjkwxyz".chars().collect();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |n: usize| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) as usize) % n
-    };
-    let (mut s, mut t) = (String::new(), String::new());
-    for _ in 0..lines {
-        for side in [&mut s, &mut t] {
-            let words: Vec<String> = (0..2 + next(8))
-                .map(|_| (0..1 + next(7)).map(|_| alphabet[next(alphabet.len()).min(next(alphabet.len()))]).collect())
-                .collect();
-            *side += &(words.join(" ") + "\n");
-        }
-    }
-    let (sp, tp) = (dir.join("varied.fr"), dir.join("varied.en"));
-    std::fs::write(&sp, s).unwrap();
-    std::fs::write(&tp, t).unwrap();
-    (sp.to_str().unwrap().into(), tp.to_str().unwrap().into())
-}
-
 /// Two runs from scratch with the same data, flags and seed write the same `tokenizer.json`
 /// (for both subword models) and bit-identical weights, optimizer state and logged losses.
 #[test]
 fn the_same_seed_reproduces_tokenizer_weights_and_losses() {
     let dir = common::TempDir::new("cli-train-reproducible");
-    let (src, tgt) = varied_corpus(&dir.0, 1500);
+    let (src, tgt) = common::varied_corpus(&dir.0, "varied", 1500);
     for subword in ["unigram", "bpe"] {
         let run = |name: &str| {
             let out = dir.0.join(format!("{subword}-{name}"));

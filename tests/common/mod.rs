@@ -216,3 +216,27 @@ pub fn word_for_word(n: usize, words: std::ops::Range<usize>, seed: u64) -> Vec<
 pub fn fixture_len<T>(items: &[T], expected: usize, name: &str) {
     assert_eq!(items.len(), expected, "fixture {name}: {} entries, the test expects {expected}", items.len());
 }
+
+/// A parallel corpus of made-up words over a skewed alphabet with rare accented letters (so the
+/// unigram trainer prunes characters and scores tie), from a fixed linear congruential generator.
+pub fn varied_corpus(dir: &std::path::Path, name: &str, lines: usize) -> (String, String) {
+    let alphabet: Vec<char> = "eeeeaaaiiinnnsssttrrlouémdcpvgbhfqàèùçêôûîœjkwxyz".chars().collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let (mut s, mut t) = (String::new(), String::new());
+    for _ in 0..lines {
+        for side in [&mut s, &mut t] {
+            let words: Vec<String> = (0..2 + next(8))
+                .map(|_| (0..1 + next(7)).map(|_| alphabet[next(alphabet.len()).min(next(alphabet.len()))]).collect())
+                .collect();
+            *side += &(words.join(" ") + "\n");
+        }
+    }
+    let (sp, tp) = (dir.join(format!("{name}.fr")), dir.join(format!("{name}.en")));
+    std::fs::write(&sp, s).unwrap();
+    std::fs::write(&tp, t).unwrap();
+    (sp.to_str().unwrap().into(), tp.to_str().unwrap().into())
+}

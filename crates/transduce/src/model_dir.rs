@@ -465,11 +465,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     replace_atomically(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
 }
 
-/// Runs `write` on a temporary path beside `path`, then renames the result onto `path`.
+/// Runs `write` on a temporary path beside `path`, flushes it to the disk, then renames the
+/// result onto `path`. Where writing fails (a full disk), the temporary file is removed and
+/// `path` is left as it was.
 pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    write(&tmp)?;
+    if let Err(e) = write(&tmp).and_then(|()| sync_file(&tmp)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Flushes a written file to the disk: some filesystems report a full disk only here.
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
 }

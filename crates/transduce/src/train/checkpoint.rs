@@ -12,7 +12,7 @@ use crate::data::corpus::FilterCounts;
 use crate::error::{Error, Result};
 use crate::model::weights::read_safetensors;
 use crate::model::{ModelConfig, TrainableModel};
-use crate::model_dir::{replace_atomically, Checkpoint, ModelDir};
+use crate::model_dir::{self, replace_atomically, sync_file, Checkpoint, ModelDir};
 
 /// Where training stands: saved with every checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,11 @@ pub struct TrainState {
 
 /// Writes update `state.updates`'s checkpoint of `dir`, then removes all but the newest
 /// `keep_last`.
+///
+/// The files are written into `update-N.partial`, flushed, and the directory renamed to
+/// `update-N`: a process killed at any moment leaves every finished checkpoint whole, and
+/// [`ModelDir::checkpoints`] never lists a partial one. Where writing fails (a full disk) the
+/// partial directory is removed and the older checkpoints are kept.
 pub fn save_checkpoint(
     dir: &ModelDir,
     keep_last: usize,
@@ -39,36 +44,71 @@ pub fn save_checkpoint(
 ) -> Result<()> {
     let done = dir.checkpoint(state.updates);
     let tmp = Checkpoint { path: done.path.with_extension("partial") };
-    let io = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |e| Error::io(&path, e)
-    };
     if tmp.path.exists() {
         std::fs::remove_dir_all(&tmp.path).map_err(io(&tmp.path))?;
     }
-    std::fs::create_dir_all(&tmp.path).map_err(io(&tmp.path))?;
-    model.save(&tmp.weights())?;
+    if let Err(e) = write_checkpoint(&tmp, model, step, state) {
+        let _ = std::fs::remove_dir_all(&tmp.path);
+        return Err(e);
+    }
+    if done.path.exists() {
+        // the same update saved again (a run resumed at its last update): the old one is moved
+        // aside first, so a finished checkpoint of this update exists at every moment but one
+        // rename
+        let replaced = done.path.with_extension("replaced");
+        if replaced.exists() {
+            std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
+        }
+        std::fs::rename(&done.path, &replaced).map_err(io(&done.path))?;
+        std::fs::rename(&tmp.path, &done.path).map_err(io(&done.path))?;
+        std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
+    } else {
+        std::fs::rename(&tmp.path, &done.path).map_err(io(&done.path))?;
+    }
+    let all = dir.checkpoints()?;
+    for old in all.iter().take(all.len().saturating_sub(keep_last)) {
+        std::fs::remove_dir_all(&old.path).map_err(io(&old.path))?;
+    }
+    remove_leftovers(dir)
+}
+
+/// Removes the `.partial` and `.replaced` directories a killed process left behind.
+fn remove_leftovers(dir: &ModelDir) -> Result<()> {
+    let checkpoints = dir.file(model_dir::CHECKPOINTS);
+    for entry in std::fs::read_dir(&checkpoints).map_err(io(&checkpoints))? {
+        let path = entry.map_err(io(&checkpoints))?.path();
+        if path.extension().is_some_and(|e| e == "partial" || e == "replaced") {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| Error::io(&path, e)
+}
+
+/// The three files of a checkpoint, each flushed to the disk.
+fn write_checkpoint(to: &Checkpoint, model: &TrainableModel, step: &TrainStep, state: &TrainState) -> Result<()> {
+    std::fs::create_dir_all(&to.path).map_err(io(&to.path))?;
+    let weights = to.weights();
+    model.save(&weights)?;
+    sync_file(&weights)?;
     let names: Vec<String> = model.named_vars().into_iter().map(|(n, _)| n).collect();
     let mut moments = HashMap::new();
     for (name, (m, v)) in names.iter().zip(step.optimizer.moments()?) {
         moments.insert(format!("m.{name}"), m);
         moments.insert(format!("v.{name}"), v);
     }
-    let opt = tmp.optimizer();
+    let opt = to.optimizer();
     candle_core::safetensors::save(&moments, &opt)
         .map_err(|e| Error::Weights { path: opt.clone(), why: e.to_string() })?;
-    let state_path = tmp.state();
+    sync_file(&opt)?;
+    let state_path = to.state();
     std::fs::write(&state_path, serde_json::to_string_pretty(state).expect("state serialises"))
         .map_err(io(&state_path))?;
-    if done.path.exists() {
-        std::fs::remove_dir_all(&done.path).map_err(io(&done.path))?;
-    }
-    std::fs::rename(&tmp.path, &done.path).map_err(io(&done.path))?;
-    let all = dir.checkpoints()?;
-    for old in all.iter().take(all.len().saturating_sub(keep_last)) {
-        std::fs::remove_dir_all(&old.path).map_err(io(&old.path))?;
-    }
-    Ok(())
+    sync_file(&state_path)
 }
 
 /// The model, optimizer moments and state of `checkpoint`; `step` is rebuilt over the loaded

@@ -46,7 +46,7 @@ fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<Subword
     if let Some(e) = error.into_inner().expect("error slot") {
         return Err(e);
     }
-    tok.save(path)?;
+    crate::model_dir::replace_atomically(path, |tmp| tok.save(tmp))?;
     Ok(tok)
 }
 

@@ -57,6 +57,28 @@ fn append_metrics(dir: &ModelDir, record: serde_json::Value) -> Result<()> {
     writeln!(f, "{record}").map_err(io)
 }
 
+/// Cuts `metrics.jsonl` back to the records of updates up to `updates`, where training starts
+/// again: the records a killed run wrote after its last checkpoint are written again as the
+/// resumed run makes those updates, and a line the kill cut short is dropped.
+fn keep_metrics_until(dir: &ModelDir, updates: usize) -> Result<()> {
+    let path = dir.file(model_dir::METRICS);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let up_to = |line: &str| {
+        let record = serde_json::from_str::<serde_json::Value>(line).ok();
+        record.and_then(|r| r["update"].as_u64()).is_some_and(|u| u as usize <= updates)
+    };
+    let kept: String = text.split_inclusive('\n').filter(|l| l.ends_with('\n') && up_to(l)).collect();
+    if kept.len() != bytes.len() {
+        write_atomic(&path, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Trains as `cfg` says until a limit, early stopping or `stop` becomes true.
 pub fn train(
     cfg: &TrainConfig,
@@ -86,11 +108,20 @@ pub fn train(
     let schedule = LrSchedule::InverseSqrt(InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup });
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
     let mut state = TrainState::default();
-    if start == Start::Resume {
-        if let Some(last) = dir.checkpoints()?.last() {
-            (model, state) = load_checkpoint(last, &config, &mut step)?;
+    match (start, dir.checkpoints()?.last()) {
+        (Start::Resume, Some(last)) => (model, state) = load_checkpoint(last, &config, &mut step)?,
+        (Start::Resume, None) => {}
+        (Start::Fresh, Some(last)) => {
+            return Err(Error::Input(format!(
+                "{}: holds the checkpoints of a training run (the newest {}); continue it with --resume \
+                 (Python: resume=True), or train into another directory",
+                dir.path().display(),
+                last.path.display()
+            )))
         }
+        (Start::Fresh, None) => {}
     }
+    keep_metrics_until(&dir, state.updates)?;
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
     let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
     let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
@@ -197,4 +228,24 @@ pub fn train(
     }
     super::plot::write_curves(&dir)?;
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_cut_back_to_the_resumed_update_and_a_torn_line_is_dropped() {
+        let path = std::env::temp_dir().join(format!("transduce-metrics-cut-{}", std::process::id()));
+        let dir = ModelDir::create(&path).unwrap();
+        let lines: String = (1..=5).map(|u| format!("{{\"kind\":\"train\",\"update\":{u}}}\n")).collect();
+        std::fs::write(dir.file(model_dir::METRICS), lines + "{\"kind\":\"train\",\"upd").unwrap();
+        keep_metrics_until(&dir, 3).unwrap();
+        let kept = std::fs::read_to_string(dir.file(model_dir::METRICS)).unwrap();
+        assert_eq!(kept.lines().count(), 3, "{kept}");
+        assert!(kept.ends_with("\"update\":3}\n"), "{kept}");
+        keep_metrics_until(&dir, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.file(model_dir::METRICS)).unwrap(), "");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
 }
