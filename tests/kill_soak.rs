@@ -81,7 +81,7 @@ fn validating(out: &Path) -> bool {
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap_or_default();
     let Some(last) = text.lines().last() else { return false };
     let Ok(record) = serde_json::from_str::<serde_json::Value>(last) else { return false };
-    record["kind"] == "train" && record["update"].as_u64().is_some_and(|u| u as usize % VALID_EVERY == 0)
+    record["kind"] == "train" && record["update"].as_u64().is_some_and(|u| (u as usize).is_multiple_of(VALID_EVERY))
 }
 
 /// Kills `child` at `moment`; whether it was still running when killed.
