@@ -119,9 +119,12 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         }
         None => ProgressBar::hidden(),
     };
-    let sink: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        None => Box::new(std::io::stdout().lock()),
+    let sink = match &args.output {
+        Some(p) => NamedSink {
+            name: p.display().to_string(),
+            inner: Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        },
+        None => NamedSink { name: "standard output".into(), inner: Box::new(std::io::stdout().lock()) },
     };
     let mut out = BufWriter::new(sink);
     let max_src = translator.model.config.max_positions - 1;
@@ -157,4 +160,26 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         report.target_tokens as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// The translations' destination, named in its write errors (`out.en: No space left on device`).
+struct NamedSink {
+    name: String,
+    inner: Box<dyn Write>,
+}
+
+impl NamedSink {
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.name))
+    }
+}
+
+impl Write for NamedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.named(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.named(e))
+    }
 }
