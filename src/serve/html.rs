@@ -281,12 +281,8 @@ struct Unit {
     chars: std::ops::Range<usize>,
 }
 
-/// Translates each HTML text through `route`.
-pub async fn translate_all(route: &[Hop<'_>], texts: &[String], base: &DecodeOptions) -> Result<Vec<String>, ApiError> {
-    let docs: Vec<Vec<Piece>> = texts.iter().map(|t| pieces(t)).collect();
-    let blocks: Vec<&Block> =
-        docs.iter().flatten().filter_map(|p| if let Piece::Block(b) = p { Some(b) } else { None }).collect();
-    let source = route[0].source;
+/// The sentences of the blocks, each with where it lies in its block's text.
+fn units(blocks: &[&Block], source: &str) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
         for r in sentences::split(&block.text, Some(source), Newlines::Join) {
@@ -295,9 +291,31 @@ pub async fn translate_all(route: &[Hop<'_>], texts: &[String], base: &DecodeOpt
             units.push(Unit { block: b, chars: start..start + len });
         }
     }
-    let sentence =
-        |u: &Unit| -> String { blocks[u.block].text.chars().skip(u.chars.start).take(u.chars.len()).collect() };
-    let mut lines: Vec<String> = units.iter().map(sentence).collect();
+    units
+}
+
+fn blocks(docs: &[Vec<Piece>]) -> Vec<&Block> {
+    docs.iter().flatten().filter_map(|p| if let Piece::Block(b) = p { Some(b) } else { None }).collect()
+}
+
+fn sentence(blocks: &[&Block], unit: &Unit) -> String {
+    blocks[unit.block].text.chars().skip(unit.chars.start).take(unit.chars.len()).collect()
+}
+
+/// The sentences an HTML text gives to translate, in order (entities decoded, inline tags
+/// taken out, verbatim elements left out).
+pub fn sentences_to_translate(html: &str, source: &str) -> Vec<String> {
+    let docs = vec![pieces(html)];
+    let blocks = blocks(&docs);
+    units(&blocks, source).iter().map(|u| sentence(&blocks, u)).collect()
+}
+
+/// Translates each HTML text through `route`.
+pub async fn translate_all(route: &[Hop<'_>], texts: &[String], base: &DecodeOptions) -> Result<Vec<String>, ApiError> {
+    let docs: Vec<Vec<Piece>> = texts.iter().map(|t| pieces(t)).collect();
+    let blocks = blocks(&docs);
+    let units = units(&blocks, route[0].source);
+    let mut lines: Vec<String> = units.iter().map(|u| sentence(&blocks, u)).collect();
     let mut last: Vec<Translation> = Vec::new();
     for (i, hop) in route.iter().enumerate() {
         let aligned = i + 1 == route.len() && route.len() == 1;

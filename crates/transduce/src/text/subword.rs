@@ -211,8 +211,10 @@ impl SubwordTokenizer {
         if !path.exists() {
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::Input(format!("{}: not a readable tokenizer.json: {e}", path.display())))?;
+        let what = format!("{}: not a readable tokenizer.json", path.display());
+        let inner = crate::error::without_panics(&what, || {
+            Tokenizer::from_file(path).map_err(|e| Error::Input(format!("{what}: {e}")))
+        })?;
         Ok(SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)), languages: None })
     }
 
@@ -293,7 +295,11 @@ impl SubwordTokenizer {
     /// Token ids of `text`, without special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match &self.backend {
-            Backend::HuggingFace(t) => Ok(t.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec()),
+            // a malformed tokenizer.json can make `tokenizers` panic here (a corrupt precompiled
+            // normaliser): an error instead
+            Backend::HuggingFace(t) => crate::error::without_panics("tokenizer.json: encoding", || {
+                Ok(t.encode_fast(text, false).map_err(tk_err("encoding"))?.get_ids().to_vec())
+            }),
             Backend::Marian(v) => v.encode(text),
             Backend::Fairseq(v) => v.encode(text),
             Backend::T5(v) => v.encode(text),
@@ -321,7 +327,9 @@ impl SubwordTokenizer {
     /// Text of `ids`, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         match &self.backend {
-            Backend::HuggingFace(t) => t.decode(ids, true).map_err(tk_err("decoding")),
+            Backend::HuggingFace(t) => crate::error::without_panics("tokenizer.json: decoding", || {
+                t.decode(ids, true).map_err(tk_err("decoding"))
+            }),
             Backend::Marian(v) => Ok(v.decode(ids)),
             Backend::Fairseq(v) => Ok(v.decode(ids)),
             Backend::T5(v) => Ok(v.decode(ids)),
