@@ -121,6 +121,7 @@ impl ModelDir {
         if !path.is_dir() {
             return Err(Error::Input(format!("{}: not a model directory", path.display())));
         }
+        check_links(&path)?;
         let config = path.join(CONFIG);
         let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
         let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: config.clone(), error: e })?;
@@ -457,6 +458,36 @@ impl Checkpoint {
     pub fn state(&self) -> PathBuf {
         self.path.join("state.json")
     }
+}
+
+/// Refuses a model directory whose files are symbolic links to files outside it: a link may
+/// point within the directory, or, in a Hugging Face cache snapshot
+/// (`models--org--name/snapshots/<revision>/`), into that repository's `blobs/`.
+fn check_links(dir: &Path) -> Result<()> {
+    let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let snapshots = root.parent().filter(|p| p.file_name().is_some_and(|n| n == "snapshots"));
+    let repo = snapshots.and_then(Path::parent);
+    let blobs = repo
+        .filter(|r| r.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("models--")))
+        .map(|r| r.join("blobs"));
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let is_link = path.symlink_metadata().map_err(|e| Error::io(&path, e))?.file_type().is_symlink();
+        if !is_link {
+            continue;
+        }
+        let target = path.canonicalize().map_err(|e| {
+            Error::io(&path, std::io::Error::new(e.kind(), format!("a symbolic link to nothing readable: {e}")))
+        })?;
+        if !(target.starts_with(&root) || blobs.as_ref().is_some_and(|b| target.starts_with(b))) {
+            return Err(Error::Input(format!(
+                "{}: a symbolic link to {}, outside the model directory; copy the file into the directory",
+                path.display(),
+                target.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a

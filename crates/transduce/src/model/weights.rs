@@ -192,6 +192,9 @@ fn for_each_stored_tensor(
             // SAFETY: the f32 buffer viewed as its bytes (any bit pattern is a valid f32)
             let bytes = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), elements * 4) };
             file.read_exact(bytes).map_err(|e| Error::io(path, e))?;
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!("tensor `{name}`: element {i} is {}; weights must be finite", values[i])));
+            }
             f(name, StoredBytes::F32(values, info.shape))?;
             continue;
         }
@@ -281,6 +284,16 @@ pub fn stream_weights_file(
             int8.push((name, view.shape().to_vec(), view.data().iter().map(|&b| b as i8).collect::<Vec<i8>>()));
         } else {
             let t = view.load(device).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            if !t.dtype().is_float() {
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?}; weights are floating point (or int8 matrices)",
+                    view.dtype()
+                )));
+            }
+            // NaN and infinities survive a sum
+            if !t.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?.is_finite() {
+                return Err(bad(format!("tensor `{name}` holds NaN or infinite values; weights must be finite")));
+            }
             match name.ends_with(INT8_SCALE_SUFFIX) {
                 // held until the matrices are read (a scale of no int8 matrix goes on as a tensor)
                 true => drop(scales.insert(name, t)),
