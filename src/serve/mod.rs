@@ -146,6 +146,7 @@ pub fn router(app: Arc<App>, body_limit: usize, timeout: std::time::Duration) ->
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::record))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(body_limit, request::refuse_announced_oversize))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .with_state(app)
 }
