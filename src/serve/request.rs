@@ -207,6 +207,27 @@ impl Params {
     }
 }
 
+/// Answers 413 at once to a request whose `Content-Length` is over the body limit, before any
+/// of its body is read (a body without a length is cut off where it passes the limit).
+pub async fn refuse_announced_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > limit as u64 => {
+            let api = if request.uri().path().starts_with("/v2/") { Api::Deepl } else { Api::Libre };
+            let message = format!("Request body of {length} bytes is over the limit of {limit} bytes");
+            let mut response = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message).for_api(api).into_response();
+            // the unread body is not waited for
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        _ => next.run(request).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,26 +266,5 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert!(Params::read(None, &h, &Bytes::from_static(b"q=\xff\xfe")).is_err());
-    }
-}
-
-/// Answers 413 at once to a request whose `Content-Length` is over the body limit, before any
-/// of its body is read (a body without a length is cut off where it passes the limit).
-pub async fn refuse_announced_oversize(
-    axum::extract::State(limit): axum::extract::State<usize>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    match announced {
-        Some(length) if length > limit as u64 => {
-            let api = if request.uri().path().starts_with("/v2/") { Api::Deepl } else { Api::Libre };
-            let message = format!("Request body of {length} bytes is over the limit of {limit} bytes");
-            let mut response = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message).for_api(api).into_response();
-            // the unread body is not waited for
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-        _ => next.run(request).await,
     }
 }
