@@ -22,6 +22,11 @@ enum Side {
     Target,
 }
 
+/// Longest text the subword vocabulary learns from, in bytes: SentencePiece's
+/// `max_sentence_length`. Longer lines (a 1 MB line of a broken corpus) would cost the unigram
+/// trainer minutes; the length filter drops their pairs from training anyway, and counts them.
+const MAX_SENTENCE_BYTES: usize = 4192;
+
 /// Trains a tokenizer on one or both sides of the corpus, streamed pair by pair; the first read
 /// error stops it and is returned.
 fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<SubwordTokenizer> {
@@ -41,7 +46,8 @@ fn train_tokenizer(cfg: &TrainConfig, side: Side, path: &Path) -> Result<Subword
                 None
             }
         })
-        .flatten();
+        .flatten()
+        .filter(|text| text.len() <= MAX_SENTENCE_BYTES);
     let tok = SubwordTokenizer::train(texts, SubwordTraining { model: cfg.subword, vocab_size: cfg.vocab_size })?;
     if let Some(e) = error.into_inner().expect("error slot") {
         return Err(e);
