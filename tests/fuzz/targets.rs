@@ -74,9 +74,18 @@ fn file(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// The tiny model's original `name`, put back after a target changed it.
+/// The tiny model's original `name`, put back after a target changed it (from memory, with
+/// `write`, which retries a write a signal interrupts: libFuzzer's timers send them).
 fn restore(name: &str) {
-    std::fs::copy(tiny_hf().join(name), scratch().join("model").join(name)).expect("restoring a fixture file");
+    static ORIGINALS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    let originals = ORIGINALS.get_or_init(|| {
+        ["config.json", "model.safetensors"]
+            .iter()
+            .map(|n| (n.to_string(), std::fs::read(tiny_hf().join(n)).expect("a fixture file")))
+            .collect()
+    });
+    let (_, bytes) = originals.iter().find(|(n, _)| n == name).expect("a restorable fixture file");
+    std::fs::write(scratch().join("model").join(name), bytes).expect("restoring a fixture file");
 }
 
 /// Splits `data` at the first 0xFF byte (never in UTF-8 text) into two parts.
