@@ -137,7 +137,8 @@ impl Trainer for SubwordTrainer {
 fn canonical_pieces(unigram: &Unigram) -> tokenizers::Result<Unigram> {
     const LADDER_STEP: f64 = 0.0001;
     let all: Vec<(String, f64)> = unigram.iter().cloned().collect();
-    let (specials, mut pieces) = (all[..SPECIAL_TOKENS.len()].to_vec(), all[SPECIAL_TOKENS.len()..].to_vec());
+    let (specials, pieces) = all.split_at(SPECIAL_TOKENS.len().min(all.len()));
+    let (specials, mut pieces) = (specials.to_vec(), pieces.to_vec());
     let lowest = pieces.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let mut ladder = Vec::with_capacity(pieces.len());
     let mut penalty = 0.0;
