@@ -160,3 +160,21 @@ fn every_fuzz_target_survives_its_corpus_and_mutations() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+/// The inputs fuzzing found that made `tokenizers` panic (a corrupt precompiled normaliser, at
+/// load and at encoding) are errors naming the file.
+#[test]
+fn found_tokenizer_inputs_are_errors_naming_the_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus/tokenizer_json");
+    let dir = std::env::temp_dir().join(format!("transduce-fuzz-regressions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["regression-precompiled-base64-panics", "regression-precompiled-trie-encode-panics"] {
+        let path = dir.join("tokenizer.json");
+        std::fs::copy(root.join(name), &path).unwrap();
+        let outcome = transduce::text::SubwordTokenizer::load_pretrained(&path).and_then(|t| t.encode("le chat"));
+        let error = format!("{:#}", outcome.expect_err(name));
+        eprintln!("{name}: {error}");
+        assert!(error.contains("tokenizer.json"), "{name}: {error}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -172,3 +172,78 @@ fn abusive_clients_leave_the_server_healthy_and_bounded() {
     assert!(p99 < 50.0, "/health p99 {p99:.1} ms during the abuse");
     assert!(peak < 1024.0, "peak RSS {peak:.0} MiB");
 }
+
+/// Reads until the server closes `stream` (or `limit` passes); the bytes read and when it closed.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (mut answer, mut buffer) = (Vec::new(), [0u8; 4096]);
+    while started.elapsed() < limit {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (String::from_utf8_lossy(&answer).to_string(), Some(started.elapsed())),
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return (String::from_utf8_lossy(&answer).to_string(), Some(started.elapsed())),
+        }
+    }
+    (String::from_utf8_lossy(&answer).to_string(), None)
+}
+
+#[test]
+fn slow_and_idle_connections_close_after_the_header_timeout_and_the_cap_holds() {
+    let dir = models_dir("serve-slow");
+    let server = Server::start(&dir.0, &["--header-timeout", "1", "--max-connections", "32"]);
+    let port = server.port;
+
+    // a slow drip: one header byte per 100 ms is closed about a second in, unanswered
+    let mut drip = connect(port);
+    let head = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Padding: ";
+    let started = Instant::now();
+    let mut closed = None;
+    for byte in head.bytes().chain(std::iter::repeat(b'a')).take(100) {
+        if drip.write_all(&[byte]).is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+        let (_, at) = read_until_closed(&mut drip, Duration::from_millis(100));
+        if at.is_some() {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed = closed.expect("the slow-drip connection is closed");
+    assert!(closed > Duration::from_millis(800) && closed < Duration::from_secs(4), "closed after {closed:?}");
+
+    // a kept-alive connection that sends no next request is closed as well
+    let mut kept = connect(port);
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let (answer, at) = read_until_closed(&mut kept, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let at = at.expect("the idle kept-alive connection is closed");
+    assert!(at > Duration::from_millis(800), "closed after {at:?}");
+
+    // the cap: 32 idle connections fill it, a 33rd client waits for one of them to time out
+    let mut idle: Vec<TcpStream> = (0..32).map(|_| connect(port)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let (status, _) = exchange(port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"");
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(waited > Duration::from_millis(400) && waited < Duration::from_secs(5), "answered after {waited:?}");
+    for stream in &mut idle {
+        let (answer, at) = read_until_closed(stream, Duration::from_secs(3));
+        assert!(at.is_some() && answer.is_empty(), "an idle connection is closed unanswered: {answer:?}");
+    }
+    eprintln!("slow drip closed after {closed:?}; idle kept-alive after {at:?}; 33rd client answered after {waited:?}");
+
+    let (status, metrics, _) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let timeouts: f64 = metrics
+        .as_str()
+        .expect("the metrics text")
+        .lines()
+        .find_map(|l| l.strip_prefix("transduce_http_header_timeouts_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the header timeout counter");
+    assert!(timeouts >= 34.0, "header timeouts counted: {timeouts}");
+}

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::choice::choice;
 use super::search::SearchArgs;
+use crate::serve::connections::ConnectionLimits;
 use transduce::search::Alignment;
 use transduce::translate::scheduler::SchedulerOptions;
 use transduce::translate::{LoadOptions, Quantization};
@@ -51,6 +52,14 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is answered 408.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Seconds a client may take to send a request's headers (and an idle connection may wait
+    /// for its next request) before the connection is closed: slow-drip clients hold no slot.
+    #[arg(long, default_value_t = 30)]
+    pub header_timeout: u64,
+    /// Most open connections; past it new ones wait in the listen backlog until one closes
+    /// (default: what the open-file limit allows, keeping 256 descriptors for the rest).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Most sentences waiting per model; past it requests get 503 with Retry-After.
     #[arg(long, default_value_t = 4096)]
     pub queue: usize,
@@ -75,6 +84,7 @@ pub struct ServeConfig<'a> {
     pub load: LoadOptions,
     pub scheduling: SchedulerOptions,
     pub timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -85,8 +95,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if args.timeout == 0 {
         anyhow::bail!("--timeout: must be at least 1 second");
     }
+    if args.header_timeout == 0 {
+        anyhow::bail!("--header-timeout: must be at least 1 second");
+    }
+    if args.max_connections == Some(0) {
+        anyhow::bail!("--max-connections: must be at least 1");
+    }
     let load = LoadOptions { quantization: args.quantization, ..LoadOptions::default() };
     let scheduling = SchedulerOptions { max_tokens: args.max_tokens, queue: args.queue };
     let timeout = Duration::from_secs(args.timeout);
-    crate::serve::run(ServeConfig { args, decode, load, scheduling, timeout })
+    let connections = ConnectionLimits::new(Duration::from_secs(args.header_timeout), args.max_connections);
+    crate::serve::run(ServeConfig { args, decode, load, scheduling, timeout, connections })
 }

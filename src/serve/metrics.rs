@@ -8,7 +8,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use super::App;
 
@@ -16,6 +18,10 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Connections open now.
+    pub connections: IntGauge,
+    /// Connections closed because their request headers did not arrive in time.
+    pub header_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -30,9 +36,16 @@ impl Metrics {
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["route"],
         )?;
+        let connections = IntGauge::new("transduce_http_connections", "HTTP connections open")?;
+        let header_timeouts = IntCounter::new(
+            "transduce_http_header_timeouts_total",
+            "Connections closed because a request's headers did not arrive within --header-timeout",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Metrics { registry, requests, latency })
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(header_timeouts.clone()))?;
+        Ok(Metrics { registry, requests, latency, connections, header_timeouts })
     }
 }
 

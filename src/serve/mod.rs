@@ -2,6 +2,7 @@
 //! each model's requests batched together by its scheduler (continuous batching), on tokio and
 //! axum with tower limits; SIGTERM stops accepting, drains in-flight requests and exits.
 
+pub mod connections;
 pub mod deepl;
 pub mod html;
 pub mod inside;
@@ -178,13 +179,11 @@ pub fn run(config: ServeConfig<'_>) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, models = app.models.all().len(), "listening");
+        tracing::info!(address = %local, models = app.models.all().len(), max_connections = config.connections.max, "listening");
         // tests read the bound port from this line
         eprintln!("transduce serve: listening on http://{local}");
-        axum::serve(listener, router(app.clone(), args.body_limit, config.timeout))
-            .with_graceful_shutdown(stop_signal())
-            .await
-            .context("serving")?;
+        let routes = router(app.clone(), args.body_limit, config.timeout);
+        connections::serve(listener, routes, config.connections, &app.metrics, stop_signal()).await;
         tracing::info!("stopped accepting; in-flight requests answered");
         anyhow::Ok(())
     })?;
