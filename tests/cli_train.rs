@@ -268,3 +268,60 @@ fn the_same_seed_reproduces_tokenizer_weights_and_losses() {
         assert_eq!(losses(&a), losses(&b), "{subword}");
     }
 }
+
+/// The learning rate of every update, from `metrics.jsonl` (logged at every update).
+fn logged_rates(model: &Path) -> Vec<f64> {
+    std::fs::read_to_string(model.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "train")
+        .map(|r| r["lr"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_learning_rate_follows_the_schedule_over_the_budget() {
+    let dir = common::TempDir::new("cli-train-schedule");
+    let (src, tgt) = corpus(&dir.0);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.0.join(name);
+        let base = ["train", "--src", &src, "--tgt", &tgt, "--out", out.to_str().unwrap(), "--preset", "tiny"];
+        let rest = ["--vocab-size", "30", "--max-tokens", "100", "--lr", "1e-3", "--warmup", "2", "--log-every", "1"];
+        let (ok, err) = transduce(&[&base[..], &rest[..], extra].concat());
+        (ok, err, out)
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.max(1e-12);
+
+    // by default a budget gets a cosine: warm-up, then down to 5 % at the last update
+    let (ok, err, out) = run("cosine", &["--max-updates", "12"]);
+    assert!(ok, "{err}");
+    let rates = logged_rates(&out);
+    assert_eq!(rates.len(), 12);
+    assert!(close(rates[0], 5e-4) && close(rates[1], 1e-3), "{rates:?}");
+    assert!(close(rates[6], 1e-3 * (0.05 + 0.95 * 0.5)), "halfway: {rates:?}");
+    assert!(close(rates[11], 5e-5), "the floor at the end: {rates:?}");
+    assert!(rates[1..].windows(2).all(|w| w[1] < w[0]), "{rates:?}");
+
+    // the floor is an option
+    let (ok, err, out) = run("floor", &["--max-updates", "12", "--lr-floor", "0.2"]);
+    assert!(ok, "{err}");
+    assert!(close(*logged_rates(&out).last().unwrap(), 2e-4));
+
+    // inverse square root when asked (and when there is no budget)
+    let (ok, err, out) = run("inverse-sqrt", &["--max-updates", "8", "--lr-schedule", "inverse-sqrt"]);
+    assert!(ok, "{err}");
+    assert!(close(logged_rates(&out)[7], 1e-3 * (2.0f64 / 8.0).sqrt()));
+
+    // a wall-time budget: the cosine follows the clock and ends near its floor
+    let (ok, err, out) = run("clock", &["--max-time", "4s"]);
+    assert!(ok, "{err}");
+    let rates = logged_rates(&out);
+    assert!(rates.len() > 20, "{} updates", rates.len());
+    assert!(*rates.last().unwrap() < 1.5e-4, "near 5e-5 at the end of the time: {:?}", rates.last());
+    assert!(rates[1..].windows(2).all(|w| w[1] <= w[0]), "never rises after warm-up");
+
+    // a cosine needs a budget
+    let (ok, err, _) = run("no-budget", &["--lr-schedule", "cosine"]);
+    assert!(!ok && err.contains("lr-schedule") && err.contains("max-updates"), "{err}");
+}

@@ -55,48 +55,89 @@ fn wait_for(scheduler: &Scheduler, done: impl Fn(&SchedulerStats) -> bool) {
     }
 }
 
-fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize) {
+/// How the test's requests arrive.
+#[derive(Clone, Copy)]
+enum Arrival {
+    /// One at a time, each after the one before has joined and decoded two steps.
+    Staggered,
+    /// All at once: a small budget makes most wait and join as rows free up (sharing that
+    /// does not depend on how fast this thread polls, so a busy machine cannot undo it).
+    AllAtOnce,
+}
+
+fn all_at_once(scheduler: &Scheduler, lines: &[String], opts: DecodeOptions) -> Vec<Translation> {
+    let (tx, rx) = mpsc::channel();
+    let tickets: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let tx = tx.clone();
+            let reply = Box::new(move |r: transduce::Result<Vec<Translation>>| tx.send((i, r)).unwrap());
+            scheduler.submit(vec![line.clone()], opts, reply).unwrap()
+        })
+        .collect();
+    drop(tx);
+    let mut out: Vec<Option<Translation>> = vec![None; lines.len()];
+    for (i, r) in rx.iter() {
+        out[i] = Some(r.unwrap().pop().unwrap());
+    }
+    drop(tickets);
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize, arrival: Arrival) {
     let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
     let lines = corpus(24);
     let alone: Vec<Translation> =
         lines.iter().map(|l| translator.translate(&[l.as_str()], &opts).unwrap().pop().unwrap()).collect();
-    let scheduler =
-        Scheduler::start(translator.clone(), SchedulerOptions { max_tokens: budget, ..SchedulerOptions::default() })
-            .unwrap();
-    let together = staggered(&scheduler, &lines, opts);
-    let stats = scheduler.stats();
-    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
-        assert_eq!(a, t, "line {i} ({:?}) decoded in the shared batch differs from alone", lines[i]);
+    // how far requests overlap depends on how promptly this thread runs beside the scheduler's
+    // (tests run in parallel on two cores): a run that hardly shared its batch tested little,
+    // so it is run again, up to five times; every run's outputs are checked
+    let mut occupancies = Vec::new();
+    for _ in 0..5 {
+        let options = SchedulerOptions { max_tokens: budget, ..SchedulerOptions::default() };
+        let scheduler = Scheduler::start(translator.clone(), options).unwrap();
+        let together = match arrival {
+            Arrival::Staggered => staggered(&scheduler, &lines, opts),
+            Arrival::AllAtOnce => all_at_once(&scheduler, &lines, opts),
+        };
+        let stats = scheduler.stats();
+        for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(a, t, "line {i} ({:?}) decoded in the shared batch differs from alone", lines[i]);
+        }
+        assert_eq!(stats.sentences, lines.len() as u64);
+        assert_eq!((stats.waiting, stats.decoding), (0, 0));
+        // the batch really was shared: more than one sentence per step on average
+        occupancies.push(stats.step_sentences as f64 / stats.steps as f64);
+        if occupancies.last().is_some_and(|&o| o > 1.1) {
+            return;
+        }
     }
-    // the batch really was shared: more than one sentence per step on average
-    let occupancy = stats.step_sentences as f64 / stats.steps as f64;
-    assert!(occupancy > 1.1, "mean batch occupancy {occupancy:.2} ({stats:?})");
-    assert_eq!(stats.sentences, lines.len() as u64);
-    assert_eq!((stats.waiting, stats.decoding), (0, 0));
+    panic!("the batch was hardly shared in five runs: mean occupancies {occupancies:.2?}");
 }
 
 #[test]
 fn greedy_sentences_joining_mid_decoding_get_their_alone_output() {
-    check_alone_equals_continuous(options(Strategy::Greedy), 4096);
+    check_alone_equals_continuous(options(Strategy::Greedy), 4096, Arrival::Staggered);
 }
 
 #[test]
 fn beam_sentences_joining_mid_decoding_get_their_alone_output() {
     let beam = BeamOptions { beam: 4, n_best: 2, ..BeamOptions::default() };
-    check_alone_equals_continuous(options(Strategy::Beam(beam)), 4096);
+    check_alone_equals_continuous(options(Strategy::Beam(beam)), 4096, Arrival::Staggered);
 }
 
 #[test]
 fn sampled_sentences_joining_mid_decoding_get_their_alone_output() {
     let sampling = SamplingOptions { seed: 7, top_k: 20, ..SamplingOptions::default() };
-    check_alone_equals_continuous(options(Strategy::Sample(sampling)), 4096);
+    check_alone_equals_continuous(options(Strategy::Sample(sampling)), 4096, Arrival::Staggered);
 }
 
 #[test]
 fn a_small_token_budget_makes_sentences_wait_and_changes_no_output() {
     // room for about two sentences at a time: the others wait, then join as rows free up
     let beam = BeamOptions { beam: 2, ..BeamOptions::default() };
-    check_alone_equals_continuous(options(Strategy::Beam(beam)), 100);
+    check_alone_equals_continuous(options(Strategy::Beam(beam)), 100, Arrival::AllAtOnce);
 }
 
 #[test]

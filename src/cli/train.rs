@@ -17,7 +17,7 @@ use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::model_dir::Languages;
 use transduce::text::SubwordModel;
-use transduce::train::{parse_duration, train, Start, StopMetric, TrainConfig, VocabSharing};
+use transduce::train::{parse_duration, train, ScheduleKind, Start, StopMetric, TrainConfig, VocabSharing};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -103,6 +103,13 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// How the learning rate falls after warm-up (default: cosine down to --lr-floor over the
+    /// run's --max-updates or --max-time, whichever ends first; inverse-sqrt without either).
+    #[arg(long, value_parser = choice::<ScheduleKind>())]
+    pub lr_schedule: Option<ScheduleKind>,
+    /// The cosine's last learning rate as a fraction of --lr (0.05).
+    #[arg(long)]
+    pub lr_floor: Option<f64>,
     #[arg(long)]
     pub label_smoothing: Option<f64>,
     #[arg(long)]
@@ -160,6 +167,7 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
         update_freq,
         lr,
         warmup,
+        lr_floor,
         label_smoothing,
         clip_norm,
         seed
@@ -185,6 +193,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.arch.is_some() {
         m.arch = a.arch;
+    }
+    if a.lr_schedule.is_some() {
+        cfg.lr_schedule = a.lr_schedule;
     }
     if a.dropout.is_some() {
         cfg.dropout = a.dropout;

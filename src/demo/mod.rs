@@ -16,7 +16,7 @@ use transduce::model::Preset;
 use transduce::model_dir;
 use transduce::search::{DecodeOptions, Strategy};
 use transduce::text::SubwordModel;
-use transduce::train::{train, ModelOverrides, Start, StepStats, TrainConfig, TrainState};
+use transduce::train::{train, ModelOverrides, ScheduleKind, Start, StepStats, TrainConfig, TrainState};
 use transduce::translate::align::{AerCounts, GoldLinks};
 use transduce::translate::Translator;
 
@@ -85,6 +85,8 @@ impl DemoSetup {
         cfg.max_tokens = 2500;
         cfg.lr = 3e-3;
         cfg.warmup = 100;
+        // the schedule the demo's figures were measured with
+        cfg.lr_schedule = Some(ScheduleKind::InverseSqrt);
         cfg.label_smoothing = 0.0;
         cfg.max_updates = Some(self.updates);
         cfg.log_every = 100;

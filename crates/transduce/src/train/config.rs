@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::optim::AdamWConfig;
+use super::schedule::{Budget, Cosine, InverseSqrt, LrSchedule, ScheduleKind};
 use crate::data::corpus::{CorpusSource, PairFilter};
 use crate::error::{Error, Result};
 use crate::model::config::{Activation, Architecture, Dropout, ModelConfig, NormPlacement, Preset, Tying, Vocab};
@@ -46,8 +47,17 @@ pub struct TrainConfig {
     /// Examples sorted into batches at a time (bounds memory).
     pub window: usize,
     pub update_freq: usize,
+    /// The peak learning rate.
     pub lr: f64,
+    /// Updates of linear warm-up to `lr`.
     pub warmup: usize,
+    /// `None`: cosine over the budget when `max_updates` or `max_time_s` sets one, else the
+    /// inverse square root.
+    #[serde(default)]
+    pub lr_schedule: Option<ScheduleKind>,
+    /// The cosine's last rate as a fraction of `lr`.
+    #[serde(default = "default_lr_floor")]
+    pub lr_floor: f64,
     pub label_smoothing: f64,
     pub clip_norm: f64,
     pub adam: AdamWConfig,
@@ -91,6 +101,8 @@ impl TrainConfig {
             update_freq: 1,
             lr: 7e-4,
             warmup: 4000,
+            lr_schedule: None,
+            lr_floor: default_lr_floor(),
             label_smoothing: 0.1,
             clip_norm: 1.0,
             adam: AdamWConfig::default(),
@@ -156,6 +168,16 @@ impl TrainConfig {
             return Err(Error::option("lr", format!("{} is not a number >= 0", self.lr)));
         }
         fraction("label_smoothing", self.label_smoothing)?;
+        if !(0.0..=1.0).contains(&self.lr_floor) {
+            return Err(Error::option("lr_floor", format!("{} is not in [0, 1]", self.lr_floor)));
+        }
+        if self.lr_schedule == Some(ScheduleKind::Cosine) && self.max_updates.is_none() && self.max_time_s.is_none() {
+            return Err(Error::option(
+                "lr_schedule",
+                "cosine decays over the run's budget, and there is none: set max_updates or max_time_s \
+                 (--max-updates, --max-time), or choose inverse-sqrt",
+            ));
+        }
         if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
             return Err(Error::option(
                 "clip_norm",
@@ -213,6 +235,20 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The learning rate of each update, as `lr_schedule` says.
+    pub fn schedule(&self) -> LrSchedule {
+        let budget = Budget { updates: self.max_updates, seconds: self.max_time_s };
+        let budgeted = budget.updates.is_some() || budget.seconds.is_some();
+        let kind = self.lr_schedule.unwrap_or(if budgeted { ScheduleKind::Cosine } else { ScheduleKind::InverseSqrt });
+        match kind {
+            ScheduleKind::Cosine => {
+                LrSchedule::Cosine(Cosine { peak_lr: self.lr, warmup: self.warmup, floor: self.lr_floor, budget })
+            }
+            ScheduleKind::InverseSqrt => LrSchedule::InverseSqrt(InverseSqrt { peak_lr: self.lr, warmup: self.warmup }),
+            ScheduleKind::Constant => LrSchedule::Constant { lr: self.lr },
+        }
+    }
+
     /// The model configuration this run trains, for the vocabularies of `tok`.
     pub fn model_config(&self, tok: &Tokenizers) -> Result<ModelConfig> {
         let mut c = ModelConfig::preset(self.preset, tok.source.vocab_size());
@@ -228,6 +264,10 @@ impl TrainConfig {
         c.validate()?;
         Ok(c)
     }
+}
+
+fn default_lr_floor() -> f64 {
+    0.05
 }
 
 /// Puts `file`'s keys into `base`, merging nested tables key by key.

@@ -19,7 +19,7 @@ pub use checkpoint::{average_checkpoints, TrainState};
 pub use config::{parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
 pub use loss::{label_smoothed_cross_entropy, LossOutput};
 pub use optim::{AdamW, AdamWConfig};
-pub use schedule::{InverseSqrt, LrSchedule};
+pub use schedule::{Budget, Cosine, InverseSqrt, LrSchedule, ScheduleKind};
 pub use step::{StepSeconds, StepStats, TrainStep};
 pub use trainer::{train, Start, StopReason, TrainSummary};
 pub use validation::Validation;

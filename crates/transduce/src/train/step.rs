@@ -45,6 +45,9 @@ pub struct TrainStep {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this (0 = no clipping).
     pub clip_norm: f64,
+    /// Seconds into the run when the next update is made: a time-budgeted schedule reads it
+    /// (the training loop sets it before each update).
+    pub elapsed_s: f64,
     vars: Vec<Var>,
     /// The optimizer's and the gradient norm's kernels.
     kernels: Kernels,
@@ -78,6 +81,7 @@ impl TrainStep {
             schedule,
             label_smoothing,
             clip_norm,
+            elapsed_s: 0.0,
             vars,
             kernels,
         })
@@ -133,7 +137,7 @@ impl TrainStep {
         let started = Instant::now();
         let Some(grads) = grads else { candle_core::bail!("a training step needs at least one batch") };
         let norm = grad_norm(&self.vars, &grads, self.kernels)?;
-        let lr = self.schedule.lr(self.optimizer.steps_taken() + 1);
+        let lr = self.schedule.lr(self.optimizer.steps_taken() + 1, self.elapsed_s);
         self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
         seconds.update = started.elapsed().as_secs_f64();
         Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, lr, seconds })

@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 use super::config::{StopMetric, TrainConfig};
 use super::corpus::{tokenizers, validation_pairs, ExampleStream};
-use super::schedule::{InverseSqrt, LrSchedule};
 use super::step::{StepStats, TrainStep};
 use super::validation::{validate, Validation};
 use crate::data::batching::{BatchPlan, Example};
@@ -105,7 +104,7 @@ pub fn train(
     if let Some(languages) = cfg.languages.as_ref().filter(|_| tok.source.languages().is_none()) {
         dir.set_languages(languages)?;
     }
-    let schedule = LrSchedule::InverseSqrt(InverseSqrt { peak_lr: cfg.lr, warmup: cfg.warmup });
+    let schedule = cfg.schedule();
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
     let mut state = TrainState::default();
     match (start, dir.checkpoints()?.last()) {
@@ -160,6 +159,7 @@ pub fn train(
                 .collect::<candle_core::Result<Vec<_>>>()?;
             // dropout masks depend only on the seed and the update number: resumable
             let ctx = Ctx::train(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(state.updates as u64));
+            step.elapsed_s = elapsed(&state);
             let stats = step.step_accumulated(&model, &tensors, &ctx)?;
             state.updates += 1;
             state.batches_in_epoch += group.len();
