@@ -14,7 +14,7 @@ use transduce::data::corpus::CorpusSource;
 use transduce::data::Batch;
 use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
-use transduce::train::{average_checkpoints, train, Start, StopReason, TrainConfig};
+use transduce::train::{average_checkpoints, train, ScheduleKind, Start, StopReason, TrainConfig};
 use transduce::train::{AdamWConfig, InverseSqrt, LrSchedule, TrainStep};
 use transduce::ModelDir;
 
@@ -232,4 +232,54 @@ fn loss_curve_writes_the_state_it_trains_from_and_repeats_exactly() {
     assert_eq!(batch["src"].dims(), [8, 6]);
     assert_eq!(tgt_out.len(), 8 * 6);
     assert!(tgt_out.iter().all(|&t| t != 0), "no padding in the batch");
+}
+
+/// Every tensor of a safetensors file, as f32 values by name.
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_moving_average_of_the_weights_is_saved_and_resumed_exactly() {
+    let t = TempDir::new("training-ema");
+    let never = AtomicBool::new(false);
+    let ema = |out: &str, updates: usize| {
+        let mut cfg = config(&t.0, out);
+        cfg.valid = None;
+        cfg.valid_every = 4;
+        cfg.ema = Some(0.9);
+        // the same rates whatever the budget, so a run cut at 4 and resumed to 8 is comparable
+        cfg.lr_schedule = Some(ScheduleKind::InverseSqrt);
+        cfg.max_updates = Some(updates);
+        cfg
+    };
+    let a = ema("a", 8);
+    train(&a, Start::Fresh, &never, |_, _| {}).unwrap();
+    let saved = tensors(&a.out.join("model.safetensors"));
+    let last = ModelDir::open(&a.out).unwrap().checkpoints().unwrap().pop().unwrap();
+    let (weights, optimizer) = (tensors(&last.weights()), tensors(&last.optimizer()));
+    // the model written is the average the checkpoint keeps, not the last weights
+    for (name, values) in &saved {
+        assert_eq!(values, &optimizer[&format!("ema.{name}")], "{name}");
+    }
+    assert!(saved.iter().any(|(name, values)| values != &weights[name]), "the average equals the last weights");
+
+    // stopped at 4 and resumed to 8: the same average, bit for bit
+    let mut b = ema("b", 4);
+    std::fs::create_dir_all(&b.out).unwrap();
+    std::fs::copy(a.out.join("tokenizer.json"), b.out.join("tokenizer.json")).unwrap();
+    train(&b, Start::Fresh, &never, |_, _| {}).unwrap();
+    b.max_updates = Some(8);
+    train(&b, Start::Resume, &never, |_, _| {}).unwrap();
+    assert_eq!(tensors(&b.out.join("model.safetensors")), saved);
+
+    // a decay outside (0, 1) is refused naming the option
+    let mut bad = ema("bad", 1);
+    bad.ema = Some(1.0);
+    let err = train(&bad, Start::Fresh, &never, |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("ema"), "{err}");
 }

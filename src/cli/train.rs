@@ -112,6 +112,10 @@ pub struct TrainArgs {
     pub lr_floor: Option<f64>,
     #[arg(long)]
     pub label_smoothing: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
+    /// validate and save it instead of the last weights.
+    #[arg(long)]
+    pub ema: Option<f64>,
     #[arg(long)]
     pub clip_norm: Option<f64>,
     #[arg(long)]
@@ -193,6 +197,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.arch.is_some() {
         m.arch = a.arch;
+    }
+    if a.ema.is_some() {
+        cfg.ema = a.ema;
     }
     if a.lr_schedule.is_some() {
         cfg.lr_schedule = a.lr_schedule;

@@ -25,6 +25,7 @@ pub mod attention;
 pub mod cpu;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod ema;
 pub mod int8;
 pub mod layer_norm;
 pub mod linear;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::ema::WeightAverage;
 use super::step::TrainStep;
 use crate::data::corpus::FilterCounts;
 use crate::error::{Error, Result};
@@ -28,8 +29,8 @@ pub struct TrainState {
     pub filter_counts: FilterCounts,
 }
 
-/// Writes update `state.updates`'s checkpoint of `dir`, then removes all but the newest
-/// `keep_last`.
+/// Writes update `state.updates`'s checkpoint of `dir` (with the weights' moving average when
+/// there is one), then removes all but the newest `keep_last`.
 ///
 /// The files are written into `update-N.partial`, flushed, and the directory renamed to
 /// `update-N`: a process killed at any moment leaves every finished checkpoint whole, and
@@ -40,6 +41,7 @@ pub fn save_checkpoint(
     keep_last: usize,
     model: &TrainableModel,
     step: &TrainStep,
+    average: Option<&WeightAverage>,
     state: &TrainState,
 ) -> Result<()> {
     let done = dir.checkpoint(state.updates);
@@ -47,7 +49,7 @@ pub fn save_checkpoint(
     if tmp.path.exists() {
         std::fs::remove_dir_all(&tmp.path).map_err(io(&tmp.path))?;
     }
-    if let Err(e) = write_checkpoint(&tmp, model, step, state) {
+    if let Err(e) = write_checkpoint(&tmp, model, step, average, state) {
         let _ = std::fs::remove_dir_all(&tmp.path);
         return Err(e);
     }
@@ -89,8 +91,15 @@ fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(&path, e)
 }
 
-/// The three files of a checkpoint, each flushed to the disk.
-fn write_checkpoint(to: &Checkpoint, model: &TrainableModel, step: &TrainStep, state: &TrainState) -> Result<()> {
+/// The three files of a checkpoint, each flushed to the disk; the moving averages go beside the
+/// moments (`ema.<name>`).
+fn write_checkpoint(
+    to: &Checkpoint,
+    model: &TrainableModel,
+    step: &TrainStep,
+    average: Option<&WeightAverage>,
+    state: &TrainState,
+) -> Result<()> {
     std::fs::create_dir_all(&to.path).map_err(io(&to.path))?;
     let weights = to.weights();
     model.save(&weights)?;
@@ -100,6 +109,11 @@ fn write_checkpoint(to: &Checkpoint, model: &TrainableModel, step: &TrainStep, s
     for (name, (m, v)) in names.iter().zip(step.optimizer.moments()?) {
         moments.insert(format!("m.{name}"), m);
         moments.insert(format!("v.{name}"), v);
+    }
+    if let Some(average) = average {
+        for (name, a) in names.iter().zip(average.averages()?) {
+            moments.insert(format!("ema.{name}"), a);
+        }
     }
     let opt = to.optimizer();
     candle_core::safetensors::save(&moments, &opt)
@@ -144,6 +158,24 @@ pub fn load_checkpoint(
     )?;
     step.optimizer.restore(moments, state.updates)?;
     Ok((model, state))
+}
+
+/// Puts `checkpoint`'s moving averages of `model`'s parameters into `average`; a checkpoint
+/// written without them (the run had no `ema`) leaves the average at the loaded weights.
+pub fn load_average(checkpoint: &Checkpoint, model: &TrainableModel, average: &mut WeightAverage) -> Result<()> {
+    let path = checkpoint.optimizer();
+    let tensors = read_safetensors(&path, &Device::Cpu)?;
+    let names: Vec<String> = model.named_vars().into_iter().map(|(n, _)| format!("ema.{n}")).collect();
+    if names.iter().all(|n| !tensors.contains_key(n)) {
+        return Ok(());
+    }
+    let averages = names
+        .iter()
+        .map(|n| {
+            tensors.get(n).cloned().ok_or_else(|| Error::Weights { path: path.clone(), why: format!("missing `{n}`") })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    average.restore(averages).map_err(|e| Error::Weights { path, why: e.to_string() })
 }
 
 /// Averages the parameters of the last `k` checkpoints of the model directory `out` into its

@@ -59,6 +59,10 @@ pub struct TrainConfig {
     #[serde(default = "default_lr_floor")]
     pub lr_floor: f64,
     pub label_smoothing: f64,
+    /// Decay of an exponential moving average of the weights (e.g. 0.999), which validation,
+    /// the best model and the final model then use; `None`: no average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
     pub clip_norm: f64,
     pub adam: AdamWConfig,
     pub seed: u64,
@@ -104,6 +108,7 @@ impl TrainConfig {
             lr_schedule: None,
             lr_floor: default_lr_floor(),
             label_smoothing: 0.1,
+            ema: None,
             clip_norm: 1.0,
             adam: AdamWConfig::default(),
             seed: 1,
@@ -168,6 +173,11 @@ impl TrainConfig {
             return Err(Error::option("lr", format!("{} is not a number >= 0", self.lr)));
         }
         fraction("label_smoothing", self.label_smoothing)?;
+        if let Some(decay) = self.ema {
+            if !(decay > 0.0 && decay < 1.0) {
+                return Err(Error::option("ema", format!("{decay} is not in (0, 1)")));
+            }
+        }
         if !(0.0..=1.0).contains(&self.lr_floor) {
             return Err(Error::option("lr_floor", format!("{} is not in [0, 1]", self.lr_floor)));
         }

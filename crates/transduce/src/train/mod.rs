@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
+pub mod ema;
 pub mod init;
 pub mod loss;
 pub mod optim;
@@ -17,6 +18,7 @@ pub mod validation;
 
 pub use checkpoint::{average_checkpoints, TrainState};
 pub use config::{parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
+pub use ema::WeightAverage;
 pub use loss::{label_smoothed_cross_entropy, LossOutput};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{Budget, Cosine, InverseSqrt, LrSchedule, ScheduleKind};

@@ -9,9 +9,10 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use serde::Serialize;
 
-use super::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
+use super::checkpoint::{load_average, load_checkpoint, save_checkpoint, TrainState};
 use super::config::{StopMetric, TrainConfig};
 use super::corpus::{tokenizers, validation_pairs, ExampleStream};
+use super::ema::WeightAverage;
 use super::step::{StepStats, TrainStep};
 use super::validation::{validate, Validation};
 use crate::data::batching::{BatchPlan, Example};
@@ -107,9 +108,12 @@ pub fn train(
     let schedule = cfg.schedule();
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
     let mut state = TrainState::default();
-    match (start, dir.checkpoints()?.last()) {
-        (Start::Resume, Some(last)) => (model, state) = load_checkpoint(last, &config, &mut step)?,
-        (Start::Resume, None) => {}
+    let resumed_from = match (start, dir.checkpoints()?.last()) {
+        (Start::Resume, Some(last)) => {
+            (model, state) = load_checkpoint(last, &config, &mut step)?;
+            Some(last.clone())
+        }
+        (Start::Resume, None) => None,
         (Start::Fresh, Some(last)) => {
             return Err(Error::Input(format!(
                 "{}: holds the checkpoints of a training run (the newest {}); continue it with --resume \
@@ -118,8 +122,18 @@ pub fn train(
                 last.path.display()
             )))
         }
-        (Start::Fresh, None) => {}
+        (Start::Fresh, None) => None,
+    };
+    let vars = || model.named_vars().into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+    let mut average = cfg.ema.map(|decay| WeightAverage::new(vars(), decay, step.kernels())).transpose()?;
+    if let (Some(average), Some(checkpoint)) = (average.as_mut(), &resumed_from) {
+        load_average(checkpoint, &model, average)?;
     }
+    // the weights validation and the saved models read: the moving average when there is one
+    let with_weights = |average: &Option<WeightAverage>, f: &mut dyn FnMut() -> Result<()>| match average {
+        Some(average) => average.with_averaged(f),
+        None => f(),
+    };
     keep_metrics_until(&dir, state.updates)?;
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
     let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
@@ -162,6 +176,9 @@ pub fn train(
             step.elapsed_s = elapsed(&state);
             let stats = step.step_accumulated(&model, &tensors, &ctx)?;
             state.updates += 1;
+            if let Some(average) = average.as_mut() {
+                average.update(state.updates)?;
+            }
             state.batches_in_epoch += group.len();
             losses.push((state.updates, stats.loss));
             on_update(&state, &stats);
@@ -177,7 +194,12 @@ pub fn train(
             }
             if cfg.valid_every > 0 && state.updates % cfg.valid_every == 0 {
                 if let Some(v) = &valid {
-                    let val = validate(&model, &tok, v)?;
+                    let mut val = None;
+                    with_weights(&average, &mut || {
+                        val = Some(validate(&model, &tok, v)?);
+                        Ok(())
+                    })?;
+                    let val = val.expect("validation ran");
                     last_validation = Some(val);
                     append_metrics(
                         &dir,
@@ -194,14 +216,14 @@ pub fn train(
                     if state.best.is_none_or(|b| score > b) {
                         state.best = Some(score);
                         state.validations_without_improvement = 0;
-                        replace_atomically(&dir.weights_path(), |tmp| model.save(tmp))?;
+                        with_weights(&average, &mut || replace_atomically(&dir.weights_path(), |tmp| model.save(tmp)))?;
                     } else {
                         state.validations_without_improvement += 1;
                     }
                 }
                 let mut saved = state.clone();
                 saved.elapsed_s = elapsed(&state);
-                save_checkpoint(&dir, cfg.keep_last, &model, &step, &saved)?;
+                save_checkpoint(&dir, cfg.keep_last, &model, &step, average.as_ref(), &saved)?;
                 super::plot::write_curves(&dir)?;
                 if cfg.patience.is_some_and(|p| state.validations_without_improvement >= p) {
                     break 'epochs StopReason::EarlyStopping;
@@ -222,9 +244,9 @@ pub fn train(
         state.filter_counts = counts.get();
     }
     state.elapsed_s = elapsed(&state);
-    save_checkpoint(&dir, cfg.keep_last, &model, &step, &state)?;
+    save_checkpoint(&dir, cfg.keep_last, &model, &step, average.as_ref(), &state)?;
     if valid.is_none() || !dir.has_weights() {
-        replace_atomically(&dir.weights_path(), |tmp| model.save(tmp))?;
+        with_weights(&average, &mut || replace_atomically(&dir.weights_path(), |tmp| model.save(tmp)))?;
     }
     super::plot::write_curves(&dir)?;
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
