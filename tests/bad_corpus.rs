@@ -3,7 +3,7 @@
 //! file and line before any update is made, or trains with the bad pairs dropped and counted.
 //!
 //! `TRANSDUCE_BAD_CORPUS_MB` sets the size of each side (16 MB by default, as CI runs it;
-//! `tools/reliability.sh` runs 256).
+//! `tools/reliability.sh` runs 1024).
 
 mod common;
 

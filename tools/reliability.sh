@@ -26,6 +26,6 @@ run cargo test --release --test cli_train the_same_seed -- --nocapture
 run TRANSDUCE_SOAK_KILLS=20 TRANSDUCE_SOAK_SEED=7 cargo test --release --test kill_soak -- --nocapture
 run cargo test --release --test full_disk -- --nocapture
 run cargo test --release --test hostile_model_dir -- --nocapture
-run TRANSDUCE_BAD_CORPUS_MB=256 cargo test --release --test bad_corpus -- --nocapture
+run TRANSDUCE_BAD_CORPUS_MB=1024 cargo test --release --test bad_corpus -- --nocapture
 run TRANSDUCE_ABUSE_SCALE=4 cargo test --release --test serve_abuse -- --nocapture
 echo "figures in $out"
