@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reliability figures of README.md's "Reliability" section, each scenario at full size:
 #
-#   tools/reliability.sh              everything but the long fuzzing (about 30 minutes)
+#   tools/reliability.sh              everything but the long fuzzing (about 45 minutes)
 #   tools/reliability.sh --fuzz 600   and before it libFuzzer on every target, 600 s each
 #
 # CI runs the same tests at their short sizes (.ci/run). Each prints its figures to stderr;
