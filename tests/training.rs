@@ -283,3 +283,43 @@ fn a_moving_average_of_the_weights_is_saved_and_resumed_exactly() {
     let err = train(&bad, Start::Fresh, &never, |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("ema"), "{err}");
 }
+
+/// The updates of `metrics.jsonl`'s validation records.
+fn validated_updates(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "valid")
+        .map(|r| r["update"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_updates_after_the_last_validation_are_validated_at_the_end() {
+    let t = TempDir::new("training-final-validation");
+    let never = AtomicBool::new(false);
+    // 7 updates, validation every 3: at 3, 6, and the last one
+    let mut cfg = config(&t.0, "seven");
+    cfg.max_updates = Some(7);
+    let summary = train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(validated_updates(&cfg.out), vec![3, 6, 7]);
+    assert!(summary.last_validation.is_some());
+    // ending on a validation: none more
+    let mut cfg = config(&t.0, "six");
+    cfg.max_updates = Some(6);
+    train(&cfg, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(validated_updates(&cfg.out), vec![3, 6]);
+    // a stop request ends at once, without one
+    let mut cfg = config(&t.0, "stopped");
+    cfg.max_updates = Some(50);
+    let stop = AtomicBool::new(false);
+    let summary = train(&cfg, Start::Fresh, &stop, |state, _| {
+        if state.updates == 4 {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(summary.stop, StopReason::Signal);
+    assert_eq!(validated_updates(&cfg.out), vec![3]);
+}

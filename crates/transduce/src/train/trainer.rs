@@ -14,13 +14,14 @@ use super::config::{StopMetric, TrainConfig};
 use super::corpus::{tokenizers, validation_pairs, ExampleStream};
 use super::ema::WeightAverage;
 use super::step::{StepStats, TrainStep};
-use super::validation::{validate, Validation};
+use super::validation::{validate, Validation, ValidationSet};
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::model::{Ctx, TrainableModel};
 use crate::model_dir::{self, replace_atomically, write_atomic, ModelDir};
+use crate::text::Tokenizers;
 
 /// Why training stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,11 +130,6 @@ pub fn train(
     if let (Some(average), Some(checkpoint)) = (average.as_mut(), &resumed_from) {
         load_average(checkpoint, &model, average)?;
     }
-    // the weights validation and the saved models read: the moving average when there is one
-    let with_weights = |average: &Option<WeightAverage>, f: &mut dyn FnMut() -> Result<()>| match average {
-        Some(average) => average.with_averaged(f),
-        None => f(),
-    };
     keep_metrics_until(&dir, state.updates)?;
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
     let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
@@ -142,6 +138,8 @@ pub fn train(
     let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
     let mut losses = Vec::new();
     let mut last_validation = None;
+    // how long the last validation took (the time a budget keeps for the one at the end)
+    let mut validation_s = 0.0;
     let counts = Cell::new(FilterCounts::default());
     let reason = 'epochs: loop {
         if cfg.max_epochs.is_some_and(|m| state.epoch >= m) {
@@ -154,7 +152,8 @@ pub fn train(
             if cfg.max_updates.is_some_and(|m| state.updates >= m) {
                 break 'epochs StopReason::MaxUpdates;
             }
-            if cfg.max_time_s.is_some_and(|m| elapsed(&state) >= m) {
+            // time is kept for the validation at the end
+            if cfg.max_time_s.is_some_and(|m| elapsed(&state) + validation_s >= m) {
                 break 'epochs StopReason::MaxTime;
             }
             if stop.load(Ordering::SeqCst) {
@@ -194,32 +193,11 @@ pub fn train(
             }
             if cfg.valid_every > 0 && state.updates % cfg.valid_every == 0 {
                 if let Some(v) = &valid {
-                    let mut val = None;
-                    with_weights(&average, &mut || {
-                        val = Some(validate(&model, &tok, v)?);
-                        Ok(())
-                    })?;
-                    let val = val.expect("validation ran");
-                    last_validation = Some(val);
-                    append_metrics(
-                        &dir,
-                        serde_json::json!({
-                            "kind": "valid", "update": state.updates, "loss": val.loss, "perplexity": val.perplexity,
-                            "bleu": val.bleu, "chrf": val.chrf, "elapsed_s": elapsed(&state),
-                        }),
-                    )?;
-                    let score = match cfg.stop_metric {
-                        StopMetric::Bleu => val.bleu,
-                        StopMetric::Chrf => val.chrf,
-                        StopMetric::Loss => -val.loss,
-                    };
-                    if state.best.is_none_or(|b| score > b) {
-                        state.best = Some(score);
-                        state.validations_without_improvement = 0;
-                        with_weights(&average, &mut || replace_atomically(&dir.weights_path(), |tmp| model.save(tmp)))?;
-                    } else {
-                        state.validations_without_improvement += 1;
-                    }
+                    let started = Instant::now();
+                    let judged = Judged { cfg, dir: &dir, model: &model, average: &average, tok: &tok, valid: v };
+                    let at = elapsed(&state);
+                    last_validation = Some(judged.validate(&mut state, at)?);
+                    validation_s = started.elapsed().as_secs_f64();
                 }
                 let mut saved = state.clone();
                 saved.elapsed_s = elapsed(&state);
@@ -243,6 +221,14 @@ pub fn train(
         // stopped within the first pass: the counts so far
         state.filter_counts = counts.get();
     }
+    // the updates since the last validation (a budget's last ones, at the schedule's floor)
+    // are judged too, unless a signal asked to stop now
+    let unjudged = cfg.valid_every > 0 && state.updates > 0 && state.updates % cfg.valid_every != 0;
+    if let (Some(v), true) = (&valid, unjudged && reason != StopReason::Signal) {
+        let judged = Judged { cfg, dir: &dir, model: &model, average: &average, tok: &tok, valid: v };
+        let at = elapsed(&state);
+        last_validation = Some(judged.validate(&mut state, at)?);
+    }
     state.elapsed_s = elapsed(&state);
     save_checkpoint(&dir, cfg.keep_last, &model, &step, average.as_ref(), &state)?;
     if valid.is_none() || !dir.has_weights() {
@@ -250,6 +236,62 @@ pub fn train(
     }
     super::plot::write_curves(&dir)?;
     Ok(TrainSummary { state, stop: reason, losses, last_validation })
+}
+
+/// What a validation reads: the run, the model (its moving average when kept) and the data.
+struct Judged<'a> {
+    cfg: &'a TrainConfig,
+    dir: &'a ModelDir,
+    model: &'a TrainableModel,
+    average: &'a Option<WeightAverage>,
+    tok: &'a Tokenizers,
+    valid: &'a ValidationSet,
+}
+
+impl Judged<'_> {
+    /// Validates, logs the figures to `metrics.jsonl`, and writes the model when they are the
+    /// best so far (counting the validations without improvement otherwise).
+    fn validate(&self, state: &mut TrainState, elapsed_s: f64) -> Result<Validation> {
+        let mut val = None;
+        self.with_weights(&mut || {
+            val = Some(validate(self.model, self.tok, self.valid)?);
+            Ok(())
+        })?;
+        let val = val.expect("validation ran");
+        append_metrics(
+            self.dir,
+            serde_json::json!({
+                "kind": "valid", "update": state.updates, "loss": val.loss, "perplexity": val.perplexity,
+                "bleu": val.bleu, "chrf": val.chrf, "elapsed_s": elapsed_s,
+            }),
+        )?;
+        let score = match self.cfg.stop_metric {
+            StopMetric::Bleu => val.bleu,
+            StopMetric::Chrf => val.chrf,
+            StopMetric::Loss => -val.loss,
+        };
+        if state.best.is_none_or(|b| score > b) {
+            state.best = Some(score);
+            state.validations_without_improvement = 0;
+            self.with_weights(&mut || replace_atomically(&self.dir.weights_path(), |tmp| self.model.save(tmp)))?;
+        } else {
+            state.validations_without_improvement += 1;
+        }
+        Ok(val)
+    }
+
+    fn with_weights(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        with_weights(self.average, f)
+    }
+}
+
+/// Runs `f` with the weights validation and the saved models read: the moving average when
+/// there is one.
+fn with_weights(average: &Option<WeightAverage>, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+    match average {
+        Some(average) => average.with_averaged(f),
+        None => f(),
+    }
 }
 
 #[cfg(test)]
