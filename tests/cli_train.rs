@@ -271,13 +271,7 @@ fn the_same_seed_reproduces_tokenizer_weights_and_losses() {
 
 /// The learning rate of every update, from `metrics.jsonl` (logged at every update).
 fn logged_rates(model: &Path) -> Vec<f64> {
-    std::fs::read_to_string(model.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["kind"] == "train")
-        .map(|r| r["lr"].as_f64().unwrap())
-        .collect()
+    common::metrics_records(model, "train").iter().map(|r| r["lr"].as_f64().unwrap()).collect()
 }
 
 #[test]

@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 use transduce::search::{DecodeOptions, Strategy};
 use transduce::text::languages::Direction;
 use transduce::translate::{Input, Translator};
@@ -37,13 +36,7 @@ fn domain(dir: &Path) -> (String, String) {
 
 /// Training losses (`metrics.jsonl`, one per update).
 fn losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["kind"] == "train")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
+    common::metrics_records(dir, "train").iter().map(|v| v["loss"].as_f64().unwrap()).collect()
 }
 
 /// Fine-tunes `init` for 40 updates; returns the model directory and the mean loss of the first

@@ -286,13 +286,7 @@ fn a_moving_average_of_the_weights_is_saved_and_resumed_exactly() {
 
 /// The updates of `metrics.jsonl`'s validation records.
 fn validated_updates(out: &Path) -> Vec<u64> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["kind"] == "valid")
-        .map(|r| r["update"].as_u64().unwrap())
-        .collect()
+    common::metrics_records(out, "valid").iter().map(|r| r["update"].as_u64().unwrap()).collect()
 }
 
 #[test]

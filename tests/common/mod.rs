@@ -240,3 +240,14 @@ pub fn varied_corpus(dir: &std::path::Path, name: &str, lines: usize) -> (String
     std::fs::write(&tp, t).unwrap();
     (sp.to_str().unwrap().into(), tp.to_str().unwrap().into())
 }
+
+/// The records of a model directory's `metrics.jsonl` of one kind (`train`, `valid`).
+#[allow(dead_code)]
+pub fn metrics_records(model: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(model.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
