@@ -134,6 +134,9 @@ def main():
     ap.add_argument("--beam", type=int, default=4)
     ap.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "transduce")
     ap.add_argument("--converter", default=str(ROOT / ".venv-bench" / "bin" / "ct2-transformers-converter"))
+    ap.add_argument("--ct2-model", type=Path, help="the model already converted for CTranslate2 (e.g. by "
+                    "`.venv-ct2/bin/python tools/ct2_marian.py --model HF_DIR --save DIR`, no PyTorch needed); "
+                    "default: convert with --converter")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "serve")
     ap.add_argument("--systems", default="transduce,libretranslate")
     ap.add_argument("--transduce-args", default="", help="more `transduce serve` flags, e.g. '--beam-rule ctranslate2'")
@@ -146,7 +149,7 @@ def main():
 
     servers = {}
     if "libretranslate" in systems:
-        ct2 = work / "ct2-fp32"
+        ct2 = args.ct2_model or work / "ct2-fp32"
         if not ct2.exists():
             subprocess.run([args.converter, "--model", str(args.model), "--output_dir", str(ct2)], check=True)
         packages = work / "argos-packages"

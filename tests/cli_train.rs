@@ -319,3 +319,83 @@ fn the_learning_rate_follows_the_schedule_over_the_budget() {
     let (ok, err, _) = run("no-budget", &["--lr-schedule", "cosine"]);
     assert!(!ok && err.contains("lr-schedule") && err.contains("max-updates"), "{err}");
 }
+
+#[test]
+fn bench_train_corpus_times_the_trainers_batches_and_writes_them() {
+    let dir = common::TempDir::new("cli-bench-corpus");
+    let (src, tgt) = corpus(&dir.0);
+    let model = dir.0.join("model");
+    let (ok, err) = transduce(&[
+        "train",
+        "--src",
+        &src,
+        "--tgt",
+        &tgt,
+        "--out",
+        model.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--vocab-size",
+        "30",
+        "--max-updates",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let tokenizer = model.join("tokenizer.json");
+    let written = dir.0.join("batches.jsonl");
+    let args = [
+        "bench",
+        "train-corpus",
+        "--src",
+        &src,
+        "--tgt",
+        &tgt,
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--max-tokens",
+        "60",
+        "--batches",
+        "5",
+        "--write-batches",
+        written.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = common::transduce(&args, b"");
+    assert!(ok, "{stderr}");
+    let figure: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(figure["figure"], "train_corpus");
+    assert_eq!(figure["steps"], 5);
+    assert!(figure["tgt_tokens_per_s"].as_f64().unwrap() > 0.0);
+
+    // 3 warm-up batches and the 5 timed ones, each within the budget, of the corpus' sentences
+    let batches: Vec<serde_json::Value> =
+        std::fs::read_to_string(&written).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(batches.len(), 8);
+    let lens = |b: &serde_json::Value, side: &str| -> Vec<usize> {
+        b[side].as_array().unwrap().iter().map(|r| r.as_array().unwrap().len()).collect()
+    };
+    let mut timed_tokens = 0;
+    for (i, b) in batches.iter().enumerate() {
+        let (s, t) = (lens(b, "src"), lens(b, "tgt"));
+        let longest = s.iter().zip(&t).map(|(a, b)| a.max(b) + 1).max().unwrap();
+        assert!(s.len() == 1 || s.len() * longest <= 60, "batch {i}: {} rows of {longest}", s.len());
+        if i >= 3 {
+            timed_tokens += t.iter().map(|n| n + 1).sum::<usize>();
+        }
+    }
+    assert_eq!(figure["tgt_tokens"], timed_tokens, "the figure counts the timed batches' target tokens");
+
+    // the same seed gives the same batches; a missing tokenizer is named
+    let again = dir.0.join("again.jsonl");
+    let mut args2 = args.to_vec();
+    let last = args2.len() - 1;
+    args2[last] = again.to_str().unwrap();
+    assert!(common::transduce(&args2, b"").0);
+    assert_eq!(std::fs::read(&written).unwrap(), std::fs::read(&again).unwrap());
+    let missing = dir.0.join("nope.json");
+    let mut args3 = args.to_vec();
+    args3[7] = missing.to_str().unwrap();
+    let (ok, _, stderr) = common::transduce(&args3, b"");
+    assert!(!ok && stderr.contains("nope.json"), "{stderr}");
+}

@@ -86,6 +86,10 @@ fn all_at_once(scheduler: &Scheduler, lines: &[String], opts: DecodeOptions) -> 
 }
 
 fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize, arrival: Arrival) {
+    check_alone_equals_continuous_on(opts, budget, arrival, 1)
+}
+
+fn check_alone_equals_continuous_on(opts: DecodeOptions, budget: usize, arrival: Arrival, workers: usize) {
     let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
     let lines = corpus(24);
     let alone: Vec<Translation> =
@@ -95,20 +99,24 @@ fn check_alone_equals_continuous(opts: DecodeOptions, budget: usize, arrival: Ar
     // so it is run again, up to five times; every run's outputs are checked
     let mut occupancies = Vec::new();
     for _ in 0..5 {
-        let options = SchedulerOptions { max_tokens: budget, ..SchedulerOptions::default() };
+        let options = SchedulerOptions { max_tokens: budget, workers, ..SchedulerOptions::default() };
         let scheduler = Scheduler::start(translator.clone(), options).unwrap();
         let together = match arrival {
             Arrival::Staggered => staggered(&scheduler, &lines, opts),
             Arrival::AllAtOnce => all_at_once(&scheduler, &lines, opts),
         };
         let stats = scheduler.stats();
+        let per_worker = scheduler.worker_stats();
+        assert_eq!(per_worker.len(), workers);
+        assert!(per_worker.iter().all(|w| w.sentences > 0), "every worker decoded: {per_worker:?}");
         for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
             assert_eq!(a, t, "line {i} ({:?}) decoded in the shared batch differs from alone", lines[i]);
         }
         assert_eq!(stats.sentences, lines.len() as u64);
         assert_eq!((stats.waiting, stats.decoding), (0, 0));
-        // the batch really was shared: more than one sentence per step on average
-        occupancies.push(stats.step_sentences as f64 / stats.steps as f64);
+        // the batch really was shared: more than one sentence per step on average, in every worker
+        occupancies
+            .push(per_worker.iter().map(|w| w.step_sentences as f64 / w.steps as f64).fold(f64::INFINITY, f64::min));
         if occupancies.last().is_some_and(|&o| o > 1.1) {
             return;
         }
@@ -141,6 +149,14 @@ fn a_small_token_budget_makes_sentences_wait_and_changes_no_output() {
 }
 
 #[test]
+fn two_workers_share_the_requests_and_change_no_output() {
+    // requests go to the less loaded worker; each worker batches its own, on one thread
+    let beam = BeamOptions { beam: 2, ..BeamOptions::default() };
+    check_alone_equals_continuous_on(options(Strategy::Beam(beam)), 100, Arrival::AllAtOnce, 2);
+    check_alone_equals_continuous_on(options(Strategy::Greedy), 60, Arrival::AllAtOnce, 2);
+}
+
+#[test]
 fn requests_with_several_lines_blank_lines_and_different_options_are_answered_in_order() {
     let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
     let scheduler = Scheduler::start(translator.clone(), SchedulerOptions::default()).unwrap();
@@ -165,7 +181,9 @@ fn requests_with_several_lines_blank_lines_and_different_options_are_answered_in
 #[test]
 fn a_full_queue_refuses_instead_of_growing() {
     let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
-    let scheduler = Scheduler::start(translator, SchedulerOptions { max_tokens: 64, queue: 8 }).unwrap();
+    let scheduler =
+        Scheduler::start(translator, SchedulerOptions { max_tokens: 64, queue: 8, ..SchedulerOptions::default() })
+            .unwrap();
     let lines = corpus(40);
     let mut refused = 0;
     let mut tickets = Vec::new();
@@ -196,4 +214,7 @@ fn bad_options_are_refused_at_submission_with_the_option_named() {
     let err = scheduler.submit(vec!["x".into()], opts, Box::new(|_| {})).err().expect("beam 0 is refused");
     assert!(matches!(err, Refused::Invalid(_)), "{err}");
     assert!(err.to_string().contains("beam"), "{err}");
+    let translator = Arc::new(Translator::load(&tiny_hf()).unwrap());
+    let zero = Scheduler::start(translator, SchedulerOptions { workers: 0, ..SchedulerOptions::default() });
+    assert!(zero.err().is_some_and(|e| e.to_string().contains("workers")));
 }

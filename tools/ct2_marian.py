@@ -3,6 +3,7 @@
 
     .venv-ct2/bin/python tools/ct2_marian.py --model DIR --input src.txt --out results.json \
         [--beam 4] [--max-new-tokens 64]
+    .venv-ct2/bin/python tools/ct2_marian.py --model DIR --save CT2_DIR   # convert only (fp32)
 
 CTranslate2's own converter (`ct2-transformers-converter`) loads the model through transformers
 and PyTorch, whose wheel pulls several GB of CUDA libraries. This script builds the same
@@ -136,11 +137,21 @@ def marian_spec(model_dir):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--input", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--input")
+    p.add_argument("--out")
+    p.add_argument("--save", help="only write the converted CTranslate2 model (fp32) to this directory")
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
     args = p.parse_args()
+    if args.save:
+        spec, _ = marian_spec(args.model)
+        spec.validate()
+        spec.optimize(quantization=None)
+        os.makedirs(args.save, exist_ok=True)
+        spec.save(args.save)
+        return
+    if not (args.input and args.out):
+        p.error("--input and --out are required unless --save is given")
     with open(args.input, encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f]
     spec, known = marian_spec(args.model)

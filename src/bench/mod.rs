@@ -15,6 +15,7 @@ use transduce::model::config::{ModelConfig, Preset, Tying};
 use transduce::model::{Ctx, TrainableModel};
 use transduce::train::{AdamWConfig, LrSchedule, TrainStep};
 
+pub mod corpus;
 pub mod gemm;
 pub mod loss_curve;
 pub mod translation;

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::choice::choice;
 
+use crate::bench::corpus::{corpus_batches, CorpusWorkload};
 use crate::bench::gemm::{gemm_figures, peak_figure};
 use crate::bench::loss_curve::LossCurve;
 use crate::bench::translation::{TranslationBench, TranslationRun};
@@ -26,6 +27,9 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Forward + loss + backward + AdamW on one random batch (as torch_ref.py train).
     Train(ModelArgs),
+    /// Forward + loss + backward + AdamW on real corpus batches: the trainer's token-budget
+    /// batches of a parallel corpus (bench/compare_torch.py --corpus runs PyTorch on the same ones).
+    TrainCorpus(TrainCorpusArgs),
     /// Encode once, then greedy steps with the key/value cache, at batch 1 and 32.
     Greedy(ModelArgs),
     /// Train and greedy.
@@ -53,6 +57,33 @@ pub struct LossCurveArgs {
     /// Directory for init.safetensors, batch.safetensors and transduce_losses.json.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainCorpusArgs {
+    /// Source side of the corpus, plain or gzip.
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Target side, line by line with `--src`.
+    #[arg(long)]
+    pub tgt: PathBuf,
+    /// The shared `tokenizer.json` of a model that `transduce train` made on this corpus.
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    #[arg(long, value_parser = choice::<Preset>(), default_value = "small")]
+    pub preset: Preset,
+    /// Padded tokens per batch, as `transduce train --max-tokens`.
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens: usize,
+    /// Batches timed (after 3 warm-up steps).
+    #[arg(long, default_value_t = 50)]
+    pub batches: usize,
+    /// Shuffles the epoch the batches are taken from.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the batches as JSON lines for bench/torch_corpus.py.
+    #[arg(long)]
+    pub write_batches: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +142,7 @@ pub struct TranslateArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.command {
         BenchCommand::Train(m) => model_figures(m, false, true),
+        BenchCommand::TrainCorpus(c) => train_corpus(c),
         BenchCommand::Greedy(m) => model_figures(m, true, false),
         BenchCommand::All(m) => model_figures(m, true, true),
         BenchCommand::Translate(t) => translate(t),
@@ -140,6 +172,23 @@ fn loss_curve(args: &LossCurveArgs) -> Result<()> {
     let path = args.out.join("transduce_losses.json");
     std::fs::write(&path, serde_json::to_string(&record)?).with_context(|| format!("writing {}", path.display()))?;
     println!("{record}");
+    Ok(())
+}
+
+fn train_corpus(args: &TrainCorpusArgs) -> Result<()> {
+    let workload = CorpusWorkload {
+        src: &args.src,
+        tgt: &args.tgt,
+        tokenizer: &args.tokenizer,
+        max_tokens: args.max_tokens,
+        batches: args.batches,
+        seed: args.seed,
+    };
+    let batches = corpus_batches(&workload)?;
+    if let Some(path) = &args.write_batches {
+        batches.write(path)?;
+    }
+    println!("{}", serde_json::to_string(&batches.train(args.preset, args.max_tokens)?)?);
     Ok(())
 }
 

@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// Threads to translate with, shared by every model (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Batches each model decodes side by side, each on its share of the threads (as
+    /// `transduce translate --workers`); a worker whose siblings are idle decodes on all the
+    /// threads, so a lone request keeps its latency (default: 2, or 1 with one thread).
+    #[arg(long)]
+    pub workers: Option<usize>,
     #[arg(long, value_parser = choice::<Quantization>(), default_value_t = Quantization::AsStored)]
     pub quantization: Quantization,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -102,7 +107,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         anyhow::bail!("--max-connections: must be at least 1");
     }
     let load = LoadOptions { quantization: args.quantization, ..LoadOptions::default() };
-    let scheduling = SchedulerOptions { max_tokens: args.max_tokens, queue: args.queue };
+    if args.workers == Some(0) {
+        anyhow::bail!("--workers: must be at least 1");
+    }
+    let threads = args.threads.unwrap_or_else(rayon::current_num_threads);
+    let workers = args.workers.unwrap_or(2.min(threads));
+    let scheduling = SchedulerOptions { max_tokens: args.max_tokens, queue: args.queue, workers };
     let timeout = Duration::from_secs(args.timeout);
     let connections = ConnectionLimits::new(Duration::from_secs(args.header_timeout), args.max_connections);
     crate::serve::run(ServeConfig { args, decode, load, scheduling, timeout, connections })

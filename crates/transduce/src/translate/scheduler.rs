@@ -2,7 +2,9 @@
 //! that change between decoding steps. A finished sentence leaves at once and a waiting one
 //! joins at the next step (no batch barrier), within a token budget; each sentence gets the
 //! output it gets alone. Requests with different decoding options decode in separate lanes,
-//! stepped in turn.
+//! stepped in turn. With several workers ([`SchedulerOptions::workers`]) each request goes to
+//! the least loaded one, and the workers decode side by side, each on its share of the threads
+//! (CTranslate2's `inter_threads`, but with batching inside each).
 //!
 //! ```
 //! use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -42,11 +44,17 @@ pub struct SchedulerOptions {
     /// ([`Refused::Full`]) rather than let memory grow (a request is always taken when none
     /// waits, however many sentences it has).
     pub queue: usize,
+    /// Batches decoded side by side, each by a thread of its own over its share of the
+    /// translator's threads: on few cores two single-threaded batches keep both busy without
+    /// the hand-offs one two-threaded batch pays at every small product. A worker whose
+    /// siblings are idle decodes on all the threads, so a lone request keeps its latency.
+    /// 1: one batch on all the threads.
+    pub workers: usize,
 }
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
-        SchedulerOptions { max_tokens: 8192, queue: 4096 }
+        SchedulerOptions { max_tokens: 8192, queue: 4096, workers: 1 }
     }
 }
 
@@ -118,14 +126,42 @@ struct Counters {
     tokens: AtomicU64,
 }
 
-/// Serves translation requests of one [`Translator`] from a thread of its own, batching the
+impl Counters {
+    /// Sentences a worker holds, waiting or decoding.
+    fn load(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst) + self.decoding.load(Ordering::SeqCst)
+    }
+}
+
+/// Which threads a worker decodes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threads {
+    /// Its own share: other workers have sentences too.
+    Own,
+    /// All the translator's: the other workers are idle (or there are none), so a lone request
+    /// gets the latency of every core.
+    All,
+}
+
+/// Serves translation requests of one [`Translator`] from threads of its own, batching the
 /// sentences of concurrent requests together. Dropping it finishes the requests it holds.
 pub struct Scheduler {
+    workers: Vec<WorkerHandle>,
+    translator: Arc<Translator>,
+    options: SchedulerOptions,
+}
+
+/// One decoding thread, as the submitting side sees it.
+struct WorkerHandle {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
-    translator: Arc<Translator>,
     counters: Arc<Counters>,
-    options: SchedulerOptions,
+}
+
+impl WorkerHandle {
+    fn load(&self) -> usize {
+        self.counters.load()
+    }
 }
 
 /// A request on its way to the scheduler thread.
@@ -142,20 +178,42 @@ impl Scheduler {
         if options.max_tokens == 0 {
             return Err(Error::option("max_tokens", "must be at least 1"));
         }
-        let (jobs, rx) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let worker = Worker {
-            translator: translator.clone(),
-            counters: counters.clone(),
-            options,
-            lanes: Vec::new(),
-            next_id: 0,
-        };
-        let thread = std::thread::Builder::new()
-            .name("transduce-scheduler".into())
-            .spawn(move || worker.run(rx))
-            .map_err(|e| Error::Input(format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Scheduler { jobs: Some(jobs), thread: Some(thread), translator, counters, options })
+        if options.workers == 0 {
+            return Err(Error::option("workers", "must be at least 1"));
+        }
+        // each worker's share of the translator's threads
+        let threads = (translator.install(rayon::current_num_threads) / options.workers).max(1);
+        let mut scheduler = Scheduler { workers: Vec::with_capacity(options.workers), translator, options };
+        let all_counters: Vec<Arc<Counters>> = (0..options.workers).map(|_| Arc::default()).collect();
+        for (i, counters) in all_counters.iter().enumerate() {
+            let pool = if options.workers > 1 {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(move |t| format!("transduce-scheduler-{i}-{t}"))
+                    .build()
+                    .map_err(|e| Error::Input(format!("cannot start the scheduler's threads: {e}")))?;
+                Some(pool)
+            } else {
+                None
+            };
+            let (jobs, rx) = mpsc::channel();
+            let worker = Worker {
+                translator: scheduler.translator.clone(),
+                counters: counters.clone(),
+                siblings: all_counters.iter().filter(|c| !Arc::ptr_eq(c, counters)).cloned().collect(),
+                has_own_threads: pool.is_some(),
+                options,
+                lanes: Vec::new(),
+                next_id: 0,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("transduce-scheduler-{i}"))
+                .spawn(move || worker.run(rx, pool))
+                .map_err(|e| Error::Input(format!("cannot start the scheduler thread: {e}")))?;
+            let counters = counters.clone();
+            scheduler.workers.push(WorkerHandle { jobs: Some(jobs), thread: Some(thread), counters });
+        }
+        Ok(scheduler)
     }
 
     pub fn translator(&self) -> &Translator {
@@ -184,7 +242,8 @@ impl Scheduler {
     ) -> std::result::Result<Ticket, Refused> {
         self.translator.check(&opts)?;
         let direction = languages.map(|l| Direction { source: &l.source, target: &l.target });
-        let jobs = self.jobs.as_ref().ok_or(Refused::Stopped)?;
+        let worker = self.workers.iter().min_by_key(|w| w.load()).ok_or(Refused::Stopped)?;
+        let jobs = worker.jobs.as_ref().ok_or(Refused::Stopped)?;
         let mut sentences = Vec::with_capacity(lines.len());
         let mut blank = Vec::with_capacity(lines.len());
         for (i, text) in lines.iter().enumerate() {
@@ -195,16 +254,22 @@ impl Scheduler {
         }
         let n = blank.iter().filter(|&&b| !b).count();
         let capacity = self.options.queue;
-        let waiting = self.counters.waiting.fetch_add(n, Ordering::SeqCst);
+        let others: usize = self
+            .workers
+            .iter()
+            .filter(|w| !Arc::ptr_eq(&w.counters, &worker.counters))
+            .map(|w| w.counters.waiting.load(Ordering::SeqCst))
+            .sum();
+        let waiting = others + worker.counters.waiting.fetch_add(n, Ordering::SeqCst);
         // an empty queue takes any request (one request's size is bounded by its caller)
         if waiting > 0 && waiting + n > capacity {
-            self.counters.waiting.fetch_sub(n, Ordering::SeqCst);
+            worker.counters.waiting.fetch_sub(n, Ordering::SeqCst);
             return Err(Refused::Full { waiting, capacity });
         }
         let cancelled = Arc::new(AtomicBool::new(false));
         let job = Job { sentences, blank, opts, reply, cancelled: cancelled.clone() };
         if jobs.send(job).is_err() {
-            self.counters.waiting.fetch_sub(n, Ordering::SeqCst);
+            worker.counters.waiting.fetch_sub(n, Ordering::SeqCst);
             return Err(Refused::Stopped);
         }
         Ok(Ticket { cancelled })
@@ -217,31 +282,53 @@ impl Scheduler {
         rx.recv().map_err(|_| Refused::Stopped)?.map_err(Refused::Invalid)
     }
 
+    /// Summed over the workers.
     pub fn stats(&self) -> SchedulerStats {
-        let c = &self.counters;
-        SchedulerStats {
-            waiting: c.waiting.load(Ordering::Relaxed),
-            decoding: c.decoding.load(Ordering::Relaxed),
-            steps: c.steps.load(Ordering::Relaxed),
-            step_sentences: c.step_sentences.load(Ordering::Relaxed),
-            sentences: c.sentences.load(Ordering::Relaxed),
-            tokens: c.tokens.load(Ordering::Relaxed),
-        }
+        self.worker_stats().into_iter().fold(SchedulerStats::default(), |a, b| SchedulerStats {
+            waiting: a.waiting + b.waiting,
+            decoding: a.decoding + b.decoding,
+            steps: a.steps + b.steps,
+            step_sentences: a.step_sentences + b.step_sentences,
+            sentences: a.sentences + b.sentences,
+            tokens: a.tokens + b.tokens,
+        })
+    }
+
+    /// Each worker's own counters ([`SchedulerOptions::workers`] of them).
+    pub fn worker_stats(&self) -> Vec<SchedulerStats> {
+        self.workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                SchedulerStats {
+                    waiting: c.waiting.load(Ordering::Relaxed),
+                    decoding: c.decoding.load(Ordering::Relaxed),
+                    steps: c.steps.load(Ordering::Relaxed),
+                    step_sentences: c.step_sentences.load(Ordering::Relaxed),
+                    sentences: c.sentences.load(Ordering::Relaxed),
+                    tokens: c.tokens.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
 
     pub fn options(&self) -> SchedulerOptions {
         self.options
     }
 
-    /// Stops taking requests, finishes those it holds, and waits for the thread.
+    /// Stops taking requests, finishes those it holds, and waits for the threads.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        for worker in &mut self.workers {
+            worker.jobs = None;
+        }
+        for worker in &mut self.workers {
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -317,32 +404,63 @@ struct Lane {
 struct Worker {
     translator: Arc<Translator>,
     counters: Arc<Counters>,
+    /// The other workers' counters: while they are idle this one decodes on all the threads.
+    siblings: Vec<Arc<Counters>>,
+    has_own_threads: bool,
     options: SchedulerOptions,
     lanes: Vec<Lane>,
     next_id: u64,
 }
 
 impl Worker {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    /// Serves jobs until the sender is gone and every lane is empty, decoding on `own` threads
+    /// while other workers are busy and on all of the translator's otherwise.
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>, own: Option<rayon::ThreadPool>) {
         let translator = self.translator.clone();
-        translator.install(move || loop {
-            let idle = self.lanes.is_empty();
-            let job = if idle { jobs.recv().ok() } else { jobs.try_recv().ok() };
-            match job {
-                Some(job) => {
-                    self.accept(job);
-                    while let Ok(job) = jobs.try_recv() {
-                        self.accept(job);
-                    }
+        loop {
+            if self.lanes.is_empty() {
+                // idle: wait outside any thread pool
+                match jobs.recv() {
+                    Ok(job) => self.accept(job),
+                    Err(_) => return,
                 }
-                None if idle => return,
-                None => {}
+            }
+            // the receiver moves along (it may be sent to a pool thread, not shared with one)
+            jobs = match (&own, self.threads()) {
+                (Some(pool), Threads::Own) => pool.install(|| {
+                    self.serve(&jobs, Threads::Own);
+                    jobs
+                }),
+                _ => translator.install(|| {
+                    self.serve(&jobs, Threads::All);
+                    jobs
+                }),
+            };
+        }
+    }
+
+    fn threads(&self) -> Threads {
+        if self.has_own_threads && self.siblings.iter().any(|c| c.load() > 0) {
+            Threads::Own
+        } else {
+            Threads::All
+        }
+    }
+
+    /// Takes jobs and steps the lanes until they are empty or the threads to use change.
+    fn serve(&mut self, jobs: &mpsc::Receiver<Job>, threads: Threads) {
+        loop {
+            while let Ok(job) = jobs.try_recv() {
+                self.accept(job);
             }
             for lane in 0..self.lanes.len() {
                 self.advance(lane);
             }
             self.lanes.retain(|l| !l.waiting.is_empty() || !l.decoding.is_empty());
-        })
+            if self.lanes.is_empty() || self.threads() != threads {
+                return;
+            }
+        }
     }
 
     fn accept(&mut self, job: Job) {

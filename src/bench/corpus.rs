@@ -1,0 +1,150 @@
+//! Training speed on real corpus batches: the trainer's token-budget batches of a parallel
+//! corpus (sentences of similar length together, padded to the longest), not one fixed random
+//! batch. The batches can be written out so that `bench/torch_corpus.py` runs PyTorch's step on
+//! exactly the same ones.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use serde::Serialize;
+
+use transduce::data::batching::{BatchPlan, Example};
+use transduce::data::lines::read_lines;
+use transduce::data::Batch;
+use transduce::model::{Ctx, Preset, TrainableModel};
+use transduce::text::SubwordTokenizer;
+
+use super::{bench_config, median, round, system, torch_ref_step};
+
+/// Where the batches come from and how they are cut.
+#[derive(Debug, Clone)]
+pub struct CorpusWorkload<'a> {
+    pub src: &'a Path,
+    pub tgt: &'a Path,
+    /// A `tokenizer.json` written by `transduce train` (shared vocabulary).
+    pub tokenizer: &'a Path,
+    /// The trainer's budget: rows × (longest side + 1) per batch.
+    pub max_tokens: usize,
+    /// Batches timed (after 3 warm-up steps on the first ones).
+    pub batches: usize,
+    pub seed: u64,
+}
+
+/// The sampled batches: tokenized examples without special tokens.
+pub struct CorpusBatches {
+    pub vocab: usize,
+    pub batches: Vec<Vec<Example>>,
+    /// Pairs left out because one side was empty after tokenization.
+    pub skipped_empty: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CorpusTrainFigure {
+    pub system: String,
+    pub figure: &'static str,
+    pub params: usize,
+    pub vocab: usize,
+    pub max_tokens: usize,
+    pub steps: usize,
+    /// Mean sentences per batch.
+    pub rows: f64,
+    /// Target tokens (each sentence's pieces and its end-of-sentence), all timed steps.
+    pub tgt_tokens: usize,
+    /// Target tokens with padding, all timed steps.
+    pub padded_tgt_tokens: usize,
+    pub median_step_ms: f64,
+    /// Target tokens over the summed step time.
+    pub tgt_tokens_per_s: f64,
+    pub skipped_empty: usize,
+}
+
+/// Tokenizes the corpus, cuts one epoch into the trainer's batches (shuffled with `seed`) and
+/// keeps the first `batches` of them plus 3 for warm-up.
+pub fn corpus_batches(w: &CorpusWorkload) -> Result<CorpusBatches> {
+    let tokenizer = SubwordTokenizer::load(w.tokenizer)?;
+    let sources = read_lines(w.src)?;
+    let targets = read_lines(w.tgt)?;
+    if sources.len() != targets.len() {
+        bail!("{} has {} lines but {} has {}", w.src.display(), sources.len(), w.tgt.display(), targets.len());
+    }
+    let mut examples = Vec::with_capacity(sources.len());
+    let mut skipped_empty = 0;
+    for (index, (s, t)) in sources.iter().zip(&targets).enumerate() {
+        let source = tokenizer.encode(s).with_context(|| format!("{}: line {}", w.src.display(), index + 1))?;
+        let target = tokenizer.encode(t).with_context(|| format!("{}: line {}", w.tgt.display(), index + 1))?;
+        if source.is_empty() || target.is_empty() {
+            skipped_empty += 1;
+            continue;
+        }
+        examples.push(Example { index, source, target });
+    }
+    let plan = BatchPlan { max_tokens: w.max_tokens, window: examples.len(), seed: w.seed };
+    let mut batches = plan.batches(examples, 0);
+    let wanted = w.batches + WARMUP;
+    if batches.len() < wanted {
+        bail!("the corpus makes {} batches of {} tokens; {} wanted", batches.len(), w.max_tokens, wanted);
+    }
+    batches.truncate(wanted);
+    Ok(CorpusBatches { vocab: tokenizer.vocab_size(), batches, skipped_empty })
+}
+
+const WARMUP: usize = 3;
+
+impl CorpusBatches {
+    /// One JSON line per batch, `{"src": [[ids..]], "tgt": [[ids..]]}`, without special tokens:
+    /// what `bench/torch_corpus.py` reads.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        for batch in &self.batches {
+            let src: Vec<&[u32]> = batch.iter().map(|e| &e.source[..]).collect();
+            let tgt: Vec<&[u32]> = batch.iter().map(|e| &e.target[..]).collect();
+            serde_json::to_writer(&mut out, &serde_json::json!({ "src": src, "tgt": tgt }))?;
+            out.write_all(b"\n")?;
+        }
+        out.flush().with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Forward + loss + backward + AdamW of the benchmark model (torch_ref's optimiser) on each
+    /// batch in turn: the first 3 warm up, the rest are timed.
+    pub fn train(&self, preset: Preset, max_tokens: usize) -> Result<CorpusTrainFigure> {
+        let device = Device::Cpu;
+        let config = bench_config(preset, self.vocab);
+        let model = TrainableModel::init(&config, 0, DType::F32, &device)?;
+        let mut step = torch_ref_step(&model)?;
+        let ctx = Ctx::train(0);
+        let (mut times, mut tokens, mut padded, mut rows) = (Vec::new(), 0, 0, 0);
+        for (i, examples) in self.batches.iter().enumerate() {
+            let pairs: Vec<(&[u32], &[u32])> = examples.iter().map(|e| (&e.source[..], &e.target[..])).collect();
+            let batch = Batch::new(&pairs, examples.iter().map(|e| e.index).collect(), config.special, &device)?;
+            let t0 = Instant::now();
+            step.step(&model, &batch, &ctx)?;
+            if i >= WARMUP {
+                times.push(t0.elapsed().as_secs_f64());
+                tokens += batch.ntokens;
+                padded += batch.tgt_out.elem_count();
+                rows += examples.len();
+            }
+        }
+        let steps = times.len();
+        let total: f64 = times.iter().sum();
+        Ok(CorpusTrainFigure {
+            system: system(),
+            figure: "train_corpus",
+            params: model.parameter_count(),
+            vocab: self.vocab,
+            max_tokens,
+            steps,
+            rows: round(rows as f64 / steps as f64, 1),
+            tgt_tokens: tokens,
+            padded_tgt_tokens: padded,
+            median_step_ms: round(median(times) * 1e3, 2),
+            tgt_tokens_per_s: round(tokens as f64 / total, 1),
+            skipped_empty: self.skipped_empty,
+        })
+    }
+}
