@@ -325,21 +325,8 @@ fn bench_train_corpus_times_the_trainers_batches_and_writes_them() {
     let dir = common::TempDir::new("cli-bench-corpus");
     let (src, tgt) = corpus(&dir.0);
     let model = dir.0.join("model");
-    let (ok, err) = transduce(&[
-        "train",
-        "--src",
-        &src,
-        "--tgt",
-        &tgt,
-        "--out",
-        model.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--vocab-size",
-        "30",
-        "--max-updates",
-        "1",
-    ]);
+    let base = ["train", "--src", &src, "--tgt", &tgt, "--out", model.to_str().unwrap(), "--preset", "tiny"];
+    let (ok, err) = transduce(&[&base[..], &["--vocab-size", "30", "--max-updates", "1"]].concat());
     assert!(ok, "{err}");
     let tokenizer = model.join("tokenizer.json");
     let written = dir.0.join("batches.jsonl");
