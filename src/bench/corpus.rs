@@ -3,8 +3,10 @@
 //! batch. The batches can be written out so that `bench/torch_corpus.py` runs PyTorch's step on
 //! exactly the same ones.
 
+use std::cell::Cell;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -12,10 +14,13 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use transduce::data::batching::{BatchPlan, Example};
-use transduce::data::lines::read_lines;
+use transduce::data::corpus::{CorpusSource, FilterCounts};
 use transduce::data::Batch;
 use transduce::model::{Ctx, Preset, TrainableModel};
-use transduce::text::SubwordTokenizer;
+use transduce::text::languages::Tags;
+use transduce::text::{SubwordTokenizer, Tokenizers};
+use transduce::train::corpus::ExampleStream;
+use transduce::train::TrainConfig;
 
 use super::{bench_config, median, round, system, torch_ref_step};
 
@@ -37,8 +42,8 @@ pub struct CorpusWorkload<'a> {
 pub struct CorpusBatches {
     pub vocab: usize,
     pub batches: Vec<Vec<Example>>,
-    /// Pairs left out because one side was empty after tokenization.
-    pub skipped_empty: usize,
+    /// The pairs read, kept and dropped by the trainer's filter.
+    pub filtered: FilterCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,28 +63,24 @@ pub struct CorpusTrainFigure {
     pub median_step_ms: f64,
     /// Target tokens over the summed step time.
     pub tgt_tokens_per_s: f64,
-    pub skipped_empty: usize,
+    /// Pairs the trainer's filter dropped (empty side, too long, extreme length ratio).
+    pub pairs_dropped: usize,
 }
 
-/// Tokenizes the corpus, cuts one epoch into the trainer's batches (shuffled with `seed`) and
-/// keeps the first `batches` of them plus 3 for warm-up.
+/// Reads the corpus as `transduce train` does (its tokenization, length filter and counts),
+/// cuts one epoch into the trainer's batches (shuffled with `seed`) and keeps the first
+/// `batches` of them plus 3 for warm-up.
 pub fn corpus_batches(w: &CorpusWorkload) -> Result<CorpusBatches> {
-    let tokenizer = SubwordTokenizer::load(w.tokenizer)?;
-    let sources = read_lines(w.src)?;
-    let targets = read_lines(w.tgt)?;
-    if sources.len() != targets.len() {
-        bail!("{} has {} lines but {} has {}", w.src.display(), sources.len(), w.tgt.display(), targets.len());
-    }
-    let mut examples = Vec::with_capacity(sources.len());
-    let mut skipped_empty = 0;
-    for (index, (s, t)) in sources.iter().zip(&targets).enumerate() {
-        let source = tokenizer.encode(s).with_context(|| format!("{}: line {}", w.src.display(), index + 1))?;
-        let target = tokenizer.encode(t).with_context(|| format!("{}: line {}", w.tgt.display(), index + 1))?;
-        if source.is_empty() || target.is_empty() {
-            skipped_empty += 1;
-            continue;
-        }
-        examples.push(Example { index, source, target });
+    let tokenizer = Arc::new(SubwordTokenizer::load(w.tokenizer)?);
+    let tok = Tokenizers { source: tokenizer.clone(), target: tokenizer.clone() };
+    let corpus = CorpusSource::Aligned { source: w.src.to_path_buf(), target: w.tgt.to_path_buf() };
+    // the trainer's defaults for everything but the batch budget
+    let trainer = TrainConfig::new(corpus, None, PathBuf::new());
+    let (tags, counts) = (Tags::default(), Cell::new(FilterCounts::default()));
+    let mut stream = ExampleStream::open(&trainer.train, &tok, &tags, trainer.filter, &counts)?;
+    let examples: Vec<Example> = stream.by_ref().collect();
+    if let Some(e) = stream.take_error() {
+        return Err(e.into());
     }
     let plan = BatchPlan { max_tokens: w.max_tokens, window: examples.len(), seed: w.seed };
     let mut batches = plan.batches(examples, 0);
@@ -88,7 +89,7 @@ pub fn corpus_batches(w: &CorpusWorkload) -> Result<CorpusBatches> {
         bail!("the corpus makes {} batches of {} tokens; {} wanted", batches.len(), w.max_tokens, wanted);
     }
     batches.truncate(wanted);
-    Ok(CorpusBatches { vocab: tokenizer.vocab_size(), batches, skipped_empty })
+    Ok(CorpusBatches { vocab: tokenizer.vocab_size(), batches, filtered: counts.get() })
 }
 
 const WARMUP: usize = 3;
@@ -144,7 +145,7 @@ impl CorpusBatches {
             padded_tgt_tokens: padded,
             median_step_ms: round(median(times) * 1e3, 2),
             tgt_tokens_per_s: round(tokens as f64 / total, 1),
-            skipped_empty: self.skipped_empty,
+            pairs_dropped: self.filtered.read - self.filtered.kept,
         })
     }
 }

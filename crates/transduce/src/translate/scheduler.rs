@@ -158,12 +158,6 @@ struct WorkerHandle {
     counters: Arc<Counters>,
 }
 
-impl WorkerHandle {
-    fn load(&self) -> usize {
-        self.counters.load()
-    }
-}
-
 /// A request on its way to the scheduler thread.
 struct Job {
     sentences: Vec<Prepared>,
@@ -242,7 +236,7 @@ impl Scheduler {
     ) -> std::result::Result<Ticket, Refused> {
         self.translator.check(&opts)?;
         let direction = languages.map(|l| Direction { source: &l.source, target: &l.target });
-        let worker = self.workers.iter().min_by_key(|w| w.load()).ok_or(Refused::Stopped)?;
+        let worker = self.workers.iter().min_by_key(|w| w.counters.load()).ok_or(Refused::Stopped)?;
         let jobs = worker.jobs.as_ref().ok_or(Refused::Stopped)?;
         let mut sentences = Vec::with_capacity(lines.len());
         let mut blank = Vec::with_capacity(lines.len());
