@@ -386,3 +386,18 @@ fn bench_train_corpus_times_the_trainers_batches_and_writes_them() {
     let (ok, _, stderr) = common::transduce(&args3, b"");
     assert!(!ok && stderr.contains("nope.json"), "{stderr}");
 }
+
+#[test]
+fn bench_gemm_times_the_shapes_asked_for_and_names_a_bad_one() {
+    let (ok, stdout, stderr) = common::transduce(&["bench", "gemm", "--shape", "3x16x70"], b"");
+    assert!(ok, "{stderr}");
+    let figures: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let products: Vec<_> = figures.iter().filter(|f| f["shape"] == "3x16x70").map(|f| f["figure"].clone()).collect();
+    assert_eq!(products, ["matmul_f32", "matmul_f32_panel"], "{stdout}");
+    assert!(figures.iter().all(|f| f["figure"] == "peak_f32" || f["gflops"].as_f64().unwrap() > 0.0), "{stdout}");
+    assert_eq!(figures.last().unwrap()["figure"], "peak_f32");
+    for bad in ["3x16", "3x0x70", "axbxc"] {
+        let (ok, _, stderr) = common::transduce(&["bench", "gemm", "--shape", bad], b"");
+        assert!(!ok && stderr.contains(bad) && stderr.contains("MxKxN"), "{bad}: {stderr}");
+    }
+}

@@ -71,11 +71,15 @@ enum Kernel {
     Panel,
 }
 
-/// torch_ref.py's two shapes (an activation block times a square weight; a decoding batch times
-/// the output projection) and a training-sized FFN product with the GEMM; the decoding products
-/// (one hypothesis, a beam-4 batch of 32) with both the GEMM and the panel kernel.
-pub fn gemm_figures() -> Result<Vec<GemmFigure>> {
+/// `shapes` (`(m, k, n)`) with both the GEMM and the panel kernel; by default torch_ref.py's two
+/// shapes (an activation block times a square weight; a decoding batch times the output
+/// projection) and a training-sized FFN product with the GEMM, the decoding products (one
+/// hypothesis, a beam-4 batch of 32) with both kernels.
+pub fn gemm_figures(shapes: &[(usize, usize, usize)]) -> Result<Vec<GemmFigure>> {
     use Kernel::{Gemm, Panel};
+    if !shapes.is_empty() {
+        return shapes.iter().flat_map(|&(m, k, n)| [Gemm, Panel].map(|kernel| gemm_figure(m, k, n, kernel))).collect();
+    }
     let shapes = [
         (1024, 256, 1024, Gemm),
         (32, 256, 8000, Gemm),

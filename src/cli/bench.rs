@@ -39,10 +39,31 @@ pub enum BenchCommand {
     /// at a time; writes the outputs for scoring.
     Translate(TranslateArgs),
     /// f32 matrix products (GFLOP/s) and the machine's measured peak multiply-add rate.
-    Gemm,
+    Gemm(GemmArgs),
     /// Training losses step by step on one random batch, with the initial weights and the batch
     /// written beside them (bench/compare_loss_curve.py trains PyTorch from the same state).
     LossCurve(LossCurveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GemmArgs {
+    /// Only these products, `MxKxN` (x [m, k] times W^T [k, n]), each with both kernels;
+    /// repeatable (default: the training and decoding shapes).
+    #[arg(long = "shape", value_parser = parse_shape)]
+    pub shapes: Vec<(usize, usize, usize)>,
+}
+
+/// `MxKxN`, e.g. `64x256x8000`.
+fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
+    let dims: Vec<usize> =
+        text.split('x')
+            .map(|d| d.parse::<usize>().ok().filter(|&d| d > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("shape {text:?}: expected MxKxN with positive numbers, e.g. 64x256x8000"))?;
+    match dims[..] {
+        [m, k, n] => Ok((m, k, n)),
+        _ => Err(format!("shape {text:?}: expected three sizes MxKxN, e.g. 64x256x8000")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -147,8 +168,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchCommand::All(m) => model_figures(m, true, true),
         BenchCommand::Translate(t) => translate(t),
         BenchCommand::LossCurve(a) => loss_curve(a),
-        BenchCommand::Gemm => {
-            for figure in gemm_figures()? {
+        BenchCommand::Gemm(g) => {
+            for figure in gemm_figures(&g.shapes)? {
                 println!("{}", serde_json::to_string(&figure)?);
             }
             println!("{}", serde_json::to_string(&peak_figure())?);

@@ -214,22 +214,16 @@ impl PanelMatrix {
                 let r = (rows.end - i).min(MR);
                 let xs = &x[i * k..(i + r) * k];
                 #[cfg(target_arch = "x86_64")]
-                if path == Path::Avx512 && activation != BiasActivation::Silu {
-                    let relu = activation == BiasActivation::Relu;
+                if path == Path::Avx512 {
                     let at = y.get().add(i * n + cols.start);
-                    // SAFETY: as for `tile` below; the output rows i .. i + r of these columns
-                    // are this call's to write.
-                    unsafe { avx512::tile_out(panel, k, xs, r, &bias[cols.clone()], relu, at, n) };
+                    // SAFETY: Path::Avx512 is only chosen when the CPU has avx512f; the slices
+                    // have the sizes the tile reads (checked in `matmul_with`); the output rows
+                    // i .. i + r of these columns are this call's to write.
+                    unsafe { avx512::tile_out(panel, k, xs, r, &bias[cols.clone()], activation, at, n) };
                     i += r;
                     continue;
                 }
-                match path {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: Path::Avx512 is only chosen when the CPU has avx512f; the slices
-                    // have the sizes the tile reads (checked in `matmul_with`).
-                    Path::Avx512 => unsafe { avx512::tile(panel, k, xs, r, &mut tile) },
-                    _ => portable_tile(panel, k, xs, r, &mut tile),
-                }
+                portable_tile(panel, k, xs, r, &mut tile);
                 for (t, row) in tile.iter_mut().take(r).enumerate() {
                     let row = &mut row[..cols.len()];
                     row.iter_mut().zip(&bias[cols.clone()]).for_each(|(v, &b)| *v += b);
@@ -347,24 +341,14 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{MR, PANEL};
+    use super::super::cpu::fast_exp_avx512;
+    use super::super::linear::BiasActivation;
+    use super::PANEL;
 
-    /// As `portable_tile`, with 4 × R zmm accumulators.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(panel: &[f32], k: usize, xs: &[f32], r: usize, tile: &mut [[f32; PANEL]; MR]) {
-        match r {
-            6 => to_tile(&rows::<6>(panel, k, xs), tile),
-            5 => to_tile(&rows::<5>(panel, k, xs), tile),
-            4 => to_tile(&rows::<4>(panel, k, xs), tile),
-            3 => to_tile(&rows::<3>(panel, k, xs), tile),
-            2 => to_tile(&rows::<2>(panel, k, xs), tile),
-            _ => to_tile(&rows::<1>(panel, k, xs), tile),
-        }
-    }
-
-    /// As [`tile`], finishing in registers: `+ bias`, then ReLU if `relu`, stored straight into
-    /// the output rows (`y` at the tile's first row and column, row stride `n`, `bias.len()`
-    /// columns). Same operations as the scalar finish, so the same bits.
+    /// Rows `xs` ([r, k], r ≤ 6) times one panel [k, 64] with 4 × r zmm accumulators (as
+    /// `portable_tile`), finished in registers: `+ bias`, then `activation`, stored straight
+    /// into the output rows (`y` at the tile's first row and column, row stride `n`,
+    /// `bias.len()` columns). The same operations as the scalar finish, so the same bits.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_out(
@@ -373,44 +357,47 @@ mod avx512 {
         xs: &[f32],
         r: usize,
         bias: &[f32],
-        relu: bool,
+        activation: BiasActivation,
         y: *mut f32,
         n: usize,
     ) {
         match r {
-            6 => finish(&rows::<6>(panel, k, xs), bias, relu, y, n),
-            5 => finish(&rows::<5>(panel, k, xs), bias, relu, y, n),
-            4 => finish(&rows::<4>(panel, k, xs), bias, relu, y, n),
-            3 => finish(&rows::<3>(panel, k, xs), bias, relu, y, n),
-            2 => finish(&rows::<2>(panel, k, xs), bias, relu, y, n),
-            _ => finish(&rows::<1>(panel, k, xs), bias, relu, y, n),
+            6 => finish(&rows::<6>(panel, k, xs), bias, activation, y, n),
+            5 => finish(&rows::<5>(panel, k, xs), bias, activation, y, n),
+            4 => finish(&rows::<4>(panel, k, xs), bias, activation, y, n),
+            3 => finish(&rows::<3>(panel, k, xs), bias, activation, y, n),
+            2 => finish(&rows::<2>(panel, k, xs), bias, activation, y, n),
+            _ => finish(&rows::<1>(panel, k, xs), bias, activation, y, n),
         }
     }
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn finish<const R: usize>(acc: &[[__m512; 4]; R], bias: &[f32], relu: bool, y: *mut f32, n: usize) {
+    unsafe fn finish<const R: usize>(
+        acc: &[[__m512; 4]; R],
+        bias: &[f32],
+        activation: BiasActivation,
+        y: *mut f32,
+        n: usize,
+    ) {
         let cols = bias.len();
         for (b, block) in (0..4).map(|b| (b, b * 16)).take_while(|&(_, c)| c < cols) {
             let width = (cols - block).min(16);
             let mask: __mmask16 = if width == 16 { 0xFFFF } else { (1u16 << width) - 1 };
             let bv = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(block));
             for (r, row) in acc.iter().enumerate() {
-                let mut v = _mm512_add_ps(row[b], bv);
-                if relu {
-                    v = _mm512_max_ps(v, _mm512_setzero_ps());
-                }
+                let v = _mm512_add_ps(row[b], bv);
+                let v = match activation {
+                    BiasActivation::Identity => v,
+                    BiasActivation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
+                    // v / (1 + e^-v), as `BiasActivation::apply`
+                    BiasActivation::Silu => {
+                        let minus =
+                            _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(i32::MIN)));
+                        _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0), fast_exp_avx512(minus)))
+                    }
+                };
                 _mm512_mask_storeu_ps(y.add(r * n + block), mask, v);
-            }
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn to_tile<const R: usize>(acc: &[[__m512; 4]; R], tile: &mut [[f32; PANEL]; MR]) {
-        for (row, out) in acc.iter().zip(tile.iter_mut()) {
-            for (b, &a) in row.iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(b * 16), a);
             }
         }
     }
@@ -488,14 +475,26 @@ mod tests {
     }
 
     #[test]
-    fn activation_follows_the_bias() {
-        let (m, n, k) = (2, 70, 9);
+    fn activation_follows_the_bias_on_every_path() {
+        // a full tile and a ragged one, a ragged panel; inputs wide enough that SiLU meets
+        // large negative and positive values
+        let (m, n, k) = (9, 70, 9);
         let (x, w, b) = (data(m * k, 4), data(n * k, 5), data(n, 6));
+        let x: Vec<f32> = x.iter().map(|v| v * 40.0).collect();
         let p = PanelMatrix::pack(&w, n, k);
+        let mut paths = vec![Path::Portable, Path::detect()];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            paths.push(Path::Avx2);
+        }
         for act in [BiasActivation::Relu, BiasActivation::Silu] {
             let mut want = reference(&x, &w, &b, m, n, k);
             act.apply(&mut want);
-            assert_eq!(p.matmul(&x, m, &b, act), want, "{act:?}");
+            for &path in &paths {
+                let got = p.matmul_with(&x, m, &b, act, path);
+                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{act:?} {path:?}");
+            }
         }
     }
 }

@@ -116,12 +116,9 @@ fn scores(q: &[f32], kv: &impl RowKeyValues, h: usize, scale: f32, p: &mut [f32]
         *s = dot(q, k) * scale + kv.bias(h, t);
         max = max.max(*s);
     }
-    let mut sum = 0f32;
-    for s in p.iter_mut() {
-        *s = fast_exp(*s - max);
-        sum += *s;
-    }
-    1.0 / sum
+    // the exponentials vectorise on their own; the sum keeps its order (and so its bits)
+    p.iter_mut().for_each(|s| *s = fast_exp(*s - max));
+    1.0 / p.iter().fold(0f32, |sum, &s| sum + s)
 }
 
 #[inline(always)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::config::{Activation, FeedForwardKind, LinearBias, ModelConfig, NormKind};
@@ -126,6 +126,21 @@ impl Linear {
     /// x: [.., in] -> [.., out]
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         self.forward_act(x, BiasActivation::Identity, ctx)
+    }
+
+    /// `x W^T + b` for x [m, in] as a row-major [m, out] vector: straight from the inference
+    /// kernel where one applies (no copy out of a tensor), else from [`Linear::forward`].
+    pub fn forward_rows(&self, x: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
+        let (m, _) = x.dims2()?;
+        if !ctx.is_training() && kernels::cpu::applies(x) {
+            if let Some(q) = self.int8.as_deref() {
+                return with_f32(x, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))?;
+            }
+            if let Some(p) = self.panels.as_deref().filter(|_| ctx.kernels.fused_for(x)) {
+                return with_f32(x, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, BiasActivation::Identity)))?;
+            }
+        }
+        self.forward(x, ctx)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
     }
 
     /// `activation(x W^T + b)`, x: [.., in] -> [.., out]

@@ -214,6 +214,17 @@ impl Seq2Seq {
         }
     }
 
+    /// hidden: [rows, d] -> logits [rows, tgt_vocab] as a row-major f32 vector (what a
+    /// decoding step reads), without a copy out of a tensor where the inference kernels run.
+    pub fn logits_rows(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
+        match self.config.output_scale {
+            OutputScale::None => self.lm_head.forward_rows(hidden, ctx),
+            OutputScale::InverseSqrtDModel => {
+                self.lm_head.forward_rows(&(hidden * (self.config.d_model as f64).powf(-0.5))?, ctx)
+            }
+        }
+    }
+
     /// Training forward: logits [b, t, tgt_vocab] for a batch.
     pub fn forward(&self, src: &Tensor, src_mask: &Tensor, tgt_in: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let memory = self.encode_with(src, src_mask, Record::Nothing, ctx)?;

@@ -113,8 +113,7 @@ impl StepModel for EncodedBatch<'_> {
         };
         let record = if layer.is_some() { Record::Probabilities } else { Record::Nothing };
         let out = self.model.decode_step_with(&last, state, record, &ctx)?;
-        let logits = self.model.logits(&out.hidden.squeeze(1)?, &ctx)?;
-        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let logits = self.model.logits_rows(&out.hidden.squeeze(1)?, &ctx)?;
         let source_len = state.cross_bias.dim(D::Minus1)?;
         let attention = match layer {
             // [rows, heads, 1, s] -> [rows, s]
