@@ -131,16 +131,11 @@ impl Linear {
     /// `x W^T + b` for x [m, in] as a row-major [m, out] vector: straight from the inference
     /// kernel where one applies (no copy out of a tensor), else from [`Linear::forward`].
     pub fn forward_rows(&self, x: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
-        let (m, _) = x.dims2()?;
-        if !ctx.is_training() && kernels::cpu::applies(x) {
-            if let Some(q) = self.int8.as_deref() {
-                return with_f32(x, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))?;
-            }
-            if let Some(p) = self.panels.as_deref().filter(|_| ctx.kernels.fused_for(x)) {
-                return with_f32(x, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, BiasActivation::Identity)))?;
-            }
+        x.dims2()?;
+        match self.inference_product(x, BiasActivation::Identity, ctx) {
+            Some(y) => y,
+            None => self.forward(x, ctx)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1(),
         }
-        self.forward(x, ctx)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
     }
 
     /// `activation(x W^T + b)`, x: [.., in] -> [.., out]
@@ -148,17 +143,10 @@ impl Linear {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
         let x2 = x.reshape((x.elem_count() / d_in.max(1), d_in))?;
-        let y = if let Some(q) = self.int8.as_deref().filter(|_| !ctx.is_training() && kernels::cpu::applies(x)) {
-            let m = x2.dim(0)?;
-            let mut y = with_f32(&x2, |x| with_f32(&self.bias, |b| q.matmul(x, m, b)))??;
-            activation.apply(&mut y);
-            Tensor::from_vec(y, (m, q.rows()), x.device())?
+        let y = if let Some(y) = self.inference_product(&x2, activation, ctx) {
+            Tensor::from_vec(y?, (x2.dim(0)?, self.bias.dim(0)?), x.device())?
         } else if !ctx.kernels.fused_for(x) {
             reference_bias_add(&x2.matmul(&self.weight()?.t()?)?, &self.bias, activation)?
-        } else if let Some(p) = self.panels.as_deref().filter(|_| !ctx.is_training()) {
-            let m = x2.dim(0)?;
-            let y = with_f32(&x2, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation)))??;
-            Tensor::from_vec(y, (m, p.rows()), x.device())?
         } else {
             let Some(weight) = &self.weight else {
                 candle_core::bail!("linear: this layer's weight was released for inference; it cannot train")
@@ -168,6 +156,28 @@ impl Linear {
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-scalar input") = self.bias.dim(0)?;
         y.reshape(out_dims)
+    }
+
+    /// `activation(x W^T + b)` for x [m, in] as a row-major [m, out] vector from an inference
+    /// copy of the weight, when one applies: int8 (whatever the kernels, as it was quantized
+    /// for them), else the packed panels under the fused kernels; never while training.
+    fn inference_product(&self, x: &Tensor, activation: BiasActivation, ctx: &Ctx) -> Option<Result<Vec<f32>>> {
+        if ctx.is_training() || !kernels::cpu::applies(x) {
+            return None;
+        }
+        let m = match x.dim(0) {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(q) = self.int8.as_deref() {
+            let y = with_f32(x, |x| with_f32(&self.bias, |b| q.matmul(x, m, b))).and_then(|y| y);
+            return Some(y.map(|mut y| {
+                activation.apply(&mut y);
+                y
+            }));
+        }
+        let p = self.panels.as_deref().filter(|_| ctx.kernels.fused_for(x))?;
+        Some(with_f32(x, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation))).and_then(|y| y))
     }
 }
 
