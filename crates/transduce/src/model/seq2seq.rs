@@ -206,22 +206,20 @@ impl Seq2Seq {
 
     /// hidden: [.., d] -> logits [.., tgt_vocab]
     pub fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        match self.config.output_scale {
-            OutputScale::None => self.lm_head.forward(hidden, ctx),
-            OutputScale::InverseSqrtDModel => {
-                self.lm_head.forward(&(hidden * (self.config.d_model as f64).powf(-0.5))?, ctx)
-            }
-        }
+        self.lm_head.forward(&self.output_input(hidden)?, ctx)
     }
 
     /// hidden: [rows, d] -> logits [rows, tgt_vocab] as a row-major f32 vector (what a
     /// decoding step reads), without a copy out of a tensor where the inference kernels run.
     pub fn logits_rows(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
+        self.lm_head.forward_rows(&self.output_input(hidden)?, ctx)
+    }
+
+    /// What the output projection reads: `hidden`, rescaled by `output_scale`.
+    fn output_input(&self, hidden: &Tensor) -> Result<Tensor> {
         match self.config.output_scale {
-            OutputScale::None => self.lm_head.forward_rows(hidden, ctx),
-            OutputScale::InverseSqrtDModel => {
-                self.lm_head.forward_rows(&(hidden * (self.config.d_model as f64).powf(-0.5))?, ctx)
-            }
+            OutputScale::None => Ok(hidden.clone()),
+            OutputScale::InverseSqrtDModel => hidden * (self.config.d_model as f64).powf(-0.5),
         }
     }
 
