@@ -64,6 +64,13 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) the process has used so far, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def argos_package(model, ct2_model, packages, source, target):
     """An installed argos-translate package directory for the converted model."""
     pkg = packages / f"translate-{source}_{target}-transduce-bench"
@@ -185,7 +192,11 @@ def main():
             load(port, sentences[:4], 1, 1.0, source, target)
             report[name] = []
             for n in [int(c) for c in args.clients.split(",")]:
+                cpu0 = cpu_seconds(proc.pid)
                 figures, results = load(port, sentences, n, args.seconds, source, target)
+                # the server's own cores per answer: steadier than the rate on a shared machine
+                ok = sum(1 for r in results if r[1] == 200)
+                figures["server_cpu_ms_per_sentence"] = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(ok, 1)
                 figures["peak_rss_mib"] = round(peak_rss_mib(proc.pid), 1)
                 report[name].append(figures)
                 print(json.dumps({"system": name, **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}}), flush=True)

@@ -280,48 +280,48 @@ impl RowKeyValues for StepRow<'_> {
     }
 }
 
-/// Source memory keys and values [sources, heads, s, head_dim] shared by `group` consecutive
-/// rows, with an additive padding bias [sources, s].
-pub struct SharedMemory<'a> {
-    pub k: &'a [f32],
-    pub v: &'a [f32],
-    pub bias: &'a [f32],
-    pub heads: usize,
-    pub len: usize,
-    pub head_dim: usize,
+/// Source memories read in place: row `r` attends to source `r / group`, each source over its
+/// own positions.
+pub struct SourceMemories<'a> {
+    pub sources: Vec<MemoryRow<'a>>,
     pub group: usize,
 }
 
-impl KeyValueSource for SharedMemory<'_> {
+impl KeyValueSource for SourceMemories<'_> {
     type Row<'a>
         = MemoryRow<'a>
     where
         Self: 'a;
 
     fn positions(&self) -> usize {
-        self.len
+        self.sources.iter().map(|s| s.len).max().unwrap_or(0)
     }
 
     fn row(&self, row: usize) -> MemoryRow<'_> {
-        let source = row / self.group;
-        let block = self.heads * self.len * self.head_dim;
-        MemoryRow {
-            k: &self.k[source * block..][..block],
-            v: &self.v[source * block..][..block],
-            bias: &self.bias[source * self.len..][..self.len],
-            len: self.len,
-            head_dim: self.head_dim,
-        }
+        self.sources[row / self.group]
     }
 }
 
-/// The memory of one row's source: keys and values \[heads, s, head_dim\], bias \[s\].
+/// The memory of one source: keys and values \[heads, s, head_dim\], bias \[s\].
+#[derive(Debug, Clone, Copy)]
 pub struct MemoryRow<'a> {
     k: &'a [f32],
     v: &'a [f32],
     bias: &'a [f32],
     len: usize,
     head_dim: usize,
+}
+
+impl<'a> MemoryRow<'a> {
+    /// Keys and values [heads, s, head_dim] with the additive bias [s].
+    pub fn new(k: &'a [f32], v: &'a [f32], bias: &'a [f32], head_dim: usize) -> Self {
+        let len = bias.len();
+        assert!(
+            k.len() == v.len() && k.len().is_multiple_of((len * head_dim).max(1)),
+            "keys and values are [heads, s, head_dim]"
+        );
+        MemoryRow { k, v, bias, len, head_dim }
+    }
 }
 
 impl RowKeyValues for MemoryRow<'_> {

@@ -6,14 +6,16 @@
 //! | decoder self        | decoder  | decoder, cached steps  | causal (+ target padding)     |
 //! | cross               | decoder  | encoder memory         | source padding                |
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{AttentionScale, ModelConfig};
 use super::context::Ctx;
 use super::layers::Linear;
-use crate::kernels::cpu::with_f32;
-use crate::kernels::step_attention::{self, SharedMemory, StepCache};
+use super::source_memory::SourceMemory;
+use crate::kernels::step_attention::{self, MemoryRow, SourceMemories, StepCache};
 
 /// Additive mask value for positions that must receive zero attention. Finite, so a fully
 /// masked row (a padding query) stays finite instead of turning into NaN.
@@ -210,38 +212,37 @@ impl MultiHeadAttention {
         self.finish_step(&q, rows, cache, record, ctx, x.device())
     }
 
-    /// One decoding step of cross-attention on the CPU: x [rows, 1, d] against the memory's
-    /// keys/values [rows / group, heads, s, head_dim] and padding bias [rows / group, 1, 1, s],
-    /// read in place.
+    /// One decoding step of cross-attention on the CPU: x [rows, 1, d], row `r` against the
+    /// memory of source `r / group` (layer `layer`'s keys/values, read in place).
     pub fn attend_memory_step(
         &self,
         x: &Tensor,
-        kv: &KeyValues,
-        bias: &Tensor,
+        sources: &[Arc<SourceMemory>],
+        layer: usize,
         group: usize,
         record: Record,
         ctx: &Ctx,
     ) -> Result<AttentionOutput> {
-        let (rows, _, d) = x.dims3()?;
+        let (rows, t, d) = x.dims3()?;
+        if t != 1 || rows != sources.len() * group.max(1) {
+            candle_core::bail!(
+                "a memory step takes one position per row: got [{rows}, {t}] for {} sources",
+                sources.len()
+            );
+        }
         let x = x.reshape((rows, d))?;
         let q = self.q_proj.forward(&x, ctx)?.flatten_all()?.to_vec1::<f32>()?;
-        let len = kv.len()?;
-        with_f32(&kv.k, |k| {
-            with_f32(&kv.v, |v| {
-                with_f32(bias, |bias| {
-                    let memory = SharedMemory {
-                        k,
-                        v,
-                        bias,
-                        heads: self.heads,
-                        len,
-                        head_dim: self.head_dim,
-                        group: group.max(1),
-                    };
-                    self.finish_step(&q, rows, &memory, record, ctx, x.device())
+        let memory = SourceMemories {
+            sources: sources
+                .iter()
+                .map(|s| {
+                    let (k, v) = &s.layers[layer];
+                    MemoryRow::new(k, v, &s.bias, self.head_dim)
                 })
-            })
-        })???
+                .collect(),
+            group: group.max(1),
+        };
+        self.finish_step(&q, rows, &memory, record, ctx, x.device())
     }
 
     fn finish_step(

@@ -11,6 +11,7 @@ use super::context::Ctx;
 use super::embedding::{Embeddings, Start};
 use super::layers::{FeedForward, LayerNorm, Linear};
 use super::position_bias::{Direction, RelativePositionBias};
+use super::source_memory::{CrossMemory, LayerMemory};
 use super::state::SelfCache;
 
 /// Attention probabilities of one decoder layer, when recorded.
@@ -25,10 +26,8 @@ pub struct DecoderLayerAttention {
 /// What conditions the decoder besides its own tokens: the source memory (shared by every
 /// step) and an optional target padding bias.
 pub struct CrossInputs<'a> {
-    /// Per layer, keys/values of the memory: [rows / group, heads, s, head_dim].
-    pub kv: &'a [KeyValues],
-    /// [rows / group, 1, 1, s]
-    pub bias: &'a Tensor,
+    /// The memory's keys/values for every layer, one entry per `group` rows.
+    pub memory: &'a CrossMemory,
     /// Decoder rows per memory row (beam size; 1 in training).
     pub group: usize,
     /// Additive self-attention bias, broadcastable to [rows, heads, t, t_total]. Callers of
@@ -74,21 +73,19 @@ impl DecoderLayer {
     /// x: [rows, t, d], the positions after those already in `cache`.
     ///
     /// `cache` holds this layer's self-attention keys/values of earlier positions and is
-    /// extended with the new ones; `cross_kv` is this layer's projection of the memory;
+    /// extended with the new ones; `memory` is this layer's projection of the source memory;
     /// `cross.self_bias` is the complete self-attention bias (causal included).
     pub fn forward(
         &self,
         x: &Tensor,
         cache: &mut SelfCache,
         cross: &CrossInputs,
-        cross_kv: &KeyValues,
+        memory: LayerMemory,
         record: Record,
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<DecoderLayerAttention>)> {
         let mut self_probs = None;
         let mut cross_probs = None;
-        // one position per call against a per-step cache: the CPU step kernels
-        let stepping = matches!(cache, SelfCache::Steps(_));
         let self_attention = |h: &Tensor, probs: &mut Option<Tensor>, cache: &mut SelfCache| -> Result<Tensor> {
             let out = match cache {
                 SelfCache::Steps(steps) => self.self_attn.attend_step(h, steps, record, ctx)?,
@@ -107,9 +104,14 @@ impl DecoderLayer {
             ctx.dropout(&out.output, self.dropout)
         };
         let cross_attention = |h: &Tensor, probs: &mut Option<Tensor>| -> Result<Tensor> {
-            let out = match stepping {
-                true => self.cross_attn.attend_memory_step(h, cross_kv, cross.bias, cross.group, record, ctx)?,
-                false => self.cross_attn.attend(h, cross_kv, Some(cross.bias), cross.group, record, ctx)?,
+            let out = match memory {
+                // one position per row against each source's own memory: the CPU step kernels
+                LayerMemory::PerSource { sources, layer } => {
+                    self.cross_attn.attend_memory_step(h, sources, layer, cross.group, record, ctx)?
+                }
+                LayerMemory::Batched { kv, bias } => {
+                    self.cross_attn.attend(h, kv, Some(bias), cross.group, record, ctx)?
+                }
             };
             *probs = out.probs;
             ctx.dropout(&out.output, self.dropout)
@@ -225,8 +227,15 @@ impl Decoder {
         };
         let cross = CrossInputs { self_bias: self_bias.as_ref(), ..*cross };
         let mut attention = Vec::new();
-        for ((layer, cache), kv) in self.layers.iter().zip(caches.iter_mut()).zip(cross.kv) {
-            let (y, att) = layer.forward(&x, cache, &cross, kv, record, ctx)?;
+        if !cross.memory.fits(self.layers.len()) {
+            candle_core::bail!(
+                "a source memory of {} layers for a decoder of {}",
+                cross.memory.layers(),
+                self.layers.len()
+            );
+        }
+        for (i, (layer, cache)) in self.layers.iter().zip(caches.iter_mut()).enumerate() {
+            let (y, att) = layer.forward(&x, cache, &cross, cross.memory.layer(i), record, ctx)?;
             x = y;
             attention.extend(att);
         }

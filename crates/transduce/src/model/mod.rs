@@ -10,6 +10,7 @@ pub mod layers;
 pub mod params;
 pub mod position_bias;
 pub mod seq2seq;
+pub mod source_memory;
 pub mod state;
 pub mod weights;
 
@@ -19,5 +20,6 @@ pub use context::{Ctx, Mode};
 pub use decoder::DecoderLayerAttention;
 pub use encoder::Memory;
 pub use seq2seq::Seq2Seq;
+pub use source_memory::{CrossMemory, SourceMemory};
 pub use state::DecoderState;
 pub use weights::{load_model, TrainableModel};

@@ -13,6 +13,7 @@ use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::{embedding_table, Start};
 use super::encoder::{Encoder, Memory};
 use super::layers::{Linear, TableRows};
+use super::source_memory::CrossMemory;
 use super::state::{DecoderState, SelfCache};
 use crate::kernels::step_attention::StepCache;
 
@@ -197,9 +198,10 @@ impl Seq2Seq {
         record: Record,
         ctx: &Ctx,
     ) -> Result<DecoderOutput> {
-        let kv = self.decoder.cross_kv(&memory.states, ctx)?;
+        let cross_memory =
+            CrossMemory::Batched { kv: self.decoder.cross_kv(&memory.states, ctx)?, bias: memory.bias.clone() };
         let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
-        let cross = CrossInputs { kv: &kv, bias: &memory.bias, group: 1, self_bias: self_bias.as_ref() };
+        let cross = CrossInputs { memory: &cross_memory, group: 1, self_bias: self_bias.as_ref() };
         let mut caches = vec![SelfCache::Empty; self.decoder.layers.len()];
         self.decoder.forward(tgt_in, 0, &mut caches, &cross, record, ctx)
     }
@@ -243,20 +245,22 @@ impl Seq2Seq {
         if group == 0 {
             candle_core::bail!("start: a group of 0 rows per sentence");
         }
-        let cache = match ctx.kernels.fused_for(&memory.states) {
+        let kv = self.decoder.cross_kv(&memory.states, ctx)?;
+        // the step kernels read each source's own memory in place; the reference, batch tensors
+        let (cache, cross) = match ctx.kernels.fused_for(&memory.states) {
             true => {
                 let positions = self.decoder.position_bias.as_ref().map(|p| p.steps()).transpose()?;
-                SelfCache::Steps(
-                    StepCache::new(self.config.attention_dim(), self.config.head_dim()).with_position_bias(positions),
-                )
+                let cache =
+                    StepCache::new(self.config.attention_dim(), self.config.head_dim()).with_position_bias(positions);
+                (SelfCache::Steps(cache), CrossMemory::per_source(&kv, &memory.bias)?)
             }
-            false => SelfCache::Empty,
+            false => (SelfCache::Empty, CrossMemory::Batched { kv, bias: memory.bias.clone() }),
         };
         Ok(DecoderState {
             self_kv: vec![cache; self.decoder.layers.len()],
-            cross_kv: self.decoder.cross_kv(&memory.states, ctx)?,
-            cross_bias: memory.bias.clone(),
+            cross,
             group,
+            device: memory.states.device().clone(),
             written: vec![0; memory.bias.dim(0)?],
         })
     }
@@ -281,7 +285,7 @@ impl Seq2Seq {
         if rows != state.rows()? {
             candle_core::bail!("decode_step: {rows} tokens for a state of {} rows", state.rows()?);
         }
-        let cross = CrossInputs { kv: &state.cross_kv, bias: &state.cross_bias, group: state.group, self_bias: None };
+        let cross = CrossInputs { memory: &state.cross, group: state.group, self_bias: None };
         let ids = last.reshape((rows, 1))?;
         let start = match state.row_positions() {
             Some(rows) => Start::PerRow(Tensor::new(rows, last.device())?),

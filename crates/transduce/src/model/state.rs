@@ -2,7 +2,8 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::attention::{KeyValues, MASKED};
+use super::attention::KeyValues;
+use super::source_memory::CrossMemory;
 use crate::kernels::step_attention::StepCache;
 
 /// One decoder layer's self-attention keys/values of the positions decoded so far.
@@ -44,17 +45,17 @@ impl SelfCache {
 /// Everything a decoder step needs from earlier steps and from the source.
 ///
 /// Rows are grouped: rows `g * group .. (g + 1) * group` belong to source sentence `g` (the
-/// beams of one sentence). Cross-attention keys/values are held once per source sentence and
-/// never copied per row.
+/// beams of one sentence). The source memory is held once per source sentence and never
+/// copied per row.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
     /// Per layer, self-attention keys/values of the positions decoded so far.
     pub(crate) self_kv: Vec<SelfCache>,
-    /// Per layer, projected memory: [sources, heads, s, head_dim].
-    pub(crate) cross_kv: Vec<KeyValues>,
-    /// Source padding bias [sources, 1, 1, s].
-    pub(crate) cross_bias: Tensor,
+    /// What cross-attention reads, per layer and source sentence.
+    pub(crate) cross: CrossMemory,
     pub(crate) group: usize,
+    /// Where the state's tensors are.
+    pub(crate) device: Device,
     /// Per source sentence, the positions decoded so far (sentences that joined later have
     /// fewer).
     pub(crate) written: Vec<usize>,
@@ -88,7 +89,7 @@ impl DecoderState {
 
     /// Number of source sentences.
     pub fn sources(&self) -> Result<usize> {
-        self.cross_bias.dim(0)
+        self.cross.sources()
     }
 
     /// Number of decoder rows (sources × group).
@@ -96,14 +97,14 @@ impl DecoderState {
         Ok(self.sources()? * self.group)
     }
 
-    /// Per-layer cross-attention keys/values (one row per source sentence).
-    pub fn cross_kv(&self) -> &[KeyValues] {
-        &self.cross_kv
+    /// What cross-attention reads (one entry per source sentence).
+    pub fn cross_memory(&self) -> &CrossMemory {
+        &self.cross
     }
 
     /// Reorders rows for beam search: new row `i` continues old row `indices[i]`.
     /// A row may only take the history of a row of the same source sentence, so the shared
-    /// cross-attention keys/values stay valid and are not touched.
+    /// source memory stays valid and is not touched.
     pub fn reorder(&mut self, indices: &[u32]) -> Result<()> {
         let rows = self.rows()?;
         if indices.len() != rows {
@@ -114,9 +115,8 @@ impl DecoderState {
                 candle_core::bail!("reorder: row {i} cannot take row {j} (group size {})", self.group);
             }
         }
-        let device: Device = self.cross_bias.device().clone();
         for cache in self.self_kv.iter_mut() {
-            cache.select_rows(indices, &device)?;
+            cache.select_rows(indices, &self.device)?;
         }
         Ok(())
     }
@@ -124,49 +124,21 @@ impl DecoderState {
     /// Keeps only the given source sentences (and all their rows), e.g. to drop finished
     /// sentences from a batch. `sources` are indices of source sentences, ascending.
     pub fn retain_sources(&mut self, sources: &[u32]) -> Result<()> {
-        let device: Device = self.cross_bias.device().clone();
-        let src_index = Tensor::new(sources, &device)?;
         let group = self.group as u32;
         let rows: Vec<u32> = sources.iter().flat_map(|&s| (0..group).map(move |r| s * group + r)).collect();
         for cache in self.self_kv.iter_mut() {
-            cache.select_rows(&rows, &device)?;
+            cache.select_rows(&rows, &self.device)?;
         }
-        for kv in self.cross_kv.iter_mut() {
-            *kv = kv.index_rows(&src_index)?;
-        }
-        self.cross_bias = self.cross_bias.index_select(&src_index, 0)?;
+        self.cross.retain(sources)?;
         self.written = sources.iter().map(|&s| self.written[s as usize]).collect();
-        self.trim_padding()
-    }
-
-    /// Drops the source positions that are padding for every sentence (left by a longer
-    /// sentence that has gone).
-    fn trim_padding(&mut self) -> Result<()> {
-        let (sources, s) = (self.cross_bias.dim(0)?, self.cross_bias.dim(3)?);
-        if sources == 0 {
-            return Ok(());
-        }
-        let bias = self.cross_bias.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        let used = bias
-            .chunks(s)
-            .map(|row| row.iter().rposition(|&b| b > (MASKED / 2.0) as f32).map_or(0, |p| p + 1))
-            .max()
-            .unwrap_or(s);
-        if used < s {
-            for kv in self.cross_kv.iter_mut() {
-                *kv =
-                    KeyValues { k: kv.k.narrow(2, 0, used)?.contiguous()?, v: kv.v.narrow(2, 0, used)?.contiguous()? };
-            }
-            self.cross_bias = self.cross_bias.narrow(3, 0, used)?.contiguous()?;
-        }
         Ok(())
     }
 
     /// Appends the sentences of `joining`, a fresh state of the same model and group (nothing
     /// decoded yet), after this state's: continuous batching, where waiting sentences join a
-    /// batch between two steps. Their first step is the next one, at their own position 0;
-    /// source memories of different lengths are padded (zero keys and values, masked), which
-    /// changes no output.
+    /// batch between two steps. Their first step is the next one, at their own position 0.
+    /// Per-source memories are only linked; batched ones of different lengths are padded
+    /// (zero keys and values, masked), which changes no output.
     pub fn append(&mut self, joining: DecoderState) -> Result<()> {
         if joining.group != self.group {
             candle_core::bail!("append: groups of {} and {} rows per sentence", self.group, joining.group);
@@ -174,7 +146,7 @@ impl DecoderState {
         if joining.step() != 0 {
             candle_core::bail!("append: the joining sentences have started decoding");
         }
-        if joining.cross_kv.len() != self.cross_kv.len() {
+        if joining.self_kv.len() != self.self_kv.len() {
             candle_core::bail!("append: states of different models");
         }
         let rows = self.rows()?;
@@ -182,27 +154,7 @@ impl DecoderState {
         for cache in self.self_kv.iter_mut() {
             cache.add_rows(rows, new_rows)?;
         }
-        let len = self.cross_bias.dim(3)?.max(joining.cross_bias.dim(3)?);
-        let pad = |t: &Tensor, dim: usize, value: Option<f64>| -> Result<Tensor> {
-            let missing = len - t.dim(dim)?;
-            if missing == 0 {
-                return Ok(t.clone());
-            }
-            let mut shape = t.dims().to_vec();
-            shape[dim] = missing;
-            let fill = match value {
-                Some(v) => Tensor::full(v as f32, shape, t.device())?.to_dtype(t.dtype())?,
-                None => Tensor::zeros(shape, t.dtype(), t.device())?,
-            };
-            Tensor::cat(&[t, &fill], dim)
-        };
-        for (kv, new) in self.cross_kv.iter_mut().zip(&joining.cross_kv) {
-            let k = Tensor::cat(&[pad(&kv.k, 2, None)?, pad(&new.k, 2, None)?], 0)?;
-            let v = Tensor::cat(&[pad(&kv.v, 2, None)?, pad(&new.v, 2, None)?], 0)?;
-            *kv = KeyValues { k, v };
-        }
-        self.cross_bias =
-            Tensor::cat(&[pad(&self.cross_bias, 3, Some(MASKED))?, pad(&joining.cross_bias, 3, Some(MASKED))?], 0)?;
+        self.cross.append(joining.cross)?;
         self.written.extend(joining.written);
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! What a search sees of a model: a step function over grouped rows.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor};
 
 use super::constraints::SearchTokens;
 use super::options::Alignment;
@@ -114,7 +114,7 @@ impl StepModel for EncodedBatch<'_> {
         let record = if layer.is_some() { Record::Probabilities } else { Record::Nothing };
         let out = self.model.decode_step_with(&last, state, record, &ctx)?;
         let logits = self.model.logits_rows(&out.hidden.squeeze(1)?, &ctx)?;
-        let source_len = state.cross_bias.dim(D::Minus1)?;
+        let source_len = state.cross_memory().positions()?;
         let attention = match layer {
             // [rows, heads, 1, s] -> [rows, s]
             Some(l) => {
