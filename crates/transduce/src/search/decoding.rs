@@ -136,12 +136,12 @@ impl<S> Decoding<S> {
             Strategy::Beam(beam) => {
                 let tops = {
                     let targets = targets(&self.live);
-                    // rows without a hypothesis (the start of a group) get dummy histories; never read
-                    let rows: Vec<(&[u32], &Target)> = self
+                    // rows without a hypothesis (the start of a group) are never read
+                    let rows: Vec<Option<(&[u32], &Target)>> = self
                         .live
                         .iter()
                         .zip(&targets)
-                        .flat_map(|(l, t)| (0..k).map(move |b| (l.search.history(b), t)))
+                        .flat_map(|(l, t)| (0..k).map(move |b| l.search.beam_history(b).map(|h| (h, t))))
                         .collect();
                     rows_top(&out.logits, &rows, &self.opts, model.search_tokens(), 2 * k)
                 };
@@ -249,9 +249,14 @@ fn targets(live: &[Live]) -> Vec<Target<'_>> {
 impl Search {
     /// The tokens of row `b`'s hypothesis (empty for a row without one).
     fn history(&self, b: usize) -> &[u32] {
+        self.beam_history(b).unwrap_or(&[])
+    }
+
+    /// The tokens of row `b`'s hypothesis, `None` for a row without one.
+    fn beam_history(&self, b: usize) -> Option<&[u32]> {
         match self {
-            Search::Beam { active, .. } => active.get(b).map_or(&[][..], |h| &h.tokens[..]),
-            Search::OneRow { partial, .. } => &partial.tokens,
+            Search::Beam { active, .. } => active.get(b).map(|h| &h.tokens[..]),
+            Search::OneRow { partial, .. } => (b == 0).then_some(&partial.tokens[..]),
         }
     }
 }

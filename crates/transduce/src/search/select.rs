@@ -76,18 +76,19 @@ pub fn top_next_tokens(
     best.into_vec()
 }
 
-/// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`.
+/// [`top_next_tokens`] for every row: `rows[i] = (history, target)` of row `i`, or `None`
+/// for a row no hypothesis reads (the first step of a beam), which gets nothing.
 pub fn rows_top(
     logits: &[f32],
-    rows: &[(&[u32], &Target)],
+    rows: &[Option<(&[u32], &Target)>],
     opts: &DecodeOptions,
     tokens: SearchTokens,
     n: usize,
 ) -> Vec<Vec<(f32, u32)>> {
     let v = logits.len() / rows.len().max(1);
-    let work = |(i, row): (usize, &[f32])| {
-        let (history, target) = rows[i];
-        top_next_tokens(row, history, target, opts, tokens, n)
+    let work = |(i, row): (usize, &[f32])| match rows[i] {
+        Some((history, target)) => top_next_tokens(row, history, target, opts, tokens, n),
+        None => Vec::new(),
     };
     if logits.len() >= 1 << 16 {
         logits.par_chunks(v.max(1)).enumerate().map(work).collect()
