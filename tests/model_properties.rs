@@ -131,6 +131,46 @@ fn beam_grouped_steps_share_cross_attention_and_reorder_correctly() {
 }
 
 #[test]
+fn sentences_hold_as_many_rows_as_they_need_and_each_row_decodes_as_alone() {
+    let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
+    // source 1 is shorter: its memory is cut to its own 3 positions
+    let src = ids(&[&[5, 6, 7, 2], &[8, 9, 2, 0]]);
+    let mask = Tensor::new(&[[1u8, 1, 1, 1], [1, 1, 1, 0]], &Device::Cpu).unwrap();
+    let memory = m.encode(&src, &mask).unwrap();
+    let mut state = m.start(&memory, 3).unwrap();
+    assert!(state.rows_can_vary(), "the CPU step kernels hold memories per source");
+    // one row per source to start with (a beam's first step), then 2 and 3 rows
+    state.regroup(&[0, 3], &[1, 1]).unwrap();
+    m.decode_step(&Tensor::new(&[1u32, 1], &Device::Cpu).unwrap(), &mut state).unwrap();
+    state.regroup(&[0, 0, 1, 1, 1], &[2, 3]).unwrap();
+    assert_eq!(state.rows_of(), [2, 3]);
+    let second = [11u32, 12, 13, 14, 15];
+    m.decode_step(&Tensor::new(&second[..], &Device::Cpu).unwrap(), &mut state).unwrap();
+    // new row i continues old row order[i], within its source
+    let order = [1u32, 1, 4, 2, 3];
+    state.regroup(&order, &[2, 3]).unwrap();
+    let third = [17u32, 18, 19, 20, 21];
+    let got = m.decode_step(&Tensor::new(&third[..], &Device::Cpu).unwrap(), &mut state).unwrap();
+    for row in 0..5 {
+        let (source, len) = if row < 2 { (0, 4) } else { (1, 3) };
+        let alone = ids(&[&src.i(source).unwrap().to_vec1::<u32>().unwrap()[..len]]);
+        let mem = m.encode(&alone, &ones_mask(1, len)).unwrap();
+        let want = m.decode(&ids(&[&[1, second[order[row] as usize], third[row]]]), &mem).unwrap();
+        let d = max_diff(&got.i(row).unwrap(), &want.i((0, 2)).unwrap());
+        assert!(d <= 1e-5, "row {row} differs by {d}");
+    }
+    assert!(state.regroup(&[0, 1, 1, 2, 3], &[2, 3]).is_err(), "a row may not take another source's history");
+    assert!(state.regroup(&[0, 1, 2, 3], &[2, 3]).is_err(), "one index per new row");
+    assert!(state.regroup(&[2, 3, 4], &[0, 3]).is_err(), "every source keeps a row");
+    // the reference kernels hold one batched memory: every source keeps its group
+    let ctx = transduce::model::Ctx::eval().with_kernels(transduce::kernels::Kernels::Reference);
+    let mut batched = m.start_with(&memory, 3, &ctx).unwrap();
+    assert!(!batched.rows_can_vary());
+    assert!(batched.regroup(&[0, 3], &[1, 1]).is_err());
+    batched.regroup(&[1, 0, 2, 3, 4, 5], &[3, 3]).unwrap();
+}
+
+#[test]
 fn recorded_attention_is_causal_and_normalised() {
     use transduce::model::{Ctx, Record};
     let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;

@@ -280,11 +280,10 @@ impl RowKeyValues for StepRow<'_> {
     }
 }
 
-/// Source memories read in place: row `r` attends to source `r / group`, each source over its
-/// own positions.
+/// Source memories read in place: row `r` attends to `rows[r]`, the memory of its source
+/// over that source's own positions.
 pub struct SourceMemories<'a> {
-    pub sources: Vec<MemoryRow<'a>>,
-    pub group: usize,
+    pub rows: Vec<MemoryRow<'a>>,
 }
 
 impl KeyValueSource for SourceMemories<'_> {
@@ -294,11 +293,11 @@ impl KeyValueSource for SourceMemories<'_> {
         Self: 'a;
 
     fn positions(&self) -> usize {
-        self.sources.iter().map(|s| s.len).max().unwrap_or(0)
+        self.rows.iter().map(|s| s.len).max().unwrap_or(0)
     }
 
     fn row(&self, row: usize) -> MemoryRow<'_> {
-        self.sources[row / self.group]
+        self.rows[row]
     }
 }
 

@@ -212,35 +212,36 @@ impl MultiHeadAttention {
         self.finish_step(&q, rows, cache, record, ctx, x.device())
     }
 
-    /// One decoding step of cross-attention on the CPU: x [rows, 1, d], row `r` against the
-    /// memory of source `r / group` (layer `layer`'s keys/values, read in place).
+    /// One decoding step of cross-attention on the CPU: x [rows, 1, d], source `s`'s
+    /// `rows_of[s]` consecutive rows against its memory (layer `layer`'s keys/values, read in
+    /// place).
     pub fn attend_memory_step(
         &self,
         x: &Tensor,
         sources: &[Arc<SourceMemory>],
         layer: usize,
-        group: usize,
+        rows_of: &[usize],
         record: Record,
         ctx: &Ctx,
     ) -> Result<AttentionOutput> {
         let (rows, t, d) = x.dims3()?;
-        if t != 1 || rows != sources.len() * group.max(1) {
+        if t != 1 || rows != rows_of.iter().sum::<usize>() || rows_of.len() != sources.len() {
             candle_core::bail!(
-                "a memory step takes one position per row: got [{rows}, {t}] for {} sources",
+                "a memory step takes one position per row: got [{rows}, {t}] for {} sources of {rows_of:?} rows",
                 sources.len()
             );
         }
         let x = x.reshape((rows, d))?;
         let q = self.q_proj.forward(&x, ctx)?.flatten_all()?.to_vec1::<f32>()?;
         let memory = SourceMemories {
-            sources: sources
+            rows: sources
                 .iter()
-                .map(|s| {
+                .zip(rows_of)
+                .flat_map(|(s, &n)| {
                     let (k, v) = &s.layers[layer];
-                    MemoryRow::new(k, v, &s.bias, self.head_dim)
+                    std::iter::repeat_n(MemoryRow::new(k, v, &s.bias, self.head_dim), n)
                 })
                 .collect(),
-            group: group.max(1),
         };
         self.finish_step(&q, rows, &memory, record, ctx, x.device())
     }

@@ -26,10 +26,11 @@ pub struct DecoderLayerAttention {
 /// What conditions the decoder besides its own tokens: the source memory (shared by every
 /// step) and an optional target padding bias.
 pub struct CrossInputs<'a> {
-    /// The memory's keys/values for every layer, one entry per `group` rows.
+    /// The memory's keys/values for every layer, one entry per source sentence.
     pub memory: &'a CrossMemory,
-    /// Decoder rows per memory row (beam size; 1 in training).
-    pub group: usize,
+    /// Decoder rows of each source sentence, in order (the beams; 1 in training); the same
+    /// for every source with a batched memory.
+    pub rows_of: &'a [usize],
     /// Additive self-attention bias, broadcastable to [rows, heads, t, t_total]. Callers of
     /// [`Decoder::forward`] pass target padding (or nothing); it adds the causal mask, once,
     /// before the layers see it.
@@ -107,10 +108,14 @@ impl DecoderLayer {
             let out = match memory {
                 // one position per row against each source's own memory: the CPU step kernels
                 LayerMemory::PerSource { sources, layer } => {
-                    self.cross_attn.attend_memory_step(h, sources, layer, cross.group, record, ctx)?
+                    self.cross_attn.attend_memory_step(h, sources, layer, cross.rows_of, record, ctx)?
                 }
                 LayerMemory::Batched { kv, bias } => {
-                    self.cross_attn.attend(h, kv, Some(bias), cross.group, record, ctx)?
+                    let group = cross.rows_of.first().copied().unwrap_or(1);
+                    if cross.rows_of.iter().any(|&n| n != group) {
+                        candle_core::bail!("a batched memory needs the same rows for every source");
+                    }
+                    self.cross_attn.attend(h, kv, Some(bias), group, record, ctx)?
                 }
             };
             *probs = out.probs;

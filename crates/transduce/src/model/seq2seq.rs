@@ -201,7 +201,8 @@ impl Seq2Seq {
         let cross_memory =
             CrossMemory::Batched { kv: self.decoder.cross_kv(&memory.states, ctx)?, bias: memory.bias.clone() };
         let self_bias = tgt_mask.map(|m| padding_bias(m, memory.states.dtype())).transpose()?;
-        let cross = CrossInputs { memory: &cross_memory, group: 1, self_bias: self_bias.as_ref() };
+        let rows_of = vec![1; memory.bias.dim(0)?];
+        let cross = CrossInputs { memory: &cross_memory, rows_of: &rows_of, self_bias: self_bias.as_ref() };
         let mut caches = vec![SelfCache::Empty; self.decoder.layers.len()];
         self.decoder.forward(tgt_in, 0, &mut caches, &cross, record, ctx)
     }
@@ -260,6 +261,7 @@ impl Seq2Seq {
             self_kv: vec![cache; self.decoder.layers.len()],
             cross,
             group,
+            rows_of: vec![group; memory.bias.dim(0)?],
             device: memory.states.device().clone(),
             written: vec![0; memory.bias.dim(0)?],
         })
@@ -285,7 +287,7 @@ impl Seq2Seq {
         if rows != state.rows()? {
             candle_core::bail!("decode_step: {rows} tokens for a state of {} rows", state.rows()?);
         }
-        let cross = CrossInputs { memory: &state.cross, group: state.group, self_bias: None };
+        let cross = CrossInputs { memory: &state.cross, rows_of: &state.rows_of, self_bias: None };
         let ids = last.reshape((rows, 1))?;
         let start = match state.row_positions() {
             Some(rows) => Start::PerRow(Tensor::new(rows, last.device())?),

@@ -44,16 +44,21 @@ impl SelfCache {
 
 /// Everything a decoder step needs from earlier steps and from the source.
 ///
-/// Rows are grouped: rows `g * group .. (g + 1) * group` belong to source sentence `g` (the
-/// beams of one sentence). The source memory is held once per source sentence and never
-/// copied per row.
+/// Rows are grouped by source sentence, in order: source `s` holds `rows_of()[s]` consecutive
+/// rows (the beams of one sentence; `group` each at the start). The source memory is held once
+/// per source sentence and never copied per row. With per-source memories (the CPU step
+/// kernels) a sentence's row count may change between steps ([`DecoderState::regroup`]): a
+/// beam search starts from one row, not `group` copies of it.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
     /// Per layer, self-attention keys/values of the positions decoded so far.
     pub(crate) self_kv: Vec<SelfCache>,
     /// What cross-attention reads, per layer and source sentence.
     pub(crate) cross: CrossMemory,
+    /// Rows per source sentence at the start (the beam size).
     pub(crate) group: usize,
+    /// Per source sentence, its rows now.
+    pub(crate) rows_of: Vec<usize>,
     /// Where the state's tensors are.
     pub(crate) device: Device,
     /// Per source sentence, the positions decoded so far (sentences that joined later have
@@ -74,7 +79,7 @@ impl DecoderState {
         if self.written.iter().all(|&w| w == first) {
             return None;
         }
-        Some(self.written.iter().flat_map(|&w| std::iter::repeat_n(w as u32, self.group)).collect())
+        Some(self.written.iter().zip(&self.rows_of).flat_map(|(&w, &n)| std::iter::repeat_n(w as u32, n)).collect())
     }
 
     /// Called after each decoded position.
@@ -82,9 +87,14 @@ impl DecoderState {
         self.written.iter_mut().for_each(|w| *w += 1);
     }
 
-    /// Decoder rows per source sentence.
+    /// Decoder rows per source sentence at the start.
     pub fn group(&self) -> usize {
         self.group
+    }
+
+    /// Decoder rows of each source sentence now, in order.
+    pub fn rows_of(&self) -> &[usize] {
+        &self.rows_of
     }
 
     /// Number of source sentences.
@@ -92,9 +102,9 @@ impl DecoderState {
         self.cross.sources()
     }
 
-    /// Number of decoder rows (sources × group).
+    /// Number of decoder rows (summed over the sources).
     pub fn rows(&self) -> Result<usize> {
-        Ok(self.sources()? * self.group)
+        Ok(self.rows_of.iter().sum())
     }
 
     /// What cross-attention reads (one entry per source sentence).
@@ -102,35 +112,65 @@ impl DecoderState {
         &self.cross
     }
 
+    /// Whether sources may hold different numbers of rows ([`DecoderState::regroup`]): with
+    /// per-source memories.
+    pub fn rows_can_vary(&self) -> bool {
+        matches!(self.cross, CrossMemory::PerSource(_))
+    }
+
     /// Reorders rows for beam search: new row `i` continues old row `indices[i]`.
     /// A row may only take the history of a row of the same source sentence, so the shared
     /// source memory stays valid and is not touched.
     pub fn reorder(&mut self, indices: &[u32]) -> Result<()> {
-        let rows = self.rows()?;
-        if indices.len() != rows {
-            candle_core::bail!("reorder: {} indices for {rows} rows", indices.len());
+        let rows = self.rows_of.clone();
+        self.regroup(indices, &rows)
+    }
+
+    /// [`DecoderState::reorder`] that also changes how many rows each source holds: after it,
+    /// source `s` holds `rows[s]` rows (at least one), new row `i` continuing old row
+    /// `indices[i]` of the same source. Sources of a batched memory keep `group` rows each.
+    pub fn regroup(&mut self, indices: &[u32], rows: &[usize]) -> Result<()> {
+        if rows.len() != self.rows_of.len() || indices.len() != rows.iter().sum::<usize>() {
+            candle_core::bail!(
+                "regroup: {} indices in {} groups for {} sources",
+                indices.len(),
+                rows.len(),
+                self.rows_of.len()
+            );
         }
-        for (i, &j) in indices.iter().enumerate() {
-            if j as usize >= rows || j as usize / self.group != i / self.group {
-                candle_core::bail!("reorder: row {i} cannot take row {j} (group size {})", self.group);
+        if rows.contains(&0) || (!self.rows_can_vary() && rows.iter().any(|&n| n != self.group)) {
+            candle_core::bail!("regroup: {rows:?} rows per source (a batched memory keeps {} each)", self.group);
+        }
+        let old_source = source_of_rows(&self.rows_of);
+        for (i, (&j, new)) in indices.iter().zip(source_of_rows(rows)).enumerate() {
+            if old_source.get(j as usize) != Some(&new) {
+                candle_core::bail!("regroup: row {i} of source {new} cannot take row {j}");
             }
         }
-        for cache in self.self_kv.iter_mut() {
-            cache.select_rows(indices, &self.device)?;
+        let identity = rows == self.rows_of && indices.iter().enumerate().all(|(i, &j)| i as u32 == j);
+        if !identity {
+            for cache in self.self_kv.iter_mut() {
+                cache.select_rows(indices, &self.device)?;
+            }
         }
+        self.rows_of = rows.to_vec();
         Ok(())
     }
 
     /// Keeps only the given source sentences (and all their rows), e.g. to drop finished
     /// sentences from a batch. `sources` are indices of source sentences, ascending.
     pub fn retain_sources(&mut self, sources: &[u32]) -> Result<()> {
-        let group = self.group as u32;
-        let rows: Vec<u32> = sources.iter().flat_map(|&s| (0..group).map(move |r| s * group + r)).collect();
+        let starts = row_starts(&self.rows_of);
+        let rows: Vec<u32> = sources
+            .iter()
+            .flat_map(|&s| (starts[s as usize]..starts[s as usize] + self.rows_of[s as usize]).map(|r| r as u32))
+            .collect();
         for cache in self.self_kv.iter_mut() {
             cache.select_rows(&rows, &self.device)?;
         }
         self.cross.retain(sources)?;
         self.written = sources.iter().map(|&s| self.written[s as usize]).collect();
+        self.rows_of = sources.iter().map(|&s| self.rows_of[s as usize]).collect();
         Ok(())
     }
 
@@ -156,6 +196,24 @@ impl DecoderState {
         }
         self.cross.append(joining.cross)?;
         self.written.extend(joining.written);
+        self.rows_of.extend(joining.rows_of);
         Ok(())
     }
+}
+
+/// The first row of each source, given each one's row count.
+pub(crate) fn row_starts(rows_of: &[usize]) -> Vec<usize> {
+    rows_of
+        .iter()
+        .scan(0, |next, &n| {
+            let start = *next;
+            *next += n;
+            Some(start)
+        })
+        .collect()
+}
+
+/// The source of each row, given each source's row count.
+pub(crate) fn source_of_rows(rows_of: &[usize]) -> Vec<usize> {
+    rows_of.iter().enumerate().flat_map(|(s, &n)| std::iter::repeat_n(s, n)).collect()
 }

@@ -13,6 +13,7 @@ use super::options::{BeamOptions, BeamRule, DecodeOptions, Strategy, Target};
 use super::sampling::candidates;
 use super::select::rows_top;
 use super::step::{StepModel, StepOutput};
+use crate::model::state::row_starts;
 
 /// One sentence to decode: the caller's key, its limits and its random stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +47,12 @@ pub struct Decoding<S> {
     live: Vec<Live>,
     /// Per state row, the token it read last.
     last: Vec<u32>,
+    /// Per live sentence, its rows in the state.
+    rows: Vec<usize>,
+    /// Whether a beam sentence holds one row per live hypothesis (the model can vary them)
+    /// rather than `group` rows throughout: its first step then decodes one row, not `group`
+    /// identical ones.
+    rows_vary: bool,
 }
 
 /// A sentence being decoded.
@@ -71,7 +78,15 @@ impl<S> Decoding<S> {
             Strategy::Sample(s) => s.validate().map_err(candle_core::Error::wrap)?,
             Strategy::Greedy => {}
         }
-        Ok(Decoding { opts: *opts, group: opts.group(), state: None, live: Vec::new(), last: Vec::new() })
+        Ok(Decoding {
+            opts: *opts,
+            group: opts.group(),
+            state: None,
+            live: Vec::new(),
+            last: Vec::new(),
+            rows: Vec::new(),
+            rows_vary: false,
+        })
     }
 
     /// Decoder rows per sentence: the state passed to [`Decoding::admit`] has this group.
@@ -99,6 +114,17 @@ impl<S> Decoding<S> {
         if sentences.len() != model.sources() {
             candle_core::bail!("{} sentences for {} encoded sources", sentences.len(), model.sources());
         }
+        let mut state = state;
+        let rows = match self.group > 1 && model.rows_can_vary(&state) {
+            true => {
+                // one row per sentence until its first step picks the beams
+                let first_rows: Vec<u32> = (0..sentences.len()).map(|s| (s * self.group) as u32).collect();
+                model.regroup(&mut state, &first_rows, &vec![1; sentences.len()])?;
+                self.rows_vary = true;
+                1
+            }
+            false => self.group,
+        };
         match &mut self.state {
             Some(current) => model.append(current, state)?,
             None => self.state = Some(state),
@@ -118,7 +144,8 @@ impl<S> Decoding<S> {
                 }
             };
             self.live.push(Live { sentence, search });
-            self.last.extend(std::iter::repeat_n(model.start_token(), self.group));
+            self.rows.push(rows);
+            self.last.extend(std::iter::repeat_n(model.start_token(), rows));
         }
         Ok(())
     }
@@ -134,6 +161,7 @@ impl<S> Decoding<S> {
         let mut done = vec![false; self.live.len()];
         match &self.opts.strategy {
             Strategy::Beam(beam) => {
+                let starts = row_starts(&self.rows);
                 let tops = {
                     let targets = targets(&self.live);
                     // rows without a hypothesis (the start of a group) are never read
@@ -141,33 +169,57 @@ impl<S> Decoding<S> {
                         .live
                         .iter()
                         .zip(&targets)
-                        .flat_map(|(l, t)| (0..k).map(move |b| l.search.beam_history(b).map(|h| (h, t))))
+                        .zip(&self.rows)
+                        .flat_map(|((l, t), &n)| (0..n).map(move |b| l.search.beam_history(b).map(|h| (h, t))))
                         .collect();
                     rows_top(&out.logits, &rows, &self.opts, model.search_tokens(), 2 * k)
                 };
-                let mut reorder: Vec<u32> = (0..(self.live.len() * k) as u32).collect();
+                // new row i continues old row indices[i]; each sentence's rows after the step
+                let mut indices: Vec<u32> = Vec::with_capacity(self.last.len());
+                let mut last: Vec<u32> = Vec::with_capacity(self.last.len());
+                let mut rows_after: Vec<usize> = Vec::with_capacity(self.rows.len());
                 for (pos, live) in self.live.iter_mut().enumerate() {
-                    let (first, eos) = (pos * k, model.eos());
+                    let (first, n, eos) = (starts[pos], self.rows[pos], model.eos());
                     let Search::Beam { active, finished, registered } = &mut live.search else {
                         unreachable!("a beam batch holds beam searches")
                     };
-                    let rows = &tops[first..first + k];
                     let max_len = live.sentence.max_len;
-                    let next = beam_step(active, finished, registered, rows, &out, first, eos, beam, max_len);
-                    match next {
+                    let tops = &tops[first..first + n];
+                    let next = beam_step(active, finished, registered, tops, &out, first, eos, beam, max_len);
+                    let kept = match next {
                         Some(next) => {
-                            for (i, (b, h)) in next.iter().enumerate() {
-                                reorder[first + i] = (first + b) as u32;
-                                self.last[first + i] = *h.tokens.last().expect("live hypotheses end in a token");
+                            let keep = if self.rows_vary { next.len() } else { n };
+                            let continued = next.iter().map(|(b, h)| {
+                                ((first + b) as u32, *h.tokens.last().expect("live hypotheses end in a token"))
+                            });
+                            // without varying rows, rows past the hypotheses keep their history (never read)
+                            let idle = (next.len()..keep).map(|i| ((first + i) as u32, self.last[first + i]));
+                            for (from, token) in continued.chain(idle) {
+                                indices.push(from);
+                                last.push(token);
                             }
                             *active = next.into_iter().map(|(_, h)| h).collect();
+                            keep
                         }
-                        None => done[pos] = true,
+                        None => {
+                            // leaves below; its rows stay as they are until then
+                            done[pos] = true;
+                            indices.extend((first..first + n).map(|r| r as u32));
+                            last.extend_from_slice(&self.last[first..first + n]);
+                            n
+                        }
+                    };
+                    rows_after.push(kept);
+                }
+                let moved = rows_after != self.rows || indices.iter().enumerate().any(|(i, &j)| i as u32 != j);
+                if moved {
+                    match self.rows_vary {
+                        true => model.regroup(state, &indices, &rows_after)?,
+                        false => model.reorder(state, &indices)?,
                     }
                 }
-                if reorder.iter().enumerate().any(|(i, &j)| i as u32 != j) {
-                    model.reorder(state, &reorder)?;
-                }
+                self.last = last;
+                self.rows = rows_after;
             }
             Strategy::Greedy | Strategy::Sample(_) => {
                 let logp = {
@@ -209,9 +261,13 @@ impl<S> Decoding<S> {
             (false, Some(state)) => model.retain(state, &kept)?,
             (false, None) => unreachable!("live sentences have a state"),
         }
-        let k = self.group;
+        let starts = row_starts(&self.rows);
         let last = std::mem::take(&mut self.last);
-        self.last = kept.iter().flat_map(|&p| last[p as usize * k..(p as usize + 1) * k].iter().copied()).collect();
+        self.last = kept
+            .iter()
+            .flat_map(|&p| last[starts[p as usize]..starts[p as usize] + self.rows[p as usize]].iter().copied())
+            .collect();
+        self.rows = kept.iter().map(|&p| self.rows[p as usize]).collect();
         let n_best = match &self.opts.strategy {
             Strategy::Beam(beam) => beam.n_best,
             _ => 1,

@@ -45,6 +45,16 @@ pub trait StepModel {
     fn step(&self, last: &[u32], state: &mut Self::State, alignment: Alignment) -> Result<StepOutput>;
     /// New row `i` continues old row `indices[i]` (within its source's group).
     fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> Result<()>;
+    /// Whether the sentences of `state` may hold different numbers of rows
+    /// ([`StepModel::regroup`]); when not, each holds its `group` rows throughout.
+    fn rows_can_vary(&self, _state: &Self::State) -> bool {
+        false
+    }
+    /// New row `i` continues old row `indices[i]` (of the same source), and source `s` holds
+    /// `rows[s]` rows after it: only where [`StepModel::rows_can_vary`].
+    fn regroup(&self, _state: &mut Self::State, _indices: &[u32], _rows: &[usize]) -> Result<()> {
+        candle_core::bail!("this model keeps the same rows for every sentence")
+    }
     /// Keeps only the groups of the listed sources (positions in the current state), in order.
     fn retain(&self, state: &mut Self::State, sources: &[u32]) -> Result<()>;
     /// Appends the sentences of a fresh state (`joining`, from [`StepModel::start`] on other
@@ -126,6 +136,12 @@ impl StepModel for EncodedBatch<'_> {
     }
     fn reorder(&self, state: &mut DecoderState, indices: &[u32]) -> Result<()> {
         state.reorder(indices)
+    }
+    fn rows_can_vary(&self, state: &DecoderState) -> bool {
+        state.rows_can_vary()
+    }
+    fn regroup(&self, state: &mut DecoderState, indices: &[u32], rows: &[usize]) -> Result<()> {
+        state.regroup(indices, rows)
     }
     fn retain(&self, state: &mut DecoderState, sources: &[u32]) -> Result<()> {
         state.retain_sources(sources)
