@@ -2,8 +2,12 @@
 """Serving side by side: `transduce serve` vs LibreTranslate (PyPI, offline) on the same Marian
 model, loopback only: 1, 8 and 32 concurrent clients send one-sentence LibreTranslate requests
 (test_2016_flickr, in turn) for a fixed time; both servers run at the same beam size (4, argos'
-default). Prints throughput (sentences/s), p50/p99 latency, errors and each server's peak RSS,
-the ratios, and whether transduce's answers equal `transduce translate` with the same options.
+default). By default (`--search libretranslate`) transduce runs the same search as LibreTranslate
+(CTranslate2's stopping rule, argos' length penalty 0.2); `--search transduce` keeps transduce's
+own defaults (the exact stopping rule, GNMT penalty 0.6), which decode more steps. Prints
+throughput (sentences/s), p50/p99 latency, errors, each server's peak RSS and CPU time per
+sentence, the ratios, whether transduce's answers equal `transduce translate` with the same
+options, and how many equal LibreTranslate's.
 
     python3 -m venv .venv-lt && .venv-lt/bin/pip install -r bench/requirements-libretranslate.txt
     cargo build --release
@@ -62,6 +66,15 @@ def peak_rss_mib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+# transduce flags per search: argos-translate calls CTranslate2's translate_batch with
+# length_penalty 0.2 (CTranslate2's rule: a sentence stops once beam-size hypotheses have
+# finished; the penalty divides by length ** 0.2)
+SEARCH = {
+    "libretranslate": "--beam-rule ctranslate2 --length-penalty power --alpha 0.2",
+    "transduce": "",
+}
 
 
 def cpu_seconds(pid):
@@ -146,8 +159,11 @@ def main():
                     "default: convert with --converter")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "serve")
     ap.add_argument("--systems", default="transduce,libretranslate")
-    ap.add_argument("--transduce-args", default="", help="more `transduce serve` flags, e.g. '--beam-rule ctranslate2'")
+    ap.add_argument("--search", choices=sorted(SEARCH), default="libretranslate",
+                    help="transduce's search: LibreTranslate's (default) or transduce's own defaults")
+    ap.add_argument("--transduce-args", default="", help="more `transduce serve` flags, e.g. '--workers 1'")
     args = ap.parse_args()
+    args.transduce_args = " ".join([SEARCH[args.search], args.transduce_args]).strip()
     source, target = args.pair.split("-")
     sentences = [l.strip() for l in gzip.open(args.data / f"test_2016_flickr.{source}.gz", "rt", encoding="utf-8")]
     work = args.work
@@ -222,6 +238,14 @@ def main():
         differ = [i for i, line in zip(indices, out) if got[i] != {line}]
         print(json.dumps({"check": "transduce serve == transduce translate", "sentences": len(indices), "differ": len(differ),
                           "examples": [(sentences[i], sorted(got[i])) for i in differ[:3]]}, ensure_ascii=False))
+    if {"transduce", "libretranslate"} <= set(answers):
+        both = sorted(set(answers["transduce"]) & set(answers["libretranslate"]))
+        same = [i for i in both if answers["transduce"][i] == answers["libretranslate"][i]]
+        differ = [i for i in both if i not in set(same)]
+        print(json.dumps({"check": "transduce == libretranslate", "search": args.search, "sentences": len(both),
+                          "equal": len(same), "examples": [(sentences[i], sorted(answers["transduce"][i]),
+                                                            sorted(answers["libretranslate"][i])) for i in differ[:3]]},
+                         ensure_ascii=False))
     if {"transduce", "libretranslate"} <= set(report):
         for t, l in zip(report["transduce"], report["libretranslate"]):
             print(json.dumps({
