@@ -312,7 +312,7 @@ pub struct MemoryRow<'a> {
 }
 
 impl<'a> MemoryRow<'a> {
-    /// Keys and values [heads, s, head_dim] with the additive bias [s].
+    /// Keys and values \[heads, s, head_dim\] with the additive bias \[s\].
     pub fn new(k: &'a [f32], v: &'a [f32], bias: &'a [f32], head_dim: usize) -> Self {
         let len = bias.len();
         assert!(
