@@ -3,13 +3,14 @@
 FFN 4096, vocabulary 256,206): tokens/s with beam 4 at batch 16 and greedy at batch 1, f32 and int8,
 and peak RSS, every system forced to write the same number of tokens.
 
-    .venv-bench/bin/python bench/compare_nllb.py --make bench/work/nllb-600m-random
-    .venv-bench/bin/python bench/compare_nllb.py --model bench/work/nllb-600m-random \\
+    .venv-ct2/bin/python bench/compare_nllb.py --make bench/work/nllb-600m-random
+    .venv-ct2/bin/python bench/compare_nllb.py --model bench/work/nllb-600m-random \\
         --src ../shared/data/multi30k/test_2016_flickr.fr.gz
 
-`--make` writes random weights as a Hugging Face M2M100ForConditionalGeneration checkpoint (the
-tokenizer is the NLLB fixture's, whose 504 entries index the first rows of the 256,206-row table)
-and its CTranslate2 conversions (`-ct2`, `-ct2-int8`). Each measurement runs in its own process
+`--make` writes random weights as a Hugging Face M2M100ForConditionalGeneration checkpoint with numpy
+(the tokenizer is the NLLB fixture's, whose 506 entries index the first rows of the 256,206-row
+table) and its CTranslate2 conversions (`-ct2`, `-ct2-int8`) with tools/ct2_m2m100.py: no PyTorch
+or transformers, only tools/requirements-ct2.txt. Each measurement runs in its own process
 (peak RSS from wait4), on the first `--lines` source lines (16 for the beam batch, `--greedy-lines`
 one at a time); tokens/s counts output tokens, the forced target-language token excluded.
 CTranslate2 runs with intra_threads=2 and with inter_threads=2; its better figure is the
@@ -32,28 +33,56 @@ SOURCE, TARGET = "fra_Latn", "eng_Latn"
 
 
 def make(out: Path):
-    import torch
-    from transformers import M2M100Config, M2M100ForConditionalGeneration
+    """Random weights as M2M100ForConditionalGeneration's `save_pretrained` writes them (normal(0, 0.02)
+    linears and table, zero biases and padding row, unit layer norms; numpy, no PyTorch), then the
+    CTranslate2 conversions by tools/ct2_m2m100.py."""
+    import numpy as np
+    from safetensors.numpy import save_file
 
-    config = M2M100Config(
-        vocab_size=256206, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
-        decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096, max_position_embeddings=1024,
-        activation_function="relu", scale_embedding=True, dropout=0.0, attention_dropout=0.0,
-        activation_dropout=0.0, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
-        tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = M2M100ForConditionalGeneration(config).eval()
+    config = json.loads((FIXTURE / "config.json").read_text())
+    config.update(vocab_size=256206, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
+                  decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096,
+                  max_position_embeddings=1024, init_std=0.02)
+    d, ffn, std = config["d_model"], config["encoder_ffn_dim"], config["init_std"]
+    rng = np.random.default_rng(0)
+    normal = lambda *shape: (rng.standard_normal(shape, dtype=np.float32) * std)
+    w = {}
+
+    def lin(name, rows, cols):
+        w[name + ".weight"], w[name + ".bias"] = normal(rows, cols), np.zeros(rows, np.float32)
+
+    def norm(name):
+        w[name + ".weight"], w[name + ".bias"] = np.ones(d, np.float32), np.zeros(d, np.float32)
+
+    def attn(name):
+        for part in ["q_proj", "k_proj", "v_proj", "out_proj"]:
+            lin(f"{name}.{part}", d, d)
+
+    table = normal(config["vocab_size"], d)
+    table[config["pad_token_id"]] = 0
+    w["model.shared.weight"] = table
+    for side_name, cross in [("encoder", False), ("decoder", True)]:
+        for i in range(config[side_name + "_layers"]):
+            p = f"model.{side_name}.layers.{i}"
+            attn(p + ".self_attn")
+            norm(p + ".self_attn_layer_norm")
+            if cross:
+                attn(p + ".encoder_attn")
+                norm(p + ".encoder_attn_layer_norm")
+            lin(p + ".fc1", ffn, d)
+            lin(p + ".fc2", d, ffn)
+            norm(p + ".final_layer_norm")
+        norm(f"model.{side_name}.layer_norm")
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    for name in ["tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model"]:
+    save_file(w, str(out / "model.safetensors"), metadata={"format": "pt"})
+    del w, table
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in ["tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "generation_config.json"]:
         shutil.copy(FIXTURE / name, out / name)
-    del model
-    for suffix, quant in [("-ct2", None), ("-ct2-int8", "int8")]:
+    for suffix, quant in [("-ct2", []), ("-ct2-int8", ["--quantization", "int8"])]:
         target = out.parent / (out.name + suffix)
-        args = ["ct2-transformers-converter", "--model", str(out), "--output_dir", str(target), "--force"]
-        if quant:
-            args += ["--quantization", quant]
-        subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], check=True)
+        subprocess.run([sys.executable, str(ROOT / "tools" / "ct2_m2m100.py"), "--model", str(out), "--save",
+                        str(target), *quant], check=True)
     print(f"wrote {out} and its CTranslate2 conversions")
 
 
@@ -91,11 +120,11 @@ def transduce(binary, model, lines, beam, length, batch_tokens, quantization):
 
 CT2_CHILD = r"""
 import json, sys, time, ctranslate2
-from transformers import AutoTokenizer
+from tokenizers import Tokenizer
 model, tok_dir, beam, length, batch, inter = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "inter"
 lines = [l.rstrip("\n") for l in sys.stdin]
-tok = AutoTokenizer.from_pretrained(tok_dir, src_lang="fra_Latn")
-sources = [tok.convert_ids_to_tokens(tok(l)["input_ids"]) for l in lines]
+tok = Tokenizer.from_file(tok_dir + "/tokenizer.json")
+sources = [["fra_Latn"] + tok.encode(l, add_special_tokens=False).tokens + ["</s>"] for l in lines]
 threads = dict(inter_threads=2, intra_threads=1) if inter else dict(inter_threads=1, intra_threads=2)
 t = ctranslate2.Translator(model, device="cpu", **threads)
 chunks = [sources[i:i + batch] for i in range(0, len(sources), batch)]
