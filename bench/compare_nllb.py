@@ -32,7 +32,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "hf_m2m100" / "nllb"
 SOURCE, TARGET = "fra_Latn", "eng_Latn"
 
 
-def make(out: Path):
+def make(out: Path, binary: Path):
     """Random weights as M2M100ForConditionalGeneration's `save_pretrained` writes them (normal(0, 0.02)
     linears and table, zero biases and padding row, unit layer norms; numpy, no PyTorch), then the
     CTranslate2 conversions by tools/ct2_m2m100.py."""
@@ -83,7 +83,10 @@ def make(out: Path):
         target = out.parent / (out.name + suffix)
         subprocess.run([sys.executable, str(ROOT / "tools" / "ct2_m2m100.py"), "--model", str(out), "--save",
                         str(target), *quant], check=True)
-    print(f"wrote {out} and its CTranslate2 conversions")
+    # transduce's int8 model, as CTranslate2's: quantized once and stored
+    subprocess.run([str(binary), "quantize", "-m", str(out), "--out", str(out.parent / (out.name + "-int8"))],
+                   check=True)
+    print(f"wrote {out}, its CTranslate2 conversions and its transduce int8 directory")
 
 
 def read_lines(path: Path, n: int):
@@ -106,16 +109,27 @@ def run_child(args, stdin=""):
     return out, err, time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
-def transduce(binary, model, lines, beam, length, batch_tokens, quantization):
+def transduce(binary, model, lines, beam, length, batch_tokens, workers):
     args = [str(binary), "translate", "-m", str(model), "--source-lang", SOURCE, "--target-lang", TARGET,
             "--min-len", str(length), "--max-len", str(length), "--max-len-ratio", "1000", "--max-tokens",
-            str(batch_tokens), "--format", "jsonl", "--quantization", quantization]
+            str(batch_tokens), "--format", "jsonl", "--workers", str(workers)]
     args += ["--search", "greedy"] if beam == 1 else ["--beam", str(beam)]
     out, err, _, rss = run_child(args, "".join(l + "\n" for l in lines))
     # the command's own clock, from after loading: "... in X s: ..."
     seconds = float(err.split(" in ")[-1].split(" s")[0])
     tokens = sum(len(json.loads(l)["tokens"]) for l in out.splitlines())
     return tokens, seconds, rss
+
+
+def budget(lines, beam, batch, workers):
+    """transduce's --max-tokens (sentences x beam x (longest source + 1)) for batches of `batch` sentences,
+    or, with two workers, of about `batch / 2` (the shorter half of the lines may share one batch)."""
+    if batch == 1:
+        return 1  # under any sentence's size: each batch holds one sentence
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(FIXTURE / "tokenizer.json"))
+    longest = max(len(tok.encode(l).ids) for l in lines)  # [source language] pieces </s>
+    return -(-batch // workers) * beam * (longest + 1)
 
 
 CT2_CHILD = r"""
@@ -161,22 +175,31 @@ def main():
     ap.add_argument("--greedy-lines", type=int, default=4)
     args = ap.parse_args()
     if args.make:
-        return make(args.make)
+        return make(args.make, args.binary)
     lines = read_lines(args.src, max(args.lines, args.greedy_lines))
     weights = (args.model / "model.safetensors").stat().st_size / 2**20
     _, _, _, load_rss = run_child([str(args.binary), "translate", "-m", str(args.model), "--source-lang", SOURCE,
                                    "--target-lang", TARGET], "")
     _, _, _, load_rss8 = run_child([str(args.binary), "translate", "-m", str(args.model), "--source-lang", SOURCE,
                                     "--target-lang", TARGET, "--quantization", "int8"], "")
+    int8_dir = args.model.parent / (args.model.name + "-int8")
+    _, _, _, stored_rss8 = run_child([str(args.binary), "translate", "-m", str(int8_dir), "--source-lang", SOURCE,
+                                      "--target-lang", TARGET], "")
     print(f"f32 weights {weights:.0f} MiB; transduce load-only peak RSS f32 {load_rss:.0f} MiB "
-          f"({load_rss / weights:.2f}x), int8 {load_rss8:.0f} MiB ({load_rss8 / weights:.2f}x)")
+          f"({load_rss / weights:.2f}x), int8 at load {load_rss8:.0f} MiB ({load_rss8 / weights:.2f}x), "
+          f"stored int8 ({int8_dir.name}) {stored_rss8:.0f} MiB ({stored_rss8 / weights:.2f}x)")
     rows = []
     for mode, beam, batch, n in [("beam4 batch16", 4, 16, args.lines), ("greedy batch1", 1, 1, args.greedy_lines)]:
         for precision in ["f32", "int8"]:
             src = lines[:n]
-            quant = "int8" if precision == "int8" else "as-stored"
-            batch_tokens = 100000 if batch > 1 else 1
-            tk, ts, trss = transduce(args.binary, args.model, src, beam, args.length, batch_tokens, quant)
+            # each system's int8 model is quantized once and stored (CTranslate2's -ct2-int8, transduce's -int8)
+            model = int8_dir if precision == "int8" else args.model
+            # a batch of `batch` sentences: all of them in one batch, or half of them in each of two workers
+            # (CTranslate2's inter_threads=2 with max_batch_size=batch/2); at batch 1, one sentence per batch
+            mine = {f"workers {w}": transduce(args.binary, model, src, beam, args.length, budget(src, beam, batch, w), w)
+                    for w in [1, 2]}
+            mine_best = max(mine, key=lambda k: mine[k][0] / mine[k][1])
+            tk, ts, trss = mine[mine_best]
             ct2_dir = args.model.parent / (args.model.name + ("-ct2-int8" if precision == "int8" else "-ct2"))
             peers = {name: ctranslate2(ct2_dir, src, beam, args.length, batch, inter)
                      for name, inter in [("intra", False), ("inter", True)]}
@@ -184,10 +207,11 @@ def main():
             ck, cs, crss = peers[best]
             assert tk == ck, f"{mode} {precision}: transduce wrote {tk} tokens, CTranslate2 {ck}"
             row = {"mode": mode, "precision": precision, "tokens": tk, "transduce_tok_s": tk / ts,
-                   "transduce_rss_mib": trss, "ct2_tok_s": ck / cs, "ct2_threads": best, "ct2_rss_mib": crss,
+                   "transduce_rss_mib": trss, "transduce_threads": mine_best,
+                   "transduce_other_tok_s": {k: v[0] / v[1] for k, v in mine.items()}, "ct2_tok_s": ck / cs, "ct2_threads": best, "ct2_rss_mib": crss,
                    "ct2_other_tok_s": {k: v[0] / v[1] for k, v in peers.items()}, "ratio": (tk / ts) / (ck / cs)}
             rows.append(row)
-            print(f"{mode:14} {precision:4}: transduce {tk / ts:7.1f} tok/s RSS {trss:6.0f} MiB | CTranslate2 "
+            print(f"{mode:14} {precision:4}: transduce ({mine_best}) {tk / ts:7.1f} tok/s RSS {trss:6.0f} MiB | CTranslate2 "
                   f"({best}) {ck / cs:7.1f} tok/s RSS {crss:6.0f} MiB | ratio {row['ratio']:.2f}x", flush=True)
     print(json.dumps(rows))
 

@@ -31,6 +31,8 @@ enum Command {
     Export(cli::convert::ExportArgs),
     /// Store a model's matrices in int8 with per-row scales (translates with int8 arithmetic).
     Quantize(cli::quantize::QuantizeArgs),
+    /// Measure a vocabulary shortlist from parallel text (`translate --shortlist` decodes over it).
+    Shortlist(cli::shortlist::ShortlistArgs),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Average(args) => cli::average::run(args),
         Command::Quantize(args) => cli::quantize::run(args),
+        Command::Shortlist(args) => cli::shortlist::run(args),
         Command::Translate(args) => cli::translate::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Align(args) => cli::align::run(args),

@@ -11,6 +11,7 @@ pub mod quantize;
 pub mod score;
 pub mod search;
 pub mod serve;
+pub mod shortlist;
 pub mod train;
 pub mod translate;
 

@@ -77,6 +77,11 @@ pub struct TranslateArgs {
     /// Input lines read, sorted and translated at a time (bounds memory; 1 for interactive use).
     #[arg(long, default_value_t = 2000)]
     pub window: usize,
+    /// A vocabulary shortlist (`transduce shortlist`, or CTranslate2's `vmap.txt`): each
+    /// sentence is decoded over the target tokens its source tokens list, not the whole
+    /// vocabulary (faster for large vocabularies).
+    #[arg(long)]
+    pub shortlist: Option<PathBuf>,
 }
 
 impl TranslateArgs {
@@ -99,6 +104,9 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         crate::process::share_heaps();
     }
     translator.set_workers(args.workers)?;
+    if let Some(path) = &args.shortlist {
+        translator.set_shortlist(Some(translator.read_shortlist(path)?));
+    }
     let mut input = match &args.input {
         Some(p) => LineReader::open(p)?,
         None => LineReader::new(std::io::stdin(), "standard input"),
@@ -154,7 +162,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "translated {} lines, {} target tokens (EOS included) in {seconds:.1} s: {:.0} tokens/s",
+        "translated {} lines, {} target tokens (EOS included) in {seconds:.2} s: {:.0} tokens/s",
         report.lines,
         report.target_tokens,
         report.target_tokens as f64 / seconds.max(1e-9)

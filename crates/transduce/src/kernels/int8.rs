@@ -126,6 +126,20 @@ impl Int8Matrix {
         out
     }
 
+    /// Rows `ids` of W as their own matrix, quantized values and scales as they are (a
+    /// vocabulary shortlist's output projection).
+    pub fn select_rows(&self, ids: &[u32]) -> Self {
+        let k = self.k;
+        let mut q = vec![0i8; ids.len() * k];
+        for (row, &j) in q.chunks_exact_mut(k.max(1)).zip(ids) {
+            for (kk, v) in row.iter_mut().enumerate() {
+                *v = self.packed[packed_index(self.k4, j as usize, kk)];
+            }
+        }
+        let scales = ids.iter().map(|&j| self.scales[j as usize]).collect();
+        Self::from_quantized(&q, scales, ids.len(), k)
+    }
+
     /// W as f32 (`scale * q`), [n, k].
     pub fn dequantize(&self) -> Vec<f32> {
         let (q, scales) = self.unpack();
@@ -139,9 +153,18 @@ impl Int8Matrix {
 
     /// `matmul` on a chosen path (tests compare them).
     pub fn matmul_with(&self, x: &[f32], m: usize, bias: &[f32], path: Path) -> Vec<f32> {
+        self.matmul_into(x, m, bias, path, Vec::new())
+    }
+
+    /// `matmul` on a chosen path into `out`'s memory (its contents dropped): a caller that
+    /// hands back the last result's vector reuses its pages instead of faulting in fresh ones
+    /// (a step's logits are rows × vocabulary floats).
+    pub fn matmul_into(&self, x: &[f32], m: usize, bias: &[f32], path: Path, out: Vec<f32>) -> Vec<f32> {
         assert_eq!((x.len(), bias.len()), (m * self.k, self.n), "x is not [m, k] or bias not [n]");
         let (xq, sx) = quantize_activations(x, m, self.k, self.k4);
-        let mut y: Vec<f32> = Vec::with_capacity(m * self.n);
+        let mut y = out;
+        y.clear();
+        y.reserve(m * self.n);
         let out = SharedOut(y.as_mut_ptr());
         let blocks = self.n.div_ceil(BLOCK);
         // split the output columns across threads when the product is large enough to pay for it

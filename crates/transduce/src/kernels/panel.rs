@@ -108,6 +108,11 @@ impl PanelMatrix {
         out
     }
 
+    /// Rows `ids` of W packed as their own matrix (a vocabulary shortlist's output projection).
+    pub fn select_rows(&self, ids: &[u32]) -> Self {
+        Self::pack(&self.gather_rows(ids), ids.len(), self.k)
+    }
+
     /// Output features (`n`).
     pub fn rows(&self) -> usize {
         self.n
@@ -125,10 +130,27 @@ impl PanelMatrix {
 
     /// `matmul` on a chosen path (tests compare them).
     pub fn matmul_with(&self, x: &[f32], m: usize, bias: &[f32], activation: BiasActivation, path: Path) -> Vec<f32> {
+        self.matmul_into(x, m, bias, activation, path, Vec::new())
+    }
+
+    /// `matmul_with` into `out`'s memory (its contents dropped): a caller that hands back the
+    /// last result's vector reuses its pages instead of faulting in fresh ones (a step's logits
+    /// are rows × vocabulary floats).
+    pub fn matmul_into(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: &[f32],
+        activation: BiasActivation,
+        path: Path,
+        out: Vec<f32>,
+    ) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
         assert_eq!((x.len(), bias.len()), (m * k, n), "x is not [m, k] or bias not [n]");
         // every element is written below (each row meets every panel): no zero-fill
-        let mut y: Vec<f32> = Vec::with_capacity(m * n);
+        let mut y = out;
+        y.clear();
+        y.reserve(m * n);
         let out = SharedOut(y.as_mut_ptr());
         let panels = n.div_ceil(PANEL);
         let threads = rayon::current_num_threads().max(1);

@@ -123,6 +123,26 @@ impl Linear {
         Ok(())
     }
 
+    /// The projection onto outputs `ids` alone (rows of the weight and bias, in that order),
+    /// in the same form as this one (panels, int8 or the weight tensor): a vocabulary
+    /// shortlist's output layer, whose outputs are the same values as this layer's at `ids`.
+    pub fn select_rows(&self, ids: &[u32]) -> Result<Self> {
+        let index = Tensor::new(ids, self.bias.device())?;
+        let bias = self.bias.index_select(&index, 0)?;
+        let weight = match &self.weight {
+            Some(w) => Some(w.index_select(&index, 0)?),
+            None => None,
+        };
+        Ok(Linear {
+            weight,
+            shape: (ids.len(), self.shape.1),
+            bias,
+            panels: self.panels.as_ref().map(|p| Arc::new(p.select_rows(ids))),
+            int8: self.int8.as_ref().map(|q| Arc::new(q.select_rows(ids))),
+            name: format!("{} (shortlist)", self.name),
+        })
+    }
+
     /// x: [.., in] -> [.., out]
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         self.forward_act(x, BiasActivation::Identity, ctx)
@@ -131,8 +151,14 @@ impl Linear {
     /// `x W^T + b` for x [m, in] as a row-major [m, out] vector: straight from the inference
     /// kernel where one applies (no copy out of a tensor), else from [`Linear::forward`].
     pub fn forward_rows(&self, x: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
+        self.forward_rows_into(x, ctx, Vec::new())
+    }
+
+    /// [`Linear::forward_rows`] into `out`'s memory where the inference kernels run (see
+    /// [`PanelMatrix::matmul_into`]).
+    pub fn forward_rows_into(&self, x: &Tensor, ctx: &Ctx, out: Vec<f32>) -> Result<Vec<f32>> {
         x.dims2()?;
-        match self.inference_product(x, BiasActivation::Identity, ctx) {
+        match self.inference_product(x, BiasActivation::Identity, ctx, out) {
             Some(y) => y,
             None => self.forward(x, ctx)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1(),
         }
@@ -143,7 +169,7 @@ impl Linear {
         let dims = x.dims();
         let d_in = dims[dims.len() - 1];
         let x2 = x.reshape((x.elem_count() / d_in.max(1), d_in))?;
-        let y = if let Some(y) = self.inference_product(&x2, activation, ctx) {
+        let y = if let Some(y) = self.inference_product(&x2, activation, ctx, Vec::new()) {
             Tensor::from_vec(y?, (x2.dim(0)?, self.bias.dim(0)?), x.device())?
         } else if !ctx.kernels.fused_for(x) {
             reference_bias_add(&x2.matmul(&self.weight()?.t()?)?, &self.bias, activation)?
@@ -161,7 +187,14 @@ impl Linear {
     /// `activation(x W^T + b)` for x [m, in] as a row-major [m, out] vector from an inference
     /// copy of the weight, when one applies: int8 (whatever the kernels, as it was quantized
     /// for them), else the packed panels under the fused kernels; never while training.
-    fn inference_product(&self, x: &Tensor, activation: BiasActivation, ctx: &Ctx) -> Option<Result<Vec<f32>>> {
+    /// `out`: memory to reuse for the result.
+    fn inference_product(
+        &self,
+        x: &Tensor,
+        activation: BiasActivation,
+        ctx: &Ctx,
+        out: Vec<f32>,
+    ) -> Option<Result<Vec<f32>>> {
         if ctx.is_training() || !kernels::cpu::applies(x) {
             return None;
         }
@@ -170,14 +203,16 @@ impl Linear {
             Err(e) => return Some(Err(e)),
         };
         if let Some(q) = self.int8.as_deref() {
-            let y = with_f32(x, |x| with_f32(&self.bias, |b| q.matmul(x, m, b))).and_then(|y| y);
+            let path = crate::kernels::int8::Path::detect();
+            let y = with_f32(x, |x| with_f32(&self.bias, |b| q.matmul_into(x, m, b, path, out))).and_then(|y| y);
             return Some(y.map(|mut y| {
                 activation.apply(&mut y);
                 y
             }));
         }
         let p = self.panels.as_deref().filter(|_| ctx.kernels.fused_for(x))?;
-        Some(with_f32(x, |x| with_f32(&self.bias, |b| p.matmul(x, m, b, activation))).and_then(|y| y))
+        let path = crate::kernels::panel::Path::detect();
+        Some(with_f32(x, |x| with_f32(&self.bias, |b| p.matmul_into(x, m, b, activation, path, out))).and_then(|y| y))
     }
 }
 

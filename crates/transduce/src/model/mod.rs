@@ -1,6 +1,7 @@
 //! The encoder-decoder Transformer.
 
 pub mod attention;
+pub mod candidates;
 pub mod config;
 pub mod context;
 pub mod decoder;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod weights;
 
 pub use attention::{AttentionKind, KeyValues, Record};
+pub use candidates::Candidates;
 pub use config::{ModelConfig, Preset};
 pub use context::{Ctx, Mode};
 pub use decoder::DecoderLayerAttention;

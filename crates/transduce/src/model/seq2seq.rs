@@ -215,7 +215,23 @@ impl Seq2Seq {
     /// hidden: [rows, d] -> logits [rows, tgt_vocab] as a row-major f32 vector (what a
     /// decoding step reads), without a copy out of a tensor where the inference kernels run.
     pub fn logits_rows(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
-        self.lm_head.forward_rows(&self.output_input(hidden)?, ctx)
+        self.logits_rows_into(hidden, ctx, Vec::new())
+    }
+
+    /// [`Seq2Seq::logits_rows`] into `out`'s memory (an earlier step's logits, handed back).
+    pub fn logits_rows_into(&self, hidden: &Tensor, ctx: &Ctx, out: Vec<f32>) -> Result<Vec<f32>> {
+        self.lm_head.forward_rows_into(&self.output_input(hidden)?, ctx, out)
+    }
+
+    /// [`Seq2Seq::logits_rows`] through `head`, an output projection onto some target ids
+    /// ([`Seq2Seq::output_rows`]): [rows, ids] row-major.
+    pub fn logits_rows_with(&self, hidden: &Tensor, head: &Linear, ctx: &Ctx) -> Result<Vec<f32>> {
+        head.forward_rows(&self.output_input(hidden)?, ctx)
+    }
+
+    /// The output projection onto target ids `ids` alone (a vocabulary shortlist's).
+    pub fn output_rows(&self, ids: &[u32]) -> Result<Linear> {
+        self.lm_head.select_rows(ids)
     }
 
     /// What the output projection reads: `hidden`, rescaled by `output_scale`.
@@ -264,6 +280,8 @@ impl Seq2Seq {
             rows_of: vec![group; memory.bias.dim(0)?],
             device: memory.states.device().clone(),
             written: vec![0; memory.bias.dim(0)?],
+            candidates: None,
+            spare_logits: Vec::new(),
         })
     }
 

@@ -3,6 +3,9 @@
 use candle_core::{Device, Result, Tensor};
 
 use super::attention::KeyValues;
+use super::candidates::Candidates;
+use super::context::Ctx;
+use super::seq2seq::Seq2Seq;
 use super::source_memory::CrossMemory;
 use crate::kernels::step_attention::StepCache;
 
@@ -64,6 +67,12 @@ pub struct DecoderState {
     /// Per source sentence, the positions decoded so far (sentences that joined later have
     /// fewer).
     pub(crate) written: Vec<usize>,
+    /// Per source sentence, the target ids it may produce (a vocabulary shortlist), or `None`:
+    /// the whole vocabulary.
+    pub(crate) candidates: Option<Candidates>,
+    /// The memory of an earlier step's logits, handed back ([`DecoderState::recycle`]) for
+    /// the next step to write into.
+    pub(crate) spare_logits: Vec<f32>,
 }
 
 impl DecoderState {
@@ -95,6 +104,33 @@ impl DecoderState {
     /// Decoder rows of each source sentence now, in order.
     pub fn rows_of(&self) -> &[usize] {
         &self.rows_of
+    }
+
+    /// Restricts each source sentence to its own target candidates (one list per source, in
+    /// order): its steps score only those tokens.
+    pub fn set_candidates(&mut self, candidates: Candidates) -> Result<()> {
+        if candidates.sources() != self.rows_of.len() {
+            candle_core::bail!("candidates for {} sources, the state has {}", candidates.sources(), self.rows_of.len());
+        }
+        self.candidates = Some(candidates);
+        Ok(())
+    }
+
+    /// Next-token logits [rows, vocab] row-major of `hidden` [rows, d] (this state's rows):
+    /// the whole vocabulary, or each row's own candidates and -inf elsewhere.
+    pub fn logits(&mut self, model: &Seq2Seq, hidden: &Tensor, ctx: &Ctx) -> Result<Vec<f32>> {
+        let spare = std::mem::take(&mut self.spare_logits);
+        match &mut self.candidates {
+            Some(c) => c.logits(model, hidden, &self.rows_of, ctx, spare),
+            None => model.logits_rows_into(hidden, ctx, spare),
+        }
+    }
+
+    /// Hands back a step's logits once read, so the next step writes into the same memory
+    /// (rows × vocabulary floats: 65 MB at NLLB's vocabulary and 64 rows, which a fresh
+    /// allocation maps and faults in page by page).
+    pub fn recycle(&mut self, logits: Vec<f32>) {
+        self.spare_logits = logits;
     }
 
     /// Number of source sentences.
@@ -169,6 +205,9 @@ impl DecoderState {
             cache.select_rows(&rows, &self.device)?;
         }
         self.cross.retain(sources)?;
+        if let Some(c) = &mut self.candidates {
+            c.retain(sources);
+        }
         self.written = sources.iter().map(|&s| self.written[s as usize]).collect();
         self.rows_of = sources.iter().map(|&s| self.rows_of[s as usize]).collect();
         Ok(())
@@ -189,12 +228,18 @@ impl DecoderState {
         if joining.self_kv.len() != self.self_kv.len() {
             candle_core::bail!("append: states of different models");
         }
+        if joining.candidates.is_some() != self.candidates.is_some() {
+            candle_core::bail!("append: a state with a vocabulary shortlist and one without");
+        }
         let rows = self.rows()?;
         let new_rows = joining.rows()?;
         for cache in self.self_kv.iter_mut() {
             cache.add_rows(rows, new_rows)?;
         }
         self.cross.append(joining.cross)?;
+        if let (Some(c), Some(joining)) = (&mut self.candidates, joining.candidates) {
+            c.append(joining);
+        }
         self.written.extend(joining.written);
         self.rows_of.extend(joining.rows_of);
         Ok(())

@@ -247,6 +247,7 @@ impl<S> Decoding<S> {
                 }
             }
         }
+        model.recycle(state, out.logits);
         self.leave(model, &done)
     }
 

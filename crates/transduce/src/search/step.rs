@@ -5,7 +5,7 @@ use candle_core::{DType, Result, Tensor};
 use super::constraints::SearchTokens;
 use super::options::Alignment;
 use crate::kernels::Kernels;
-use crate::model::{Ctx, DecoderState, Memory, Record, Seq2Seq};
+use crate::model::{Candidates, Ctx, DecoderState, Memory, Record, Seq2Seq};
 
 /// One decoding step's results for every row.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,9 @@ pub trait StepModel {
     fn regroup(&self, _state: &mut Self::State, _indices: &[u32], _rows: &[usize]) -> Result<()> {
         candle_core::bail!("this model keeps the same rows for every sentence")
     }
+    /// Takes back a step's logits once the search has read them (to write the next step's
+    /// into the same memory); by default they are dropped.
+    fn recycle(&self, _state: &mut Self::State, _logits: Vec<f32>) {}
     /// Keeps only the groups of the listed sources (positions in the current state), in order.
     fn retain(&self, state: &mut Self::State, sources: &[u32]) -> Result<()>;
     /// Appends the sentences of a fresh state (`joining`, from [`StepModel::start`] on other
@@ -70,15 +73,24 @@ pub struct EncodedBatch<'a> {
     pub model: &'a Seq2Seq,
     pub memory: &'a Memory,
     pub kernels: Kernels,
+    /// Per source sentence of `memory`, the target ids it may produce (a vocabulary
+    /// shortlist), given to the states [`StepModel::start`] makes.
+    pub candidates: Option<Candidates>,
 }
 
 impl<'a> EncodedBatch<'a> {
     pub fn new(model: &'a Seq2Seq, memory: &'a Memory) -> Self {
-        EncodedBatch { model, memory, kernels: Kernels::default() }
+        Self::with_kernels(model, memory, Kernels::default())
     }
 
     pub fn with_kernels(model: &'a Seq2Seq, memory: &'a Memory, kernels: Kernels) -> Self {
-        EncodedBatch { model, memory, kernels }
+        EncodedBatch { model, memory, kernels, candidates: None }
+    }
+
+    /// Decodes each source sentence over its own target candidates only.
+    pub fn with_candidates(mut self, candidates: Option<Candidates>) -> Self {
+        self.candidates = candidates;
+        self
     }
 
     fn ctx(&self) -> Ctx {
@@ -108,7 +120,11 @@ impl StepModel for EncodedBatch<'_> {
         self.memory.states.dim(0).unwrap_or(0)
     }
     fn start(&self, group: usize) -> Result<DecoderState> {
-        self.model.start_with(self.memory, group, &self.ctx())
+        let mut state = self.model.start_with(self.memory, group, &self.ctx())?;
+        if let Some(c) = &self.candidates {
+            state.set_candidates(c.clone())?;
+        }
+        Ok(state)
     }
     fn step(&self, last: &[u32], state: &mut DecoderState, alignment: Alignment) -> Result<StepOutput> {
         let device = self.memory.states.device();
@@ -123,7 +139,7 @@ impl StepModel for EncodedBatch<'_> {
         };
         let record = if layer.is_some() { Record::Probabilities } else { Record::Nothing };
         let out = self.model.decode_step_with(&last, state, record, &ctx)?;
-        let logits = self.model.logits_rows(&out.hidden.squeeze(1)?, &ctx)?;
+        let logits = state.logits(self.model, &out.hidden.squeeze(1)?, &ctx)?;
         let source_len = state.cross_memory().positions()?;
         let attention = match layer {
             // [rows, heads, 1, s] -> [rows, s]
@@ -145,6 +161,9 @@ impl StepModel for EncodedBatch<'_> {
     }
     fn retain(&self, state: &mut DecoderState, sources: &[u32]) -> Result<()> {
         state.retain_sources(sources)
+    }
+    fn recycle(&self, state: &mut DecoderState, logits: Vec<f32>) {
+        state.recycle(logits);
     }
     fn append(&self, state: &mut DecoderState, joining: DecoderState) -> Result<()> {
         state.append(joining)

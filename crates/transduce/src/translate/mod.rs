@@ -3,22 +3,25 @@
 
 pub mod align;
 pub mod scheduler;
+pub mod shortlist;
 pub mod stream;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
-use crate::model::{Ctx, Memory, Record, Seq2Seq};
+use crate::model::{Candidates, Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
 use crate::text::languages::{Direction, LanguageTokens};
 use crate::text::Tokenizers;
 use crate::workers::Workers;
 use align::{hard_links, word_of_pieces};
+use shortlist::{PieceIds, Shortlist};
 
 /// A model directory ready to translate. `Send + Sync`: threads may share one translator and
 /// translate at once (each call gets the outputs it would get alone).
@@ -33,6 +36,9 @@ pub struct Translator {
     pool: Option<rayon::ThreadPool>,
     /// Batches translated at once (see [`Translator::set_workers`]).
     workers: Workers,
+    /// The target tokens each sentence may produce, from its source (see
+    /// [`Translator::set_shortlist`]); `None`: the whole vocabulary.
+    shortlist: Option<Arc<Shortlist>>,
 }
 
 /// How [`Translator::load_with`] loads a model.
@@ -218,7 +224,72 @@ impl Translator {
             kernels: opts.kernels,
             pool,
             workers: Workers::default(),
+            shortlist: None,
         })
+    }
+
+    /// Decodes each sentence over its shortlist's candidates only ([`shortlist`]: its source
+    /// tokens' targets, the tokens always allowed, its prefix, EOS and `<unk>`), or over the
+    /// whole vocabulary (`None`). Faster where the vocabulary is large; an output changes only
+    /// where the full search would pick a token outside the list.
+    pub fn set_shortlist(&mut self, shortlist: Option<Shortlist>) {
+        self.shortlist = shortlist.map(Arc::new);
+    }
+
+    /// Reads a shortlist ([`shortlist`]'s format, CTranslate2's `vmap.txt`) in this model's
+    /// subword pieces.
+    pub fn read_shortlist(&self, path: &Path) -> Result<Shortlist> {
+        let (source, target) = self.piece_ids();
+        Shortlist::read(path, &source, &target)
+    }
+
+    /// Measures a shortlist from parallel sentences in this model's tokens ([`Shortlist::build`]).
+    pub fn build_shortlist(
+        &self,
+        sources: &[String],
+        targets: &[String],
+        frequent: usize,
+        per_token: usize,
+    ) -> Result<Shortlist> {
+        if sources.len() != targets.len() {
+            return Err(Error::Input(format!("{} source sentences, {} targets", sources.len(), targets.len())));
+        }
+        let encode = |t: &crate::text::SubwordTokenizer, lines: &[String]| {
+            self.install(|| {
+                use rayon::prelude::*;
+                lines.par_iter().map(|l| t.encode(l)).collect::<Result<Vec<_>>>()
+            })
+        };
+        let src = encode(&self.tokenizers.source, sources)?;
+        let tgt = encode(&self.tokenizers.target, targets)?;
+        Ok(Shortlist::build(src.iter().zip(&tgt).map(|(s, t)| (&s[..], &t[..])), frequent, per_token))
+    }
+
+    /// The piece of each id and back, of the source and the target vocabularies.
+    pub fn piece_ids(&self) -> (PieceIds, PieceIds) {
+        let side = |t: &crate::text::SubwordTokenizer, n: usize| {
+            PieceIds::new(t.id_pieces(&(0..n as u32).collect::<Vec<_>>()))
+        };
+        let vocab = &self.model.config.vocab;
+        let source = &self.tokenizers.source;
+        let target = &self.tokenizers.target;
+        (side(source, vocab.source().min(source.vocab_size())), side(target, vocab.target().min(target.vocab_size())))
+    }
+
+    /// Each sentence's target candidates under the shortlist, if there is one.
+    pub(crate) fn candidates(&self, sentences: &[&Prepared]) -> Option<Candidates> {
+        let list = self.shortlist.as_ref()?;
+        let special = self.model.config.special;
+        Some(Candidates::new(
+            sentences
+                .iter()
+                .map(|p| {
+                    let extra: Vec<u32> =
+                        [special.eos, special.unk].into_iter().chain(p.prefix.iter().copied()).collect();
+                    list.candidates(&p.ids, &extra)
+                })
+                .collect(),
+        ))
     }
 
     /// Translates `lines` in order (sentence `i` samples from stream `i`).
@@ -371,7 +442,9 @@ impl Translator {
     ) -> Result<Vec<Vec<Output>>> {
         let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
         let memory = self.encode(&sources)?;
-        let step = self.stepper(&memory);
+        let step = self
+            .stepper(&memory)
+            .with_candidates(self.candidates(&chunk.iter().map(|&i| &prepared[i]).collect::<Vec<_>>()));
         let targets: Vec<Target> = chunk.iter().map(|&i| prepared[i].target(opts)).collect();
         let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
         let hyps = decode(&step, &targets, &streams, opts)?;

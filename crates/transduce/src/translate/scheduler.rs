@@ -541,7 +541,8 @@ impl Worker {
         self.counters.decoding.fetch_add(joining.len(), Ordering::SeqCst);
         let sources: Vec<&[u32]> = joining.iter().map(|u| &u.prepared.ids[..]).collect();
         let memory = self.translator.encode(&sources)?;
-        let stepper = self.translator.stepper(&memory);
+        let prepared: Vec<_> = joining.iter().map(|u| &u.prepared).collect();
+        let stepper = self.translator.stepper(&memory).with_candidates(self.translator.candidates(&prepared));
         let state = stepper.start(group)?;
         let mut sentences = Vec::with_capacity(joining.len());
         for unit in joining {
