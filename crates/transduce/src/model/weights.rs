@@ -172,6 +172,8 @@ fn for_each_stored_tensor(
         )));
     }
     let mut end = 0;
+    // bytes of tensors read since freed memory was last given back
+    let mut since_release = 0;
     for (name, info) in infos {
         let (start, stop) = info.data_offsets;
         if start != end || stop < start || stop as u64 > data_len {
@@ -196,12 +198,15 @@ fn for_each_stored_tensor(
                 return Err(bad(format!("tensor `{name}`: element {i} is {}; weights must be finite", values[i])));
             }
             f(name, StoredBytes::F32(values, info.shape))?;
+            since_release = release_freed_memory(since_release + stop - start);
             continue;
         }
         let mut bytes = vec![0u8; stop - start];
         file.read_exact(&mut bytes).map_err(|e| Error::io(path, e))?;
         let view = TensorView::new(info.dtype, info.shape, &bytes).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
         f(name, StoredBytes::View(view))?;
+        drop(bytes);
+        since_release = release_freed_memory(since_release + stop - start);
     }
     if end as u64 != data_len {
         return Err(unreadable(&format!("{} bytes of tensor data, the header accounts for {end}", data_len)));
@@ -253,6 +258,24 @@ pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String
         Ok(())
     })?;
     Ok((tensors, precision))
+}
+
+/// Gives the pages of freed buffers back to the system once `bytes` of tensors were read and
+/// consumed since the last time (64 MiB: rarely enough that re-faulting the pages costs little);
+/// returns the bytes read since. The allocator keeps freed memory for reuse, and tensors of
+/// mixed sizes read one after another (4 and 16 MiB at NLLB-600M's shapes) leave it scattered
+/// through the heap, resident and never used again: ~100 MiB once such a model is loaded
+/// (measured with `malloc_stats`: 1.42 GB in use of 1.58 GB held).
+fn release_freed_memory(bytes: usize) -> usize {
+    if bytes < 64 << 20 {
+        return bytes;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    0
 }
 
 /// Hands the tensors of a safetensors file that `wanted` accepts to `take` one at a time, so
