@@ -2,7 +2,8 @@
 //! batch between steps and leave it when they finish, and every sentence gets exactly the
 //! output it gets alone, for greedy, beam and sampling.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -10,16 +11,7 @@ use transduce::search::{BeamOptions, DecodeOptions, SamplingOptions, Strategy};
 use transduce::translate::scheduler::{Refused, Scheduler, SchedulerOptions, SchedulerStats};
 use transduce::{Translation, Translator};
 
-fn tiny_hf() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian/tiny")
-}
-
-fn corpus(n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(tiny_hf().join("../corpus.txt")).unwrap();
-    let lines: Vec<String> = text.lines().take(n).map(str::to_string).collect();
-    assert_eq!(lines.len(), n, "the fixture corpus is too short");
-    lines
-}
+use common::{tiny_corpus as corpus, tiny_hf};
 
 fn options(strategy: Strategy) -> DecodeOptions {
     DecodeOptions { strategy, max_len: 30, ..DecodeOptions::default() }

@@ -6,26 +6,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
-use common::TempDir;
+use common::{tiny_corpus as corpus, tiny_hf, transduce, TempDir};
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::translate::scheduler::{Scheduler, SchedulerOptions};
 use transduce::translate::shortlist::Shortlist;
 use transduce::Translator;
-
-fn tiny_hf() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian/tiny")
-}
-
-fn corpus(n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(tiny_hf().join("../corpus.txt")).unwrap();
-    let lines: Vec<String> = text.lines().take(n).map(str::to_string).collect();
-    assert_eq!(lines.len(), n, "the fixture corpus is too short");
-    lines
-}
 
 fn greedy() -> DecodeOptions {
     DecodeOptions { strategy: Strategy::Greedy, max_len: 30, ..DecodeOptions::default() }
@@ -48,9 +35,12 @@ fn parse(translator: &Translator, text: &str) -> Shortlist {
 /// A short list measured on the model's own translations of the corpus: 4 frequent tokens
 /// and 3 per source token.
 fn measured(translator: &Translator, lines: &[String]) -> Shortlist {
-    let own: Vec<String> =
-        translator.translate(&refs(lines), &greedy()).unwrap().into_iter().map(|t| t.outputs[0].text.clone()).collect();
-    translator.build_shortlist(lines, &own, 4, 3).unwrap()
+    translator.build_shortlist(lines, &own(translator, lines), 4, 3).unwrap()
+}
+
+/// The model's own greedy translations of `lines` (the target side of a measured list).
+fn own(translator: &Translator, lines: &[String]) -> Vec<String> {
+    translator.translate(&refs(lines), &greedy()).unwrap().into_iter().map(|t| t.outputs[0].text.clone()).collect()
 }
 
 fn refs(lines: &[String]) -> Vec<&str> {
@@ -127,53 +117,30 @@ fn the_command_measures_a_map_that_translate_reads_and_a_bad_map_names_its_line(
     let dir = TempDir::new("shortlist");
     let lines = corpus(50);
     let translator = Translator::load(&tiny_hf()).unwrap();
-    let own: Vec<String> = translator
-        .translate(&refs(&lines), &greedy())
-        .unwrap()
-        .into_iter()
-        .map(|t| t.outputs[0].text.clone())
-        .collect();
+    let own = own(&translator, &lines);
     let src = dir.write("src.txt", (lines.join("\n") + "\n").as_bytes());
     let tgt = dir.write("tgt.txt", (own.join("\n") + "\n").as_bytes());
     let map = dir.0.join("vmap.txt");
-    let bin = env!("CARGO_BIN_EXE_transduce");
-    let run = |args: &[&str]| Command::new(bin).args(args).output().unwrap();
     let model = tiny_hf();
-    let model = model.to_str().unwrap();
-    let made = run(&[
-        "shortlist",
-        "-m",
-        model,
-        "--src",
-        src.to_str().unwrap(),
-        "--tgt",
-        tgt.to_str().unwrap(),
-        "--out",
-        map.to_str().unwrap(),
-        "--frequent",
-        "4",
-        "--per-token",
-        "3",
-    ]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let text = std::fs::read_to_string(&map).unwrap();
+    let (model, src, tgt, map) =
+        (model.to_str().unwrap(), src.to_str().unwrap(), tgt.to_str().unwrap(), map.to_str().unwrap());
+    let (ok, _, err) = transduce(
+        &["shortlist", "-m", model, "--src", src, "--tgt", tgt, "--out", map, "--frequent", "4", "--per-token", "3"],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(map).unwrap();
     assert!(text.starts_with('\t') && text.lines().count() > 10, "{text}");
     // the file is the library's list
     assert_eq!(parse(&translator, &text), translator.build_shortlist(&lines, &own, 4, 3).unwrap());
-    let translated =
-        run(&["translate", "-m", model, "--input", src.to_str().unwrap(), "--shortlist", map.to_str().unwrap()]);
-    assert!(translated.status.success(), "{}", String::from_utf8_lossy(&translated.stderr));
-    assert_eq!(String::from_utf8_lossy(&translated.stdout).lines().count(), lines.len());
+    let (ok, out, err) = transduce(&["translate", "-m", model, "--input", src, "--shortlist", map], b"");
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), lines.len());
 
-    std::fs::write(
-        &map,
-        format!("{text}▁no-such-piece-here\t{}\n", text.lines().nth(1).unwrap().split('\t').nth(1).unwrap()),
-    )
-    .unwrap();
-    let refused =
-        run(&["translate", "-m", model, "--input", src.to_str().unwrap(), "--shortlist", map.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&refused.stderr);
+    let targets = text.lines().nth(1).unwrap().split('\t').nth(1).unwrap();
+    std::fs::write(map, format!("{text}▁no-such-piece-here\t{targets}\n")).unwrap();
+    let (ok, _, err) = transduce(&["translate", "-m", model, "--input", src, "--shortlist", map], b"");
     let line = text.lines().count() + 1;
-    assert!(!refused.status.success(), "a bad map was read");
+    assert!(!ok, "a bad map was read");
     assert!(err.contains(&format!("vmap.txt: line {line}: source token \"▁no-such-piece-here\"")), "{err}");
 }

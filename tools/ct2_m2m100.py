@@ -24,7 +24,7 @@ from ctranslate2.specs import transformer_spec
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ct2_marian import ACTIVATIONS, attention, layer_norm, linear  # noqa: E402
+from ct2_marian import ACTIVATIONS, layer_norm, transformer_layers  # noqa: E402
 
 
 def fairseq_sinusoids(n_pos, dim, padding_idx):
@@ -63,23 +63,8 @@ def m2m100_spec(model_dir):
     )
     table = w["model.shared.weight"]
     side(spec.encoder, w, config, "encoder", table)
-    for i, layer in enumerate(spec.encoder.layer):
-        p = f"model.encoder.layers.{i}"
-        attention(layer.self_attention, w, p + ".self_attn", True)
-        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
-        linear(layer.ffn.linear_0, w, p + ".fc1")
-        linear(layer.ffn.linear_1, w, p + ".fc2")
-        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
     side(spec.decoder, w, config, "decoder", table)
-    for i, layer in enumerate(spec.decoder.layer):
-        p = f"model.decoder.layers.{i}"
-        attention(layer.self_attention, w, p + ".self_attn", True)
-        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
-        attention(layer.attention, w, p + ".encoder_attn", False)
-        layer_norm(layer.attention.layer_norm, w, p + ".encoder_attn_layer_norm")
-        linear(layer.ffn.linear_0, w, p + ".fc1")
-        linear(layer.ffn.linear_1, w, p + ".fc2")
-        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
+    transformer_layers(spec, w)
     spec.decoder.projection.weight = w.get("lm_head.weight", table)
 
     from tokenizers import Tokenizer

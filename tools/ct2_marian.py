@@ -72,6 +72,26 @@ def attention(spec, w, prefix, self_attention):
     linear(spec.linear[-1], w, f"{prefix}.out_proj")
 
 
+def transformer_layers(spec, w):
+    """The encoder's and decoder's layers, named as Hugging Face's Marian and M2M-100 name them."""
+    for i, layer in enumerate(spec.encoder.layer):
+        p = f"model.encoder.layers.{i}"
+        attention(layer.self_attention, w, p + ".self_attn", True)
+        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
+        linear(layer.ffn.linear_0, w, p + ".fc1")
+        linear(layer.ffn.linear_1, w, p + ".fc2")
+        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
+    for i, layer in enumerate(spec.decoder.layer):
+        p = f"model.decoder.layers.{i}"
+        attention(layer.self_attention, w, p + ".self_attn", True)
+        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
+        attention(layer.attention, w, p + ".encoder_attn", False)
+        layer_norm(layer.attention.layer_norm, w, p + ".encoder_attn_layer_norm")
+        linear(layer.ffn.linear_0, w, p + ".fc1")
+        linear(layer.ffn.linear_1, w, p + ".fc2")
+        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
+
+
 def common(spec, w, config, side, table):
     spec.scale_embeddings = math.sqrt(config["d_model"]) if config.get("scale_embedding", False) else 1.0
     spec.position_encodings.encodings = sinusoids(config["max_position_embeddings"], config["d_model"])
@@ -92,24 +112,9 @@ def marian_spec(model_dir):
     )
     table = w["model.shared.weight"]
     common(spec.encoder, w, config, "encoder", table)
-    for i, layer in enumerate(spec.encoder.layer):
-        p = f"model.encoder.layers.{i}"
-        attention(layer.self_attention, w, p + ".self_attn", True)
-        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
-        linear(layer.ffn.linear_0, w, p + ".fc1")
-        linear(layer.ffn.linear_1, w, p + ".fc2")
-        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
     spec.decoder.start_from_zero_embedding = True
     common(spec.decoder, w, config, "decoder", table)
-    for i, layer in enumerate(spec.decoder.layer):
-        p = f"model.decoder.layers.{i}"
-        attention(layer.self_attention, w, p + ".self_attn", True)
-        layer_norm(layer.self_attention.layer_norm, w, p + ".self_attn_layer_norm")
-        attention(layer.attention, w, p + ".encoder_attn", False)
-        layer_norm(layer.attention.layer_norm, w, p + ".encoder_attn_layer_norm")
-        linear(layer.ffn.linear_0, w, p + ".fc1")
-        linear(layer.ffn.linear_1, w, p + ".fc2")
-        layer_norm(layer.ffn.layer_norm, w, p + ".final_layer_norm")
+    transformer_layers(spec, w)
     spec.decoder.projection.weight = w.get("lm_head.weight", table)
     bias = w.get("final_logits_bias")
     if bias is not None and np.count_nonzero(bias):

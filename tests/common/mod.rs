@@ -156,6 +156,19 @@ pub fn root() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The tiny Hugging Face Marian fixture (`tests/fixtures/hf_marian/tiny`).
+pub fn tiny_hf() -> std::path::PathBuf {
+    root().join("tests/fixtures/hf_marian/tiny")
+}
+
+/// The first `n` lines of the fixture corpus beside it (French-like lines of every length).
+pub fn tiny_corpus(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(tiny_hf().join("../corpus.txt")).unwrap();
+    let lines: Vec<String> = text.lines().take(n).map(str::to_string).collect();
+    assert_eq!(lines.len(), n, "the fixture corpus is too short");
+    lines
+}
+
 /// The team's shared directory (`TRANSDUCE_SHARED`, else `../shared` beside the repository),
 /// when `relative` exists in it.
 pub fn shared(relative: &str) -> Option<std::path::PathBuf> {
