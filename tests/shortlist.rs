@@ -8,7 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use common::server::{default_search, model_copy, Server};
 use common::{tiny_corpus as corpus, tiny_hf, transduce, TempDir};
+use serde_json::json;
 use transduce::search::{BeamOptions, DecodeOptions, Strategy};
 use transduce::translate::scheduler::{Scheduler, SchedulerOptions};
 use transduce::translate::shortlist::Shortlist;
@@ -143,4 +145,30 @@ fn the_command_measures_a_map_that_translate_reads_and_a_bad_map_names_its_line(
     let line = text.lines().count() + 1;
     assert!(!ok, "a bad map was read");
     assert!(err.contains(&format!("vmap.txt: line {line}: source token \"▁no-such-piece-here\"")), "{err}");
+}
+
+#[test]
+fn the_server_decodes_a_model_over_the_shortlist_in_its_directory() {
+    let dir = TempDir::new("shortlist-serve");
+    model_copy(&dir.0, "fr-en", Some(("fr", "en")));
+    model_copy(&dir.0, "en-de", Some(("en", "de")));
+    let lines = corpus(12);
+    let mut translator = Translator::load(&tiny_hf()).unwrap();
+    let list = measured(&translator, &corpus(60));
+    let (source, target) = translator.piece_ids();
+    // fr-en has a list, en-de none
+    std::fs::write(dir.0.join("fr-en/vmap.txt"), list.to_text(&source, &target)).unwrap();
+    let full = translator.translate(&refs(&lines), &default_search()).unwrap();
+    translator.set_shortlist(Some(list));
+    let short = translator.translate(&refs(&lines), &default_search()).unwrap();
+    assert!(full.iter().zip(&short).any(|(f, s)| f != s), "the list changes no output of these lines");
+    let server = Server::start(&dir.0, &["--shortlist", "vmap.txt"]);
+    for (i, line) in lines.iter().enumerate() {
+        for (pair, want) in [(("fr", "en"), &short[i]), (("en", "de"), &full[i])] {
+            let (status, body, _) =
+                server.post_json("/translate", &json!({"q": line, "source": pair.0, "target": pair.1}));
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["translatedText"], want.text(), "line {i} {pair:?}");
+        }
+    }
 }

@@ -76,6 +76,12 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
     #[arg(long, value_parser = choice::<Quantization>(), default_value_t = Quantization::AsStored)]
     pub quantization: Quantization,
+    /// The file name of a vocabulary shortlist in each model's directory (`vmap.txt`, as
+    /// CTranslate2 names it; `transduce shortlist` writes one): a model with that file decodes
+    /// each sentence over its candidates (`translate --shortlist`), one without it over its
+    /// whole vocabulary.
+    #[arg(long)]
+    pub shortlist: Option<String>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(flatten)]

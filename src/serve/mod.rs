@@ -166,7 +166,7 @@ pub fn run(config: ServeConfig<'_>) -> anyhow::Result<()> {
     }
     crate::process::share_heaps();
     let keys = args.api_keys.as_deref().map(ApiKeys::read).transpose()?;
-    let models = Models::load(&args.models, &config.load, config.scheduling)?;
+    let models = Models::load(&args.models, &config.load, config.scheduling, args.shortlist.as_deref())?;
     let limits = Limits { chars: args.char_limit, batch: args.batch_limit, alternatives: args.alternatives_limit };
     let app = Arc::new(App::new(models, keys, limits, config.decode)?);
     let addr = SocketAddr::new(args.host, args.port);

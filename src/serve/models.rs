@@ -113,8 +113,14 @@ pub const PIVOT: &str = "en";
 
 impl Models {
     /// Loads every model directory directly under `dir` (a directory holding a model itself
-    /// counts too). A model whose languages are not recorded is refused, naming it.
-    pub fn load(dir: &Path, load: &LoadOptions, scheduling: SchedulerOptions) -> anyhow::Result<Models> {
+    /// counts too). A model whose languages are not recorded is refused, naming it. A model
+    /// directory holding a file named `shortlist` decodes over that vocabulary shortlist.
+    pub fn load(
+        dir: &Path,
+        load: &LoadOptions,
+        scheduling: SchedulerOptions,
+        shortlist: Option<&str>,
+    ) -> anyhow::Result<Models> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         if dir.join(transduce::model_dir::CONFIG).is_file() {
             dirs.push(dir.to_path_buf());
@@ -133,7 +139,11 @@ impl Models {
         }
         let mut models: Vec<Model> = Vec::new();
         for path in dirs {
-            let translator = Translator::load_with(&path, load.clone())?;
+            let mut translator = Translator::load_with(&path, load.clone())?;
+            let list = shortlist.map(|name| path.join(name)).filter(|file| file.is_file());
+            if let Some(file) = &list {
+                translator.set_shortlist(Some(translator.read_shortlist(file)?));
+            }
             let languages = match translator.languages() {
                 // the first model code of each server code wins (NLLB's zho_Hans before zho_Hant)
                 Some(codes) => {
@@ -166,7 +176,8 @@ impl Models {
             }
             let scheduler = Scheduler::start(Arc::new(translator), scheduling)?;
             let model = Model { dir: path, languages, scheduler };
-            tracing::info!(model = %model.dir.display(), languages = %model.describe(), "loaded");
+            let shortlist = list.map_or_else(|| "none".to_string(), |f| f.display().to_string());
+            tracing::info!(model = %model.dir.display(), languages = %model.describe(), %shortlist, "loaded");
             models.push(model);
         }
         Ok(Models { models })

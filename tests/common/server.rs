@@ -2,18 +2,15 @@
 //! for it.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use transduce::search::{Alignment, DecodeOptions, SearchSettings};
 
+pub use super::tiny_hf;
 use super::TempDir;
-
-pub fn tiny_hf() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf_marian/tiny")
-}
 
 /// A copy of the tiny Marian model recorded as translating `source` → `target` (or with no
 /// languages recorded).
