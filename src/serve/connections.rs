@@ -146,7 +146,7 @@ const LINGER_BYTES: usize = 16 << 20;
 /// A connection's socket whose close lingers where a request's body was refused unread (as
 /// nginx's `lingering_close`): the write half is shut (the client sees the answer and its end),
 /// then what the client still sends is read and dropped until it closes, for at most
-/// [`LINGER_TIME`] and [`LINGER_BYTES`]. Closing a socket with unread input makes the kernel
+/// `LINGER_TIME` and `LINGER_BYTES`. Closing a socket with unread input makes the kernel
 /// send a reset, which can reach the client before it has read the answer: a 413 sent before
 /// the body was read would be lost to a client still writing it.
 pub struct Lingering {
