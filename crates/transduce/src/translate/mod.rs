@@ -230,8 +230,9 @@ impl Translator {
 
     /// Decodes each sentence over its shortlist's candidates only ([`shortlist`]: its source
     /// tokens' targets, the tokens always allowed, its prefix, EOS and `<unk>`), or over the
-    /// whole vocabulary (`None`). Faster where the vocabulary is large; an output changes only
-    /// where the full search would pick a token outside the list.
+    /// whole vocabulary (`None`). Faster where the vocabulary is large. Outputs change where the
+    /// full search would pick a token outside the list and, in beam search, where hypotheses'
+    /// scores are normalised over fewer tokens; a list of every token changes nothing.
     pub fn set_shortlist(&mut self, shortlist: Option<Shortlist>) {
         self.shortlist = shortlist.map(Arc::new);
     }
