@@ -290,3 +290,32 @@ fn releasing_the_weights_of_an_inference_model_changes_no_output() {
     let err = m.forward(&src, &mask, &tgt, &Ctx::train(1)).unwrap_err().to_string();
     assert!(err.contains("released"), "{err}");
 }
+
+#[test]
+fn memories_projected_per_source_equal_the_padded_batch_projection_cut() {
+    use transduce::model::{CrossMemory, Ctx};
+    for placement in PLACEMENTS {
+        let mut m = model(&tiny_config(placement), DType::F32).model;
+        m.prepare_inference().unwrap();
+        for precision in ["f32", "int8"] {
+            if precision == "int8" {
+                m.quantize_int8().unwrap();
+            }
+            // three sources of 6, 2 and 4 positions (the second and third padded)
+            let sources: [&[u32]; 3] = [&[5, 6, 7, 8, 9], &[11], &[13, 14, 15]];
+            let (src, mask) = Batch::sources(&sources, m.config.special, &Device::Cpu).unwrap();
+            let memory = m.encode(&src, &mask).unwrap();
+            let ctx = Ctx::eval();
+            let kv = m.decoder.cross_kv(&memory.states, &ctx).unwrap();
+            let cut = CrossMemory::per_source(&kv, &memory.bias).unwrap();
+            let layers: Vec<_> = m.decoder.layers.iter().map(|l| &l.cross_attn).collect();
+            let projected = CrossMemory::project_per_source(&memory.states, &memory.bias, &layers, &ctx).unwrap();
+            let (CrossMemory::PerSource(cut), CrossMemory::PerSource(projected)) = (cut, projected) else {
+                panic!("per-source memories expected")
+            };
+            assert_eq!(projected.iter().map(|s| s.len()).collect::<Vec<_>>(), [6, 2, 4], "{placement:?}");
+            // the same values to the bit: each row is projected alone either way
+            assert_eq!(projected, cut, "{placement:?} {precision}");
+        }
+    }
+}

@@ -87,6 +87,31 @@ fn batching_does_not_change_any_strategy() {
 }
 
 #[test]
+fn sources_of_very_different_lengths_encode_in_groups_and_translate_as_alone() {
+    use transduce::translate::length_groups::{length_groups, GROUP_COST_ROWS};
+    let t = Translator::load(model_dir()).unwrap();
+    // six sentences of 2 words and six of 40 (five sentences' words, repeated)
+    let short = common::word_for_word(6, 2..3, 21);
+    let long: Vec<String> = common::word_for_word(6 * 8, 5..6, 22)
+        .chunks(8)
+        .map(|c| c.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" "))
+        .collect();
+    let lines: Vec<&str> = short.iter().map(|p| p.0.as_str()).chain(long.iter().map(String::as_str)).collect();
+    let lengths: Vec<usize> = lines.iter().map(|l| t.tokenizers.source.encode(l).unwrap().len() + 1).collect();
+    assert!(length_groups(&lengths, GROUP_COST_ROWS).len() > 1, "the batch is encoded in groups: {lengths:?}");
+    for strategy in [Strategy::Greedy, beam(4, 1)] {
+        let opts = DecodeOptions { strategy, max_tokens: 100_000, ..DecodeOptions::default() };
+        let together = t.translate(&lines, &opts).unwrap();
+        for (i, line) in lines.iter().enumerate() {
+            let alone = t.translate(&[*line], &opts).unwrap();
+            assert_eq!(together[i].outputs[0].tokens, alone[0].outputs[0].tokens, "{strategy:?}: line {i}");
+            let (a, b) = (together[i].outputs[0].score, alone[0].outputs[0].score);
+            assert!((a - b).abs() < 1e-4, "{strategy:?}: line {i}: {a} against {b}");
+        }
+    }
+}
+
+#[test]
 fn workers_change_nothing_but_the_speed() {
     let mut t = Translator::load(model_dir()).unwrap();
     let pairs = sentences(30, 11);

@@ -262,16 +262,19 @@ impl Seq2Seq {
         if group == 0 {
             candle_core::bail!("start: a group of 0 rows per sentence");
         }
-        let kv = self.decoder.cross_kv(&memory.states, ctx)?;
         // the step kernels read each source's own memory in place; the reference, batch tensors
         let (cache, cross) = match ctx.kernels.fused_for(&memory.states) {
             true => {
                 let positions = self.decoder.position_bias.as_ref().map(|p| p.steps()).transpose()?;
                 let cache =
                     StepCache::new(self.config.attention_dim(), self.config.head_dim()).with_position_bias(positions);
-                (SelfCache::Steps(cache), CrossMemory::per_source(&kv, &memory.bias)?)
+                let layers: Vec<_> = self.decoder.layers.iter().map(|l| &l.cross_attn).collect();
+                (SelfCache::Steps(cache), CrossMemory::project_per_source(&memory.states, &memory.bias, &layers, ctx)?)
             }
-            false => (SelfCache::Empty, CrossMemory::Batched { kv, bias: memory.bias.clone() }),
+            false => {
+                let kv = self.decoder.cross_kv(&memory.states, ctx)?;
+                (SelfCache::Empty, CrossMemory::Batched { kv, bias: memory.bias.clone() })
+            }
         };
         Ok(DecoderState {
             self_kv: vec![cache; self.decoder.layers.len()],

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Result, Tensor};
 
-use super::attention::{KeyValues, MASKED};
+use super::attention::{KeyValues, MultiHeadAttention, MASKED};
+use super::context::Ctx;
 
 /// The cross-attention memory of a decoding batch, one entry per source sentence.
 #[derive(Debug, Clone)]
@@ -84,6 +85,54 @@ impl CrossMemory {
             for (i, memory) in memories.iter_mut().enumerate().take(sources) {
                 let len = memory.len();
                 memory.layers.push((cut(&k, i, len), cut(&v, i, len)));
+            }
+        }
+        Ok(CrossMemory::PerSource(memories.into_iter().map(Arc::new).collect()))
+    }
+
+    /// Each source's own positions of `states` [sources, s, d] (up to its last unmasked one in
+    /// `bias` [sources, 1, 1, s], as [`CrossMemory::per_source`] cuts them) projected through
+    /// every layer of `layers` into per-source memories: the same memories as projecting the
+    /// padded batch and cutting it, without projecting the padding or copying the batch
+    /// twice (split into heads, then cut).
+    pub fn project_per_source(
+        states: &Tensor,
+        bias: &Tensor,
+        layers: &[&MultiHeadAttention],
+        ctx: &Ctx,
+    ) -> Result<Self> {
+        let (sources, s, d) = states.dims3()?;
+        let lengths = own_lengths(bias)?;
+        let flat_bias = bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let rows: Vec<u32> =
+            lengths.iter().enumerate().flat_map(|(i, &len)| (0..len).map(move |t| (i * s + t) as u32)).collect();
+        let x = states.reshape((sources * s, d))?.index_select(&Tensor::new(rows, states.device())?, 0)?;
+        let mut memories: Vec<SourceMemory> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| SourceMemory {
+                layers: Vec::with_capacity(layers.len()),
+                bias: flat_bias[i * s..][..len].to_vec(),
+            })
+            .collect();
+        for attention in layers {
+            let (heads, head_dim) = (attention.heads(), attention.head_dim());
+            let (k, v) = attention.project_kv_rows(&x, ctx)?;
+            // rows [len, heads * head_dim] of each source -> [heads, len, head_dim]
+            let mut first = 0;
+            for memory in memories.iter_mut() {
+                let len = memory.len();
+                let by_head = |all: &[f32]| -> Vec<f32> {
+                    let own = &all[first * heads * head_dim..][..len * heads * head_dim];
+                    (0..heads)
+                        .flat_map(|h| {
+                            own.chunks_exact(heads * head_dim).flat_map(move |row| &row[h * head_dim..][..head_dim])
+                        })
+                        .copied()
+                        .collect()
+                };
+                memory.layers.push((by_head(&k), by_head(&v)));
+                first += len;
             }
         }
         Ok(CrossMemory::PerSource(memories.into_iter().map(Arc::new).collect()))

@@ -2,6 +2,7 @@
 //! sentences sorted by length, search, detokenize, align, restore input order.
 
 pub mod align;
+pub mod length_groups;
 pub mod scheduler;
 pub mod shortlist;
 pub mod stream;
@@ -9,11 +10,12 @@ pub mod stream;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
+use crate::model::attention::padding_bias;
 use crate::model::{Candidates, Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
 use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
@@ -413,11 +415,35 @@ impl Translator {
         Ok(Prepared { ids, prefix, source_tags, target_tags, truncated })
     }
 
-    /// Encodes source sentences (ids without EOS) as one padded batch.
+    /// Encodes source sentences (ids without EOS) into one memory padded to the longest,
+    /// encoding sources of similar length together ([`length_groups`]) so that the encoder
+    /// does not run on the padding a batch of mixed lengths would need.
     pub(crate) fn encode(&self, sources: &[&[u32]]) -> Result<Memory> {
         let (src, mask) = Batch::sources(sources, self.model.config.special, &self.device)?;
         let ctx = Ctx::eval().with_kernels(self.kernels);
-        Ok(self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?)
+        let lengths: Vec<usize> = sources.iter().map(|s| s.len() + 1).collect();
+        let groups = length_groups::length_groups(&lengths, length_groups::GROUP_COST_ROWS);
+        if groups.len() <= 1 {
+            return Ok(self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?);
+        }
+        let longest = src.dim(1)?;
+        let mut states = Vec::with_capacity(groups.len());
+        // where each source's row lands in the groups' concatenation
+        let mut row_of = vec![0u32; sources.len()];
+        for (row, &i) in groups.iter().flatten().enumerate() {
+            row_of[i] = row as u32;
+        }
+        for group in &groups {
+            let members: Vec<&[u32]> = group.iter().map(|&i| sources[i]).collect();
+            let (src, mask) = Batch::sources(&members, self.model.config.special, &self.device)?;
+            let memory = self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
+            let s = memory.states.dim(1)?;
+            states.push(memory.states.pad_with_zeros(1, 0, longest - s)?);
+        }
+        let order = Tensor::new(row_of, &self.device)?;
+        let states = Tensor::cat(&states, 0)?.index_select(&order, 0)?;
+        let bias = padding_bias(&mask, states.dtype())?;
+        Ok(Memory { states, mask, bias, attention: Vec::new() })
     }
 
     /// The search's view of the model decoding `memory`.
