@@ -115,7 +115,6 @@ impl MultiHeadAttention {
         Ok(())
     }
 
-    /// [b, t, d] -> [b, heads, t, head_dim]
     /// Keys and values of rows `x` [m, d] as row-major [m, heads * head_dim] vectors, straight
     /// from the projections (no tensor, no split into heads).
     pub(crate) fn project_kv_rows(&self, x: &Tensor, ctx: &Ctx) -> Result<(Vec<f32>, Vec<f32>)> {
@@ -130,6 +129,7 @@ impl MultiHeadAttention {
         self.head_dim
     }
 
+    /// [b, t, d] -> [b, heads, t, head_dim]
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()

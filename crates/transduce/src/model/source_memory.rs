@@ -57,18 +57,24 @@ fn own_lengths(bias: &Tensor) -> Result<Vec<usize>> {
         .collect())
 }
 
+/// One memory per source of `bias` [sources, 1, 1, s], its bias cut to the source's own
+/// length ([`own_lengths`]) and no layers yet.
+fn unfilled_memories(bias: &Tensor) -> Result<Vec<SourceMemory>> {
+    let s = bias.dim(3)?;
+    let flat_bias = bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(own_lengths(bias)?
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| SourceMemory { layers: Vec::new(), bias: flat_bias[i * s..][..len].to_vec() })
+        .collect())
+}
+
 impl CrossMemory {
     /// Splits batch keys/values (per layer, [sources, heads, s, head_dim] f32) and their
     /// padding bias [sources, 1, 1, s] into per-source memories, each cut to its own length.
     pub fn per_source(kv: &[KeyValues], bias: &Tensor) -> Result<Self> {
         let (sources, s) = (bias.dim(0)?, bias.dim(3)?);
-        let lengths = own_lengths(bias)?;
-        let flat_bias = bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let mut memories: Vec<SourceMemory> = lengths
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| SourceMemory { layers: Vec::new(), bias: flat_bias[i * s..][..len].to_vec() })
-            .collect();
+        let mut memories = unfilled_memories(bias)?;
         for layer in kv {
             let (_, heads, _, head_dim) = layer.k.dims4()?;
             let k = layer.k.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
@@ -102,19 +108,13 @@ impl CrossMemory {
         ctx: &Ctx,
     ) -> Result<Self> {
         let (sources, s, d) = states.dims3()?;
-        let lengths = own_lengths(bias)?;
-        let flat_bias = bias.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let rows: Vec<u32> =
-            lengths.iter().enumerate().flat_map(|(i, &len)| (0..len).map(move |t| (i * s + t) as u32)).collect();
-        let x = states.reshape((sources * s, d))?.index_select(&Tensor::new(rows, states.device())?, 0)?;
-        let mut memories: Vec<SourceMemory> = lengths
+        let mut memories = unfilled_memories(bias)?;
+        let rows: Vec<u32> = memories
             .iter()
             .enumerate()
-            .map(|(i, &len)| SourceMemory {
-                layers: Vec::with_capacity(layers.len()),
-                bias: flat_bias[i * s..][..len].to_vec(),
-            })
+            .flat_map(|(i, memory)| (0..memory.len()).map(move |t| (i * s + t) as u32))
             .collect();
+        let x = states.reshape((sources * s, d))?.index_select(&Tensor::new(rows, states.device())?, 0)?;
         for attention in layers {
             let (heads, head_dim) = (attention.heads(), attention.head_dim());
             let (k, v) = attention.project_kv_rows(&x, ctx)?;
