@@ -14,7 +14,8 @@ or transformers, only tools/requirements-ct2.txt. Each measurement runs in its o
 (peak RSS from wait4), on the first `--lines` source lines (16 for the beam batch, `--greedy-lines`
 one at a time); tokens/s counts output tokens, the forced target-language token excluded.
 CTranslate2 runs with intra_threads=2 and with inter_threads=2; its better figure is the
-comparison's. transduce's load-only peak RSS is its run on an empty input.
+comparison's. transduce's load-only peak RSS is its run on an empty input. Neither system returns
+scores (transduce's `--scores omit`, CTranslate2's default `return_scores=False`).
 """
 
 import argparse
@@ -112,7 +113,7 @@ def run_child(args, stdin=""):
 def transduce(binary, model, lines, beam, length, batch_tokens, workers):
     args = [str(binary), "translate", "-m", str(model), "--source-lang", SOURCE, "--target-lang", TARGET,
             "--min-len", str(length), "--max-len", str(length), "--max-len-ratio", "1000", "--max-tokens",
-            str(batch_tokens), "--format", "jsonl", "--workers", str(workers)]
+            str(batch_tokens), "--format", "jsonl", "--scores", "omit", "--workers", str(workers)]
     args += ["--search", "greedy"] if beam == 1 else ["--beam", str(beam)]
     out, err, _, rss = run_child(args, "".join(l + "\n" for l in lines))
     # the command's own clock, from after loading: "... in X s: ..."

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use transduce::search::{BeamOptions, DecodeOptions, Strategy};
+use transduce::search::{BeamOptions, DecodeOptions, Scores, Strategy};
 use transduce::text::languages::Direction;
 use transduce::text::sentencepiece::SentencePieceModel;
 use transduce::translate::{Input, Translator};
@@ -88,6 +88,11 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
     let opts = DecodeOptions { strategy, max_len: max_new_tokens - 2, max_len_ratio: None, ..DecodeOptions::default() };
     let inputs = directed_inputs(cases);
     let out = t.translate_inputs(&inputs, &opts).unwrap();
+    if strategy == Strategy::Greedy {
+        // without scores (the output projection's high halves first): the same tokens
+        let unscored = t.translate_inputs(&inputs, &DecodeOptions { scores: Scores::Omit, ..opts }).unwrap();
+        assert!(out.iter().zip(&unscored).all(|(a, b)| a.best().tokens == b.best().tokens), "greedy without scores");
+    }
     let eos = t.model.config.special.eos;
     let languages = t.languages().unwrap();
     for (case, translation) in cases.iter().zip(&out) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde_json::Value;
 use transduce::convert::hf_marian;
-use transduce::search::{BeamOptions, DecodeOptions, Strategy};
+use transduce::search::{BeamOptions, DecodeOptions, Scores, Strategy};
 use transduce::text::sentencepiece::SentencePieceModel;
 use transduce::translate::Translator;
 use transduce_cli::bench::translation::TranslationBench;
@@ -63,6 +63,11 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
     // the EOS that ends the output counts among max_new_tokens
     let opts = DecodeOptions { strategy, max_len: max_new_tokens - 1, max_len_ratio: None, ..DecodeOptions::default() };
     let out = t.translate(&sources, &opts).unwrap();
+    if strategy == Strategy::Greedy {
+        // without scores (the output projection's high halves first): the same tokens
+        let unscored = t.translate(&sources, &DecodeOptions { scores: Scores::Omit, ..opts }).unwrap();
+        assert!(out.iter().zip(&unscored).all(|(a, b)| a.best().tokens == b.best().tokens), "greedy without scores");
+    }
     let eos = t.model.config.special.eos;
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 6, "{} generate() cases in the fixture", cases.len());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use transduce::model::config::{FeedForwardKind, NormKind, Positions, Tying};
-use transduce::search::{BeamOptions, DecodeOptions, Strategy};
+use transduce::search::{BeamOptions, DecodeOptions, Scores, Strategy};
 use transduce::text::languages::Direction;
 use transduce::translate::{Input, Translator};
 
@@ -45,6 +45,11 @@ fn check_generate(t: &Translator, cases: &Value, strategy: Strategy, max_new_tok
     // the EOS (forced at the cap) counts among max_new_tokens; transduce's max_len does not
     let opts = DecodeOptions { strategy, max_len: max_new_tokens - 1, max_len_ratio: None, ..DecodeOptions::default() };
     let out = t.translate_inputs(&inputs(cases), &opts).unwrap();
+    if strategy == Strategy::Greedy {
+        // without scores (the output projection's high halves first): the same tokens
+        let unscored = t.translate_inputs(&inputs(cases), &DecodeOptions { scores: Scores::Omit, ..opts }).unwrap();
+        assert!(out.iter().zip(&unscored).all(|(a, b)| a.best().tokens == b.best().tokens), "greedy without scores");
+    }
     let eos = t.model.config.special.eos;
     for (case, translation) in cases.iter().zip(&out) {
         let best = &translation.outputs[0];

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use common::TempDir;
 use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
-use transduce::search::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Strategy};
+use transduce::search::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Scores, Strategy};
 use transduce::train::{train, ModelOverrides, Start, TrainConfig};
 use transduce::translate::{Input, Translator};
 
@@ -109,6 +109,62 @@ fn sources_of_very_different_lengths_encode_in_groups_and_translate_as_alone() {
             assert!((a - b).abs() < 1e-4, "{strategy:?}: line {i}: {a} against {b}");
         }
     }
+}
+
+#[test]
+fn greedy_without_scores_writes_the_same_tokens() {
+    use transduce::kernels::largest::Largest;
+    let t = Translator::load(model_dir()).unwrap();
+    let pairs = sentences(30, 13);
+    let mut inputs: Vec<Input> = pairs.iter().enumerate().map(|(i, p)| Input::new(&p.0, i as u64)).collect();
+    inputs[3].prefix = Some("the dog");
+    // plain; a minimum length (EOS banned); repeated bigrams banned; a repetition penalty
+    // (from the log-probabilities); an output limit (EOS forced); one sentence per batch
+    let settings = [(0, 0, 1.0, 256, 4096), (12, 0, 1.0, 256, 4096), (0, 2, 1.0, 256, 4096), (0, 0, 1.3, 256, 4096)];
+    for (min_len, no_repeat_ngram, repetition_penalty, max_len, max_tokens) in
+        settings.into_iter().chain([(0, 0, 1.0, 3, 4096), (4, 1, 1.0, 256, 1)])
+    {
+        let scored = DecodeOptions {
+            strategy: Strategy::Greedy,
+            min_len,
+            no_repeat_ngram,
+            repetition_penalty,
+            max_len,
+            max_tokens,
+            ..DecodeOptions::default()
+        };
+        let with = t.translate_inputs(&inputs, &scored).unwrap();
+        let without = t.translate_inputs(&inputs, &DecodeOptions { scores: Scores::Omit, ..scored }).unwrap();
+        for (i, (a, b)) in with.iter().zip(&without).enumerate() {
+            let (a, b) = (a.best(), b.best());
+            assert_eq!(a.tokens, b.tokens, "{scored:?}: sentence {i}");
+            assert_eq!(a.token_scores.len(), b.token_scores.len(), "one (NaN) score per token and EOS");
+            assert!(b.score.is_nan() && b.token_scores.iter().all(|s| s.is_nan()));
+        }
+        assert!(without[3].text().starts_with("the dog"));
+    }
+    // the model's output projection settles rows itself (not the fallback every time): the
+    // token of the largest logit, as the full projection gives it
+    let d = t.model.config.d_model;
+    let hidden = candle_core::Tensor::randn(0f32, 1.0, (4, d), &candle_core::Device::Cpu).unwrap();
+    let ctx = transduce::model::Ctx::eval();
+    let found = t.model.largest_logits(&hidden, &[&[], &[], &[], &[]], &ctx).unwrap().expect("packed in halves");
+    let logits = t.model.logits_rows(&hidden, &ctx).unwrap();
+    let v = logits.len() / 4;
+    for (row, f) in found.iter().enumerate() {
+        let full = &logits[row * v..(row + 1) * v];
+        let best = (0..v).fold(0, |b, j| if full[j] > full[b] { j } else { b });
+        assert_eq!(*f, Largest::At(best as u32), "row {row}");
+    }
+    let int8 = Translator::load_with(
+        model_dir(),
+        transduce::translate::LoadOptions {
+            quantization: transduce::translate::Quantization::Int8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(int8.model.largest_logits(&hidden, &[&[], &[], &[], &[]], &ctx).unwrap().is_none());
 }
 
 #[test]
@@ -216,6 +272,23 @@ fn cli_formats_stream_in_order() {
     let (ok, out, err) = transduce(&["translate", "-m", m, "--search", "greedy", "--prefix", "the dog"], "le chat\n");
     assert!(ok, "{err}");
     assert!(out.starts_with("the dog"), "{out}");
+
+    // JSON lines without scores: the same tokens, no "score"; scores asked for otherwise: refused
+    let greedy = ["translate", "-m", m, "--search", "greedy", "--format", "jsonl"];
+    let (ok, scored, err) = transduce(&greedy, input);
+    assert!(ok, "{err}");
+    let (ok, unscored, err) = transduce(&[&greedy[..], &["--scores", "omit"]].concat(), input);
+    assert!(ok, "{err}");
+    for (a, b) in scored.lines().zip(unscored.lines()) {
+        let (a, b): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(a).unwrap(), serde_json::from_str(b).unwrap());
+        assert_eq!((&a["tokens"], &a["text"]), (&b["tokens"], &b["text"]));
+        assert!(a["score"].is_number() && b.get("score").is_none(), "{a} {b}");
+    }
+    let (ok, _, err) = transduce(&[&greedy[..], &["--scores", "omit", "--token-scores"]].concat(), input);
+    assert!(!ok && err.contains("--token-scores needs the scores"), "{err}");
+    let (ok, _, err) = transduce(&["translate", "-m", m, "--format", "nbest", "--scores", "omit"], input);
+    assert!(!ok && err.contains("nbest writes scores"), "{err}");
 
     // a prefix file must have one line per input line
     let dir = TempDir::new("translate-cli");

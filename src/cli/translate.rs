@@ -13,7 +13,7 @@ use super::search::SearchArgs;
 use transduce::data::lines::LineReader;
 use transduce::kernels::Kernels;
 use transduce::model_dir::Languages;
-use transduce::search::{Alignment, DecodeOptions};
+use transduce::search::{Alignment, DecodeOptions, Scores};
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{LoadOptions, Quantization, Translator};
 
@@ -57,6 +57,12 @@ pub struct TranslateArgs {
     /// Per-token log-probabilities in JSON lines.
     #[arg(long)]
     pub token_scores: bool,
+    /// Whether JSON lines carry the translation's log-probability (`score`): `omit` lets greedy
+    /// search pick each token without normalising over the vocabulary (the same tokens; faster
+    /// for large vocabularies), as CTranslate2's `return_scores=False`. Text and pharaoh output
+    /// show no scores and always omit them; n-best lists always include them.
+    #[arg(long, value_parser = choice::<Scores>(), default_value_t = Scores::Include)]
+    pub scores: Scores,
     /// Source tokens per batch (padding and beam copies included).
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: usize,
@@ -87,7 +93,16 @@ pub struct TranslateArgs {
 impl TranslateArgs {
     fn decode_options(&self) -> Result<DecodeOptions> {
         let alignment = Alignment::when(self.alignments || self.format == Format::Pharaoh, self.alignment_layer);
-        self.decoding.decode_options(alignment, self.max_tokens)
+        let mut opts = self.decoding.decode_options(alignment, self.max_tokens)?;
+        opts.scores = match (self.format, self.scores) {
+            (Format::Text | Format::Pharaoh, _) => Scores::Omit,
+            (Format::Jsonl, Scores::Omit) if self.token_scores => {
+                anyhow::bail!("--token-scores needs the scores: drop --scores omit")
+            }
+            (Format::Nbest, Scores::Omit) => anyhow::bail!("--format nbest writes scores: drop --scores omit"),
+            (Format::Jsonl | Format::Nbest, scores) => scores,
+        };
+        Ok(opts)
     }
 }
 

@@ -23,7 +23,7 @@ use crate::convert::{hf_m2m100, hf_marian, hf_t5};
 use crate::error::{Error, Result};
 use crate::kernels::cpu::with_f32;
 use crate::kernels::int8::Int8Matrix;
-use crate::model::layers::TableRows;
+use crate::model::layers::{Packing, TableRows};
 use crate::model::seq2seq::table_name;
 use crate::model::weights::{
     check_tensors, model_from_tensors, parameter_shapes, read_weights_file, stores_int8, stream_weights_file,
@@ -231,6 +231,7 @@ impl ModelDir {
         let quantize = int8 || self.format == Format::NativeInt8;
         let shapes = parameter_shapes(&config)?;
         let table = table_name(&config);
+        let output = table.unwrap_or("lm_head.weight");
         let is_matrix = |name: &str| {
             name == "lm_head.weight"
                 || Some(name) == table
@@ -254,7 +255,13 @@ impl ModelDir {
                 }
                 Stored::Float(t) => {
                     let (n, k) = t.dims2()?;
-                    with_f32(&t, |w| TableRows::pack(w, n, k, quantize))?
+                    let packing = match (quantize, name == output) {
+                        (true, _) => Packing::Int8,
+                        // greedy search reads the output projection's high halves alone
+                        (false, true) => Packing::Halves,
+                        (false, false) => Packing::Panels,
+                    };
+                    with_f32(&t, |w| TableRows::pack(w, n, k, packing))?
                 }
             };
             packed.insert(name, rows);

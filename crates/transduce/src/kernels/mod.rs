@@ -27,6 +27,7 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod ema;
 pub mod int8;
+pub mod largest;
 pub mod layer_norm;
 pub mod linear;
 pub mod pair;

@@ -60,9 +60,52 @@ impl Path {
 /// A weight W [n, k] packed for `x W^T`: panel `p` holds W^T[:, 64p .. 64p + 64] as [k, 64].
 #[derive(Debug, Clone)]
 pub struct PanelMatrix {
-    packed: Vec<f32>,
+    values: Values,
     n: usize,
     k: usize,
+}
+
+/// How a [`PanelMatrix`] holds its weights, in panel order.
+#[derive(Debug, Clone)]
+enum Values {
+    /// As f32.
+    Whole(Vec<f32>),
+    /// Each f32 as its high and low 16 bits ([`PanelMatrix::pack_halves`]).
+    Halves(Halves),
+}
+
+/// A matrix's weights split into their high and low 16 bits: the same 4 bytes per weight, and
+/// the high halves alone are the weights truncated to bfloat16 (toward zero), from which
+/// [`PanelMatrix::high_products`] bounds every output while reading half the bytes.
+#[derive(Debug, Clone)]
+struct Halves {
+    high: Vec<u16>,
+    low: Vec<u16>,
+    /// Per output j: `||w_j||`, rounded up.
+    norms: Vec<f32>,
+    /// Per output j: `||w_j - high(w_j)||`, rounded up.
+    residuals: Vec<f32>,
+}
+
+impl Halves {
+    fn value(&self, i: usize) -> f32 {
+        f32::from_bits((self.high[i] as u32) << 16 | self.low[i] as u32)
+    }
+}
+
+/// The weight truncated to its high 16 bits (a bfloat16, rounded toward zero).
+fn high_half(v: f32) -> f32 {
+    f32::from_bits(v.to_bits() & 0xFFFF_0000)
+}
+
+/// `x` (non-negative) as an f32 no smaller than it.
+fn round_up(x: f64) -> f32 {
+    let f = x as f32;
+    if (f as f64) < x {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f
+    }
 }
 
 /// Where weight `(j, kk)` of W [n, k] lies in the packed panels.
@@ -80,7 +123,52 @@ impl PanelMatrix {
                 packed[packed_index(k, j, kk)] = v;
             }
         }
-        PanelMatrix { packed, n, k }
+        PanelMatrix { values: Values::Whole(packed), n, k }
+    }
+
+    /// Packs W: [n, k] row-major as its high and low 16-bit halves: products give the same bits
+    /// as [`PanelMatrix::pack`]'s, and [`PanelMatrix::high_products`] bounds them from the high
+    /// halves alone (an output projection whose largest output is all greedy search needs).
+    pub fn pack_halves(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "weight is not [n, k]");
+        let len = n.div_ceil(PANEL) * k * PANEL;
+        let (mut high, mut low) = (vec![0u16; len], vec![0u16; len]);
+        let (mut norms, mut residuals) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (j, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
+            let (mut norm, mut residual) = (0f64, 0f64);
+            for (kk, &v) in row.iter().enumerate() {
+                let i = packed_index(k, j, kk);
+                (high[i], low[i]) = ((v.to_bits() >> 16) as u16, v.to_bits() as u16);
+                norm += (v as f64) * (v as f64);
+                residual += ((v - high_half(v)) as f64).powi(2);
+            }
+            // the f64 sums' own rounding is far below one f32 ulp
+            norms.push(round_up(norm.sqrt() * (1.0 + 1e-9)));
+            residuals.push(round_up(residual.sqrt() * (1.0 + 1e-9)));
+        }
+        PanelMatrix { values: Values::Halves(Halves { high, low, norms, residuals }), n, k }
+    }
+
+    /// The weight at packed position `i`.
+    fn value(&self, i: usize) -> f32 {
+        match &self.values {
+            Values::Whole(packed) => packed[i],
+            Values::Halves(h) => h.value(i),
+        }
+    }
+
+    /// Panel `p` as f32 [k, 64]: the packed values, or for halves, put together in `scratch`.
+    fn panel<'a>(&'a self, p: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        let span = p * self.k * PANEL..(p + 1) * self.k * PANEL;
+        match &self.values {
+            Values::Whole(packed) => &packed[span],
+            Values::Halves(h) => {
+                scratch.clear();
+                let (high, low) = (&h.high[span.clone()], &h.low[span]);
+                scratch.extend(high.iter().zip(low).map(|(&hi, &lo)| f32::from_bits((hi as u32) << 16 | lo as u32)));
+                scratch
+            }
+        }
     }
 
     /// W [n, k] back, exactly as packed.
@@ -89,7 +177,7 @@ impl PanelMatrix {
         let mut w = vec![0f32; n * k];
         for (j, row) in w.chunks_exact_mut(k.max(1)).enumerate().take(n) {
             for (kk, v) in row.iter_mut().enumerate() {
-                *v = self.packed[packed_index(k, j, kk)];
+                *v = self.value(packed_index(k, j, kk));
             }
         }
         w
@@ -102,10 +190,25 @@ impl PanelMatrix {
         let mut out = vec![0f32; ids.len() * k];
         for (row, &j) in out.chunks_exact_mut(k.max(1)).zip(ids) {
             for (kk, v) in row.iter_mut().enumerate() {
-                *v = self.packed[packed_index(k, j as usize, kk)];
+                *v = self.value(packed_index(k, j as usize, kk));
             }
         }
         out
+    }
+
+    /// Output `j` of `x W^T + b` for one row `x` [k], computed as every product path computes it
+    /// (a chain of fused multiply-adds in k order, then the bias): the same bits.
+    pub fn output(&self, x: &[f32], j: usize, bias: f32) -> f32 {
+        let k = self.k;
+        (0..k).fold(0f32, |acc, kk| x[kk].mul_add(self.value(packed_index(k, j, kk)), acc)) + bias
+    }
+
+    /// Per output j, `(||w_j||, ||w_j - high(w_j)||)` rounded up, for a matrix packed in halves.
+    pub fn high_bounds(&self) -> Option<(&[f32], &[f32])> {
+        match &self.values {
+            Values::Whole(_) => None,
+            Values::Halves(h) => Some((&h.norms, &h.residuals)),
+        }
     }
 
     /// Rows `ids` of W packed as their own matrix (a vocabulary shortlist's output projection).
@@ -145,6 +248,31 @@ impl PanelMatrix {
         path: Path,
         out: Vec<f32>,
     ) -> Vec<f32> {
+        self.product_into(x, m, bias, activation, path, Operand::Weights, out)
+    }
+
+    /// `x high(W)^T` for x [m, k] -> [m, n], with the weights truncated to their high halves:
+    /// half the bytes of [`PanelMatrix::matmul`] read; each output within the bound of
+    /// `crate::kernels::largest` of the exact one. `None` unless packed in halves.
+    pub fn high_products(&self, x: &[f32], m: usize, path: Path) -> Option<Vec<f32>> {
+        matches!(self.values, Values::Halves(_)).then(|| {
+            let zeros = vec![0f32; self.n];
+            self.product_into(x, m, &zeros, BiasActivation::Identity, path, Operand::HighHalves, Vec::new())
+        })
+    }
+
+    /// [`PanelMatrix::matmul_into`] of `operand`.
+    #[allow(clippy::too_many_arguments)]
+    fn product_into(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: &[f32],
+        activation: BiasActivation,
+        path: Path,
+        operand: Operand,
+        out: Vec<f32>,
+    ) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
         assert_eq!((x.len(), bias.len()), (m * k, n), "x is not [m, k] or bias not [n]");
         // every element is written below (each row meets every panel): no zero-fill
@@ -157,27 +285,27 @@ impl PanelMatrix {
         // SAFETY (all three): the tasks write disjoint parts of y, which is [m, n].
         let macs = m * n * k;
         if threads == 1 || macs < PAIR_MIN_MACS || (macs < PARALLEL_MIN_MACS && panels < 2) {
-            unsafe { self.block(x, 0..m, 0..panels, bias, activation, path, out) };
+            unsafe { self.block(x, 0..m, 0..panels, bias, activation, path, operand, out) };
         } else if macs < PARALLEL_MIN_MACS {
             // a few rows: half the panels each on this thread and the spinning helper
             let half = panels / 2;
             super::pair::join(
-                || unsafe { self.block(x, 0..m, 0..half, bias, activation, path, out) },
-                || unsafe { self.block(x, 0..m, half..panels, bias, activation, path, out) },
+                || unsafe { self.block(x, 0..m, 0..half, bias, activation, path, operand, out) },
+                || unsafe { self.block(x, 0..m, half..panels, bias, activation, path, operand, out) },
             );
         } else if panels >= 2 * threads {
             // split the columns: every task streams its own panels once
             let per_task = panels.div_ceil(threads * 2);
             (0..panels.div_ceil(per_task)).into_par_iter().for_each(|t| {
                 let range = t * per_task..((t + 1) * per_task).min(panels);
-                unsafe { self.block(x, 0..m, range, bias, activation, path, out) };
+                unsafe { self.block(x, 0..m, range, bias, activation, path, operand, out) };
             });
         } else {
             // few panels, many rows: split the rows
             let per_task = m.div_ceil(threads * 2).next_multiple_of(MR);
             (0..m.div_ceil(per_task)).into_par_iter().for_each(|t| {
                 let rows = t * per_task..((t + 1) * per_task).min(m);
-                unsafe { self.block(x, rows, 0..panels, bias, activation, path, out) };
+                unsafe { self.block(x, rows, 0..panels, bias, activation, path, operand, out) };
             });
         }
         // SAFETY: the blocks above wrote all m * n elements.
@@ -199,10 +327,12 @@ impl PanelMatrix {
         bias: &[f32],
         activation: BiasActivation,
         path: Path,
+        operand: Operand,
         y: SharedOut,
     ) {
         let (n, k) = (self.n, self.k);
         let mut tile = [[0f32; PANEL]; MR];
+        let mut scratch = Vec::new();
         #[cfg(target_arch = "x86_64")]
         if path == Path::Avx2 {
             // every row of the block against one panel at a time, k in blocks that stay in L1
@@ -210,7 +340,7 @@ impl PanelMatrix {
             let mut out = vec![0f32; m * PANEL];
             let xs = &x[rows.start * k..rows.end * k];
             for p in panels {
-                let panel = &self.packed[p * k * PANEL..][..k * PANEL];
+                let panel = self.operand_panel(p, operand, &mut scratch);
                 let cols = p * PANEL..((p + 1) * PANEL).min(n);
                 // SAFETY: Path::Avx2 is only chosen when the CPU has avx2 and fma; the sizes
                 // are checked in `matmul_with` and here.
@@ -229,7 +359,21 @@ impl PanelMatrix {
             return;
         }
         for p in panels {
-            let panel = &self.packed[p * k * PANEL..][..k * PANEL];
+            // AVX-512 reads halves straight from their panels for one row tile (a panel put
+            // together first pays off over several), and high halves alone always; every other
+            // case reads f32
+            let span = p * k * PANEL..(p + 1) * k * PANEL;
+            let halves = match (&self.values, operand, path) {
+                (Values::Halves(h), Operand::HighHalves, Path::Avx512) => Some((&h.high[span], None)),
+                (Values::Halves(h), Operand::Weights, Path::Avx512) if rows.len() <= MR => {
+                    Some((&h.high[span.clone()], Some(&h.low[span])))
+                }
+                _ => None,
+            };
+            let panel = match halves {
+                Some(_) => &[][..],
+                None => self.operand_panel(p, operand, &mut scratch),
+            };
             let cols = p * PANEL..((p + 1) * PANEL).min(n);
             let mut i = rows.start;
             while i < rows.end {
@@ -238,10 +382,16 @@ impl PanelMatrix {
                 #[cfg(target_arch = "x86_64")]
                 if path == Path::Avx512 {
                     let at = y.get().add(i * n + cols.start);
+                    let bias = &bias[cols.clone()];
                     // SAFETY: Path::Avx512 is only chosen when the CPU has avx512f; the slices
                     // have the sizes the tile reads (checked in `matmul_with`); the output rows
                     // i .. i + r of these columns are this call's to write.
-                    unsafe { avx512::tile_out(panel, k, xs, r, &bias[cols.clone()], activation, at, n) };
+                    match halves {
+                        Some((high, low)) => unsafe {
+                            avx512::halves_tile_out(high, low, k, xs, r, bias, activation, at, n)
+                        },
+                        None => unsafe { avx512::tile_out(panel, k, xs, r, bias, activation, at, n) },
+                    }
                     i += r;
                     continue;
                 }
@@ -254,6 +404,30 @@ impl PanelMatrix {
                 }
                 i += r;
             }
+        }
+    }
+}
+
+/// What a product multiplies by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    /// The weights.
+    Weights,
+    /// The weights' high halves (a matrix packed in halves).
+    HighHalves,
+}
+
+impl PanelMatrix {
+    /// Panel `p` of `operand` as f32 [k, 64] (in `scratch` unless stored as such).
+    fn operand_panel<'a>(&'a self, p: usize, operand: Operand, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        match (operand, &self.values) {
+            (Operand::HighHalves, Values::Halves(h)) => {
+                scratch.clear();
+                let high = &h.high[p * self.k * PANEL..(p + 1) * self.k * PANEL];
+                scratch.extend(high.iter().map(|&hi| f32::from_bits((hi as u32) << 16)));
+                scratch
+            }
+            _ => self.panel(p, scratch),
         }
     }
 }
@@ -424,6 +598,102 @@ mod avx512 {
         }
     }
 
+    /// [`tile_out`] over a panel of halves [k, 64] (u16): the high halves with the low ones,
+    /// the weights to the bit, or (`low` `None`) the high halves alone, each widened to the f32
+    /// it is the top of.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn halves_tile_out(
+        high: &[u16],
+        low: Option<&[u16]>,
+        k: usize,
+        xs: &[f32],
+        r: usize,
+        bias: &[f32],
+        activation: BiasActivation,
+        y: *mut f32,
+        n: usize,
+    ) {
+        if let Some(low) = low {
+            return match r {
+                6 => finish(&whole_rows::<6>(high, low, k, xs), bias, activation, y, n),
+                5 => finish(&whole_rows::<5>(high, low, k, xs), bias, activation, y, n),
+                4 => finish(&whole_rows::<4>(high, low, k, xs), bias, activation, y, n),
+                3 => finish(&whole_rows::<3>(high, low, k, xs), bias, activation, y, n),
+                2 => finish(&whole_rows::<2>(high, low, k, xs), bias, activation, y, n),
+                _ => finish(&whole_rows::<1>(high, low, k, xs), bias, activation, y, n),
+            };
+        }
+        match r {
+            6 => finish(&high_rows::<6>(high, k, xs), bias, activation, y, n),
+            5 => finish(&high_rows::<5>(high, k, xs), bias, activation, y, n),
+            4 => finish(&high_rows::<4>(high, k, xs), bias, activation, y, n),
+            3 => finish(&high_rows::<3>(high, k, xs), bias, activation, y, n),
+            2 => finish(&high_rows::<2>(high, k, xs), bias, activation, y, n),
+            _ => finish(&high_rows::<1>(high, k, xs), bias, activation, y, n),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn whole_rows<const R: usize>(high: &[u16], low: &[u16], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
+        debug_assert!(high.len() >= k * PANEL && low.len() >= k * PANEL && xs.len() >= R * k);
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let (h, l) = (high.as_ptr(), low.as_ptr());
+        let x = xs.as_ptr();
+        for kk in 0..k {
+            let (hk, lk) = (h.add(kk * PANEL), l.add(kk * PANEL));
+            let wv = [
+                join(hk, lk),
+                join(hk.add(16), lk.add(16)),
+                join(hk.add(32), lk.add(32)),
+                join(hk.add(48), lk.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*x.add(r * k + kk));
+                for (a, &wb) in row.iter_mut().zip(&wv) {
+                    *a = _mm512_fmadd_ps(xv, wb, *a);
+                }
+            }
+        }
+        acc
+    }
+
+    /// The 16 f32s whose high halves are at `high` and low halves at `low`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn join(high: *const u16, low: *const u16) -> __m512 {
+        let low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(low as *const __m256i));
+        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(widen(high)), low))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn high_rows<const R: usize>(high: &[u16], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
+        debug_assert!(high.len() >= k * PANEL && xs.len() >= R * k);
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let w = high.as_ptr();
+        let x = xs.as_ptr();
+        for kk in 0..k {
+            let wk = w.add(kk * PANEL);
+            let wv = [widen(wk), widen(wk.add(16)), widen(wk.add(32)), widen(wk.add(48))];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*x.add(r * k + kk));
+                for (a, &wb) in row.iter_mut().zip(&wv) {
+                    *a = _mm512_fmadd_ps(xv, wb, *a);
+                }
+            }
+        }
+        acc
+    }
+
+    /// 16 high halves at `p`, widened to the f32s they are the top of.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen(p: *const u16) -> __m512 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))))
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn rows<const R: usize>(panel: &[f32], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
@@ -493,6 +763,37 @@ mod tests {
         for (n, k) in [(1, 1), (70, 5), (128, 3)] {
             let w = data(n * k, 7);
             assert_eq!(PanelMatrix::pack(&w, n, k).unpack(), w, "{n}x{k}");
+            assert_eq!(PanelMatrix::pack_halves(&w, n, k).unpack(), w, "{n}x{k} halves");
+            let ids = [0, (n - 1) as u32];
+            assert_eq!(
+                PanelMatrix::pack_halves(&w, n, k).gather_rows(&ids),
+                PanelMatrix::pack(&w, n, k).gather_rows(&ids)
+            );
+        }
+    }
+
+    #[test]
+    fn halves_give_the_same_bits_as_whole_weights_and_their_high_products_the_truncated_ones() {
+        for (m, n, k) in [(1, 70, 5), (4, 129, 8), (9, 1000, 64), (130, 96, 40)] {
+            let (x, w, b) = (data(m * k, 1), data(n * k, 2), data(n, 3));
+            let whole = PanelMatrix::pack(&w, n, k);
+            let halves = PanelMatrix::pack_halves(&w, n, k);
+            let truncated: Vec<f32> = w.iter().map(|&v| high_half(v)).collect();
+            let high_want = reference(&x, &truncated, &vec![0.0; n], m, n, k);
+            let mut paths = vec![Path::Portable, Path::detect()];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                paths.push(Path::Avx2);
+            }
+            for path in paths {
+                let want = whole.matmul_with(&x, m, &b, BiasActivation::Identity, path);
+                assert_eq!(halves.matmul_with(&x, m, &b, BiasActivation::Identity, path), want, "{m}x{k}x{n} {path:?}");
+                assert_eq!(halves.high_products(&x, m, path).unwrap(), high_want, "{m}x{k}x{n} {path:?} high");
+                for j in [0, n / 2, n - 1] {
+                    assert_eq!(halves.output(&x[..k], j, b[j]).to_bits(), want[j].to_bits(), "output {j}");
+                }
+            }
+            assert!(whole.high_products(&x, m, Path::Portable).is_none());
         }
     }
 

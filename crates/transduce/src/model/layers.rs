@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::params::xavier_uniform;
 use crate::kernels::cpu::with_f32;
 use crate::kernels::int8::Int8Matrix;
+use crate::kernels::largest::{largest_outputs, Largest};
 use crate::kernels::panel::PanelMatrix;
 use crate::kernels::{self, reference_bias_add, BiasActivation};
 
@@ -115,11 +116,21 @@ impl Linear {
     /// order (other devices and dtypes, and int8 layers, are left as they are). A snapshot: call
     /// it on a model that will not be trained further.
     pub fn prepare_inference(&mut self) -> Result<()> {
+        self.prepare_inference_as(Packing::Panels)
+    }
+
+    /// [`Linear::prepare_inference`] in panels of whole f32 values or of split halves
+    /// ([`Packing::Int8`] packs as panels: [`Linear::quantize_int8`] quantizes).
+    pub fn prepare_inference_as(&mut self, packing: Packing) -> Result<()> {
         let Some(weight) = self.weight.as_ref().filter(|w| self.int8.is_none() && kernels::cpu::applies(w)) else {
             return Ok(());
         };
         let (n, k) = self.shape;
-        self.panels = Some(Arc::new(with_f32(weight, |w| PanelMatrix::pack(w, n, k))?));
+        let pack = match packing {
+            Packing::Halves => PanelMatrix::pack_halves,
+            Packing::Panels | Packing::Int8 => PanelMatrix::pack,
+        };
+        self.panels = Some(Arc::new(with_f32(weight, |w| pack(w, n, k))?));
         Ok(())
     }
 
@@ -162,6 +173,20 @@ impl Linear {
             Some(y) => y,
             None => self.forward(x, ctx)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1(),
         }
+    }
+
+    /// Per row of x [m, in], the largest output's index among those not in `banned[row]`,
+    /// where the inference copy is packed in halves and the fused kernels run
+    /// ([`crate::kernels::largest`]); `None` elsewhere.
+    pub fn largest_outputs(&self, x: &Tensor, banned: &[&[u32]], ctx: &Ctx) -> Result<Option<Vec<Largest>>> {
+        if ctx.is_training() || !kernels::cpu::applies(x) || !ctx.kernels.fused_for(x) || self.int8.is_some() {
+            return Ok(None);
+        }
+        let Some(p) = self.panels.as_deref().filter(|p| p.high_bounds().is_some()) else {
+            return Ok(None);
+        };
+        let m = x.dim(0)?;
+        with_f32(x, |x| with_f32(&self.bias, |b| largest_outputs(p, x, m, b, banned)))?
     }
 
     /// `activation(x W^T + b)`, x: [.., in] -> [.., out]
@@ -216,6 +241,19 @@ impl Linear {
     }
 }
 
+/// How a matrix is packed for inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Column panels of f32 ([`PanelMatrix::pack`]).
+    Panels,
+    /// Column panels of each f32's high and low halves ([`PanelMatrix::pack_halves`]): the
+    /// same products, and greedy search finds the largest output from the high halves alone
+    /// (an output projection's).
+    Halves,
+    /// Int8 per output row ([`Int8Matrix::quantize`]).
+    Int8,
+}
+
 /// Rows of a matrix held in an inference layout.
 #[derive(Debug, Clone)]
 pub enum TableRows {
@@ -224,11 +262,12 @@ pub enum TableRows {
 }
 
 impl TableRows {
-    /// `w` [n, k] packed (or quantized, with `int8`) for inference.
-    pub fn pack(w: &[f32], n: usize, k: usize, int8: bool) -> Self {
-        match int8 {
-            true => TableRows::Int8(Arc::new(Int8Matrix::quantize(w, n, k))),
-            false => TableRows::Panels(Arc::new(PanelMatrix::pack(w, n, k))),
+    /// `w` [n, k] packed (or quantized) for inference.
+    pub fn pack(w: &[f32], n: usize, k: usize, packing: Packing) -> Self {
+        match packing {
+            Packing::Int8 => TableRows::Int8(Arc::new(Int8Matrix::quantize(w, n, k))),
+            Packing::Panels => TableRows::Panels(Arc::new(PanelMatrix::pack(w, n, k))),
+            Packing::Halves => TableRows::Panels(Arc::new(PanelMatrix::pack_halves(w, n, k))),
         }
     }
 

@@ -12,9 +12,10 @@ use super::context::Ctx;
 use super::decoder::{CrossInputs, Decoder, DecoderOutput};
 use super::embedding::{embedding_table, Start};
 use super::encoder::{Encoder, Memory};
-use super::layers::{Linear, TableRows};
+use super::layers::{Linear, Packing, TableRows};
 use super::source_memory::CrossMemory;
 use super::state::{DecoderState, SelfCache};
+use crate::kernels::largest::Largest;
 use crate::kernels::step_attention::StepCache;
 
 #[derive(Debug, Clone)]
@@ -109,15 +110,17 @@ impl Seq2Seq {
     /// weight dropped at once; a tied embedding table then reads its rows from the output
     /// projection's copy and is dropped too. Training it afterwards is an error.
     pub fn prepare_for_translation(&mut self, int8: bool) -> Result<()> {
-        let prepare = |l: &mut Linear| -> Result<()> {
+        let prepare_as = |l: &mut Linear, packing: Packing| -> Result<()> {
             match int8 {
                 true => l.quantize_int8()?,
-                false => l.prepare_inference()?,
+                false => l.prepare_inference_as(packing)?,
             }
             l.release_weight();
             Ok(())
         };
-        prepare(&mut self.lm_head)?;
+        // the output projection in halves: greedy search reads its high halves alone
+        prepare_as(&mut self.lm_head, Packing::Halves)?;
+        let prepare = |l: &mut Linear| prepare_as(l, Packing::Panels);
         self.share_tied_rows(int8)?;
         for layer in &mut self.encoder.layers {
             layer.for_each_linear(prepare)?;
@@ -227,6 +230,13 @@ impl Seq2Seq {
     /// ([`Seq2Seq::output_rows`]): [rows, ids] row-major.
     pub fn logits_rows_with(&self, hidden: &Tensor, head: &Linear, ctx: &Ctx) -> Result<Vec<f32>> {
         head.forward_rows(&self.output_input(hidden)?, ctx)
+    }
+
+    /// hidden: [rows, d] -> per row, the largest logit's id among those not in `banned[row]`,
+    /// from the output projection's high halves ([`crate::kernels::largest`]), or `None` where
+    /// the projection is not packed so (int8, training, the reference kernels).
+    pub fn largest_logits(&self, hidden: &Tensor, banned: &[&[u32]], ctx: &Ctx) -> Result<Option<Vec<Largest>>> {
+        self.lm_head.largest_outputs(&self.output_input(hidden)?, banned, ctx)
     }
 
     /// The output projection onto target ids `ids` alone (a vocabulary shortlist's).

@@ -106,6 +106,11 @@ impl DecoderState {
         &self.rows_of
     }
 
+    /// Whether rows decode over target candidates (a vocabulary shortlist).
+    pub fn has_candidates(&self) -> bool {
+        self.candidates.is_some()
+    }
+
     /// Restricts each source sentence to its own target candidates (one list per source, in
     /// order): its steps score only those tokens.
     pub fn set_candidates(&mut self, candidates: Candidates) -> Result<()> {

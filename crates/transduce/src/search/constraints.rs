@@ -65,27 +65,73 @@ pub fn next_token_logp(
     }
 }
 
+/// What decides the most probable next token of a hypothesis besides the logits, as
+/// [`next_token_logp`] followed by [`most_probable`] decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextToken {
+    /// The target prefix or the length limit: this token, whatever the logits.
+    Forced(u32),
+    /// The token of the largest logit among all but these (padding, repeated n-grams, an
+    /// early EOS; EOS if all are banned) — when no other allowed logit is so close that the
+    /// log-softmax rounds the two alike (see [`crate::kernels::largest::Largest::At`]).
+    AllBut(Vec<u32>),
+    /// A repetition penalty changes the logits first: only the full log-probabilities tell.
+    FromLogProbabilities,
+}
+
+/// [`NextToken`] for a hypothesis holding `history` (the same cases as [`next_token_logp`]).
+pub fn next_token(history: &[u32], target: &Target, opts: &DecodeOptions, tokens: SearchTokens) -> NextToken {
+    let step = history.len();
+    if let Some(&forced) = target.prefix.get(step) {
+        return NextToken::Forced(forced);
+    }
+    if step >= target.max_len {
+        return NextToken::Forced(tokens.eos);
+    }
+    if opts.repetition_penalty != 1.0 {
+        return NextToken::FromLogProbabilities;
+    }
+    let mut banned = Vec::new();
+    banned_tokens(history, opts, tokens, step - target.tags.min(step), |t| banned.push(t));
+    NextToken::AllBut(banned)
+}
+
+/// The most probable allowed token of a row of log-probabilities (`-inf` for banned ones; the
+/// lowest id among equals; EOS if none is finite): greedy search's choice.
+pub fn most_probable(row: &[f32], eos: u32) -> u32 {
+    row.iter()
+        .enumerate()
+        .fold((eos, f32::NEG_INFINITY), |best, (t, &lp)| if lp > best.1 { (t as u32, lp) } else { best })
+        .0
+}
+
 /// Disallows padding, repeated n-grams and an early EOS (`-inf`; `step` counts the tokens
 /// after the tags); if nothing is left, EOS.
 fn ban(out: &mut [f32], history: &[u32], opts: &DecodeOptions, tokens: SearchTokens, step: usize) {
     let eos = tokens.eos;
+    banned_tokens(history, opts, tokens, step, |t| out[t as usize] = f32::NEG_INFINITY);
+    if out.iter().all(|x| *x == f32::NEG_INFINITY) {
+        out[eos as usize] = 0.0;
+    }
+}
+
+/// Calls `ban` with each token [`ban`] disallows (some perhaps twice).
+fn banned_tokens(history: &[u32], opts: &DecodeOptions, tokens: SearchTokens, step: usize, mut ban: impl FnMut(u32)) {
+    let eos = tokens.eos;
     if let Some(pad) = tokens.pad.filter(|&p| p != eos) {
-        out[pad as usize] = f32::NEG_INFINITY;
+        ban(pad);
     }
     let n = opts.no_repeat_ngram;
     if n > 0 && history.len() >= n {
         let suffix = &history[history.len() + 1 - n..];
         for start in 0..=history.len() - n {
             if history[start..start + n - 1] == *suffix {
-                out[history[start + n - 1] as usize] = f32::NEG_INFINITY;
+                ban(history[start + n - 1]);
             }
         }
     }
     if step < opts.min_len {
-        out[eos as usize] = f32::NEG_INFINITY;
-    }
-    if out.iter().all(|x| *x == f32::NEG_INFINITY) {
-        out[eos as usize] = 0.0;
+        ban(eos);
     }
 }
 
@@ -129,6 +175,43 @@ mod tests {
             &mut out,
         );
         out
+    }
+
+    #[test]
+    fn next_token_names_what_greedy_search_picks_from_the_log_probabilities() {
+        // distinct logits, so that the largest allowed one is unambiguous
+        let logits: Vec<f32> = (0..12).map(|i| ((i * 7 % 12) as f32 - 5.0) * 0.9).collect();
+        let tokens = SearchTokens { eos: 2, pad: Some(9) };
+        let histories: [&[u32]; 4] = [&[], &[5], &[5, 1, 5], &[1, 1, 1, 1]];
+        for (min_len, ngram, penalty) in [(0, 0, 1.0), (3, 0, 1.0), (0, 2, 1.0), (0, 1, 1.0), (0, 0, 1.5)] {
+            let opts = DecodeOptions {
+                min_len,
+                no_repeat_ngram: ngram,
+                repetition_penalty: penalty,
+                ..DecodeOptions::default()
+            };
+            for history in histories {
+                for (prefix, max_len, tags) in [(&[][..], 10, 0), (&[7, 3, 8][..], 10, 1), (&[][..], 2, 0)] {
+                    let target = Target { max_len, prefix, tags };
+                    let mut row = vec![0f32; logits.len()];
+                    next_token_logp(&logits, history, &target, &opts, tokens, &mut row);
+                    let picked = most_probable(&row, tokens.eos);
+                    let case = format!("{opts:?} {history:?} {prefix:?} {max_len}");
+                    match next_token(history, &target, &opts, tokens) {
+                        NextToken::Forced(t) => assert_eq!(t, picked, "{case}"),
+                        NextToken::AllBut(banned) => {
+                            let allowed = (0..logits.len() as u32).filter(|t| !banned.contains(t));
+                            let best = allowed.fold(None, |b: Option<u32>, t| match b {
+                                Some(b) if logits[b as usize] >= logits[t as usize] => Some(b),
+                                _ => Some(t),
+                            });
+                            assert_eq!(best.unwrap_or(tokens.eos), picked, "{case}");
+                        }
+                        NextToken::FromLogProbabilities => assert_ne!(penalty, 1.0, "{case}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

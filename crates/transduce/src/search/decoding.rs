@@ -7,9 +7,9 @@ use candle_core::Result;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::constraints::rows_logp;
+use super::constraints::{most_probable, rows_logp};
 use super::hypothesis::{Hypothesis, Partial};
-use super::options::{BeamOptions, BeamRule, DecodeOptions, Strategy, Target};
+use super::options::{Alignment, BeamOptions, BeamRule, DecodeOptions, Scores, Strategy, Target};
 use super::sampling::candidates;
 use super::select::rows_top;
 use super::step::{StepModel, StepOutput};
@@ -153,6 +153,12 @@ impl<S> Decoding<S> {
     /// Decodes one position of every sentence; returns the sentences that finished (they have
     /// left the batch).
     pub fn step<M: StepModel<State = S>>(&mut self, model: &M) -> Result<Vec<Finished>> {
+        if self.opts.strategy == Strategy::Greedy
+            && self.opts.scores == Scores::Omit
+            && self.opts.alignment == Alignment::Off
+        {
+            return self.step_unscored(model);
+        }
         let Some(state) = self.state.as_mut() else {
             return Ok(Vec::new());
         };
@@ -251,6 +257,34 @@ impl<S> Decoding<S> {
         self.leave(model, &done)
     }
 
+    /// [`Decoding::step`] of greedy search without scores: the most probable tokens as the
+    /// model finds them ([`StepModel::step_most_probable`]), the same as from the
+    /// log-probabilities.
+    fn step_unscored<M: StepModel<State = S>>(&mut self, model: &M) -> Result<Vec<Finished>> {
+        let Some(state) = self.state.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let chosen = {
+            let targets = targets(&self.live);
+            let rows: Vec<(&[u32], &Target)> =
+                self.live.iter().zip(&targets).map(|(l, t)| (l.search.history(0), t)).collect();
+            model.step_most_probable(&self.last, state, &rows, &self.opts)?
+        };
+        let eos = model.eos();
+        let mut done = vec![false; self.live.len()];
+        for (pos, (live, &token)) in self.live.iter_mut().zip(&chosen).enumerate() {
+            let Search::OneRow { partial, .. } = &mut live.search else {
+                unreachable!("a greedy batch holds one-row searches")
+            };
+            *partial = partial.extend_unscored(token, eos);
+            match token == eos {
+                true => done[pos] = true,
+                false => self.last[pos] = token,
+            }
+        }
+        self.leave(model, &done)
+    }
+
     /// Drops the finished sentences from the batch and returns their outputs.
     fn leave<M: StepModel<State = S>>(&mut self, model: &M, done: &[bool]) -> Result<Vec<Finished>> {
         if !done.iter().any(|&d| d) {
@@ -316,14 +350,6 @@ impl Search {
             Search::OneRow { partial, .. } => (b == 0).then_some(&partial.tokens[..]),
         }
     }
-}
-
-/// The most probable allowed token of a row of log-probabilities.
-fn most_probable(row: &[f32], eos: u32) -> u32 {
-    row.iter()
-        .enumerate()
-        .fold((eos, f32::NEG_INFINITY), |best, (t, &lp)| if lp > best.1 { (t as u32, lp) } else { best })
-        .0
 }
 
 /// A token drawn from a row of log-probabilities under the sampling options.

@@ -41,6 +41,18 @@ impl Partial {
         next
     }
 
+    /// This hypothesis followed by `token`, without its log-probability (NaN from here on:
+    /// [`super::Scores::Omit`]).
+    pub fn extend_unscored(&self, token: u32, eos: u32) -> Partial {
+        let mut next = self.clone();
+        if token != eos {
+            next.tokens.push(token);
+        }
+        next.logp = f32::NAN;
+        next.token_logp.push(f32::NAN);
+        next
+    }
+
     pub fn finish(self, score: f32) -> Hypothesis {
         Hypothesis {
             tokens: self.tokens,

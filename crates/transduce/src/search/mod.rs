@@ -18,7 +18,7 @@ pub use decoding::{Decoding, Finished, Sentence};
 pub use greedy::{greedy, greedy_search};
 pub use hypothesis::Hypothesis;
 pub use options::{
-    Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, PenaltyKind, SamplingOptions, SearchKind,
+    Alignment, BeamOptions, BeamRule, DecodeOptions, LengthPenalty, PenaltyKind, SamplingOptions, Scores, SearchKind,
     SearchSettings, Strategy, Target,
 };
 pub use sampling::sample;

@@ -195,7 +195,24 @@ pub struct DecodeOptions {
     pub alignment: Alignment,
     /// Source tokens (padding included) per batch, for callers that batch (the translator).
     pub max_tokens: usize,
+    /// Whether outputs carry their log-probabilities.
+    pub scores: Scores,
 }
+
+/// Whether a search reports the log-probabilities of what it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scores {
+    /// Every hypothesis with its total and per-token log-probabilities.
+    #[default]
+    Include,
+    /// Scores left out (NaN) where that saves work: greedy search then picks each token as it
+    /// would from the log-probabilities (the same tokens) without normalising over the
+    /// vocabulary ([`super::StepModel::step_most_probable`]). Beam search and sampling need
+    /// the scores and compute them.
+    Omit,
+}
+
+crate::choices!(Scores, "scores", { Include => "include", Omit => "omit" });
 
 impl Default for DecodeOptions {
     fn default() -> Self {
@@ -208,6 +225,7 @@ impl Default for DecodeOptions {
             repetition_penalty: 1.0,
             alignment: Alignment::Off,
             max_tokens: 4096,
+            scores: Scores::Include,
         }
     }
 }
@@ -414,6 +432,7 @@ impl SearchSettings {
             repetition_penalty: self.repetition_penalty,
             alignment,
             max_tokens,
+            scores: Scores::Include,
         };
         opts.validate()?;
         Ok(opts)

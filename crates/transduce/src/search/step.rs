@@ -2,8 +2,9 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::constraints::SearchTokens;
-use super::options::Alignment;
+use super::constraints::{most_probable, next_token, rows_logp, NextToken, SearchTokens};
+use super::options::{Alignment, DecodeOptions, Target};
+use crate::kernels::largest::Largest;
 use crate::kernels::Kernels;
 use crate::model::{Candidates, Ctx, DecoderState, Memory, Record, Seq2Seq};
 
@@ -43,6 +44,21 @@ pub trait StepModel {
     fn start(&self, group: usize) -> Result<Self::State>;
     /// Scores the next token of each row, given each row's last token.
     fn step(&self, last: &[u32], state: &mut Self::State, alignment: Alignment) -> Result<StepOutput>;
+    /// [`StepModel::step`], then each row's most probable allowed token, as greedy search takes
+    /// it from [`rows_logp`] (`rows[i] = (history, target)` of row `i`): a model may find the
+    /// same tokens with less work than all the log-probabilities.
+    fn step_most_probable(
+        &self,
+        last: &[u32],
+        state: &mut Self::State,
+        rows: &[(&[u32], &Target)],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<u32>> {
+        let out = self.step(last, state, Alignment::Off)?;
+        let chosen = most_probable_rows(&out.logits, rows, opts, self.search_tokens());
+        self.recycle(state, out.logits);
+        Ok(chosen)
+    }
     /// New row `i` continues old row `indices[i]` (within its source's group).
     fn reorder(&self, state: &mut Self::State, indices: &[u32]) -> Result<()>;
     /// Whether the sentences of `state` may hold different numbers of rows
@@ -65,6 +81,19 @@ pub trait StepModel {
     fn append(&self, _state: &mut Self::State, _joining: Self::State) -> Result<()> {
         candle_core::bail!("this model cannot add sentences to a batch mid-decoding")
     }
+}
+
+/// Each row's most probable allowed token from its logits ([`rows_logp`], then
+/// [`most_probable`]).
+fn most_probable_rows(
+    logits: &[f32],
+    rows: &[(&[u32], &Target)],
+    opts: &DecodeOptions,
+    tokens: SearchTokens,
+) -> Vec<u32> {
+    let logp = rows_logp(logits, rows, opts, tokens);
+    let v = logp.len() / rows.len().max(1);
+    logp.chunks(v.max(1)).take(rows.len()).map(|row| most_probable(row, tokens.eos)).collect()
 }
 
 /// A [`Seq2Seq`] decoding one encoded batch with the fused kernels ([`EncodedBatch::new`]) or
@@ -149,6 +178,59 @@ impl StepModel for EncodedBatch<'_> {
             None => None,
         };
         Ok(StepOutput { logits, attention, source_len })
+    }
+    /// Finds the largest logits from the output projection's high halves where it is packed so
+    /// ([`crate::kernels::largest`]): rows whose token the prefix or the length limit forces
+    /// skip the projection, and only rows left unsettled (near-ties, a repetition penalty, a
+    /// vocabulary shortlist) compute their logits in full.
+    fn step_most_probable(
+        &self,
+        last: &[u32],
+        state: &mut DecoderState,
+        rows: &[(&[u32], &Target)],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<u32>> {
+        let ctx = self.ctx();
+        let out = self.model.decode_step_with(
+            &Tensor::new(last, self.memory.states.device())?,
+            state,
+            Record::Nothing,
+            &ctx,
+        )?;
+        let hidden = out.hidden.squeeze(1)?;
+        let tokens = self.search_tokens();
+        let rules: Vec<NextToken> =
+            rows.iter().map(|(history, target)| next_token(history, target, opts, tokens)).collect();
+        let mut chosen: Vec<Option<u32>> =
+            rules.iter().map(|r| if let NextToken::Forced(t) = r { Some(*t) } else { None }).collect();
+        let open: Vec<usize> = (0..rows.len()).filter(|&i| matches!(rules[i], NextToken::AllBut(_))).collect();
+        if !open.is_empty() && !state.has_candidates() {
+            let index = Tensor::new(open.iter().map(|&i| i as u32).collect::<Vec<_>>(), hidden.device())?;
+            let banned: Vec<&[u32]> = open
+                .iter()
+                .map(|&i| match &rules[i] {
+                    NextToken::AllBut(b) => &b[..],
+                    _ => unreachable!("open rows ban tokens"),
+                })
+                .collect();
+            if let Some(found) = self.model.largest_logits(&hidden.index_select(&index, 0)?, &banned, &ctx)? {
+                for (&i, f) in open.iter().zip(found) {
+                    if let Largest::At(t) = f {
+                        chosen[i] = Some(t);
+                    }
+                }
+            }
+        }
+        if chosen.iter().any(Option::is_none) {
+            // the rest from their log-probabilities (all rows' logits: the usual projection)
+            let logits = state.logits(self.model, &hidden, &ctx)?;
+            let full = most_probable_rows(&logits, rows, opts, tokens);
+            state.recycle(logits);
+            for (c, f) in chosen.iter_mut().zip(full) {
+                c.get_or_insert(f);
+            }
+        }
+        Ok(chosen.into_iter().map(|c| c.expect("every row chosen")).collect())
     }
     fn reorder(&self, state: &mut DecoderState, indices: &[u32]) -> Result<()> {
         state.reorder(indices)

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::data::lines::LineReader;
 use crate::error::{Error, Result};
 use crate::model_dir::Languages;
-use crate::search::{Alignment, DecodeOptions, Strategy};
+use crate::search::{Alignment, DecodeOptions, Scores, Strategy};
 use crate::text::languages::Direction;
 use crate::translate::align::pharaoh;
 use crate::translate::{Input, Output, Translation, Translator};
@@ -198,7 +198,10 @@ pub fn write_translation(
         }
         Format::Jsonl => {
             let entry = |o: &Output| {
-                let mut v = serde_json::json!({ "text": o.text, "score": o.score, "tokens": o.tokens });
+                let mut v = serde_json::json!({ "text": o.text, "tokens": o.tokens });
+                if opts.scores == Scores::Include {
+                    v["score"] = serde_json::json!(o.score);
+                }
                 if stream.token_scores == TokenScores::Include {
                     v["token_scores"] = serde_json::json!(o.token_scores);
                 }
