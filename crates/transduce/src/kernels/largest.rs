@@ -86,7 +86,7 @@ fn settle(w: &PanelMatrix, x: &[f32], approx: &[f32], bounds: &Bounds, banned: &
         if centre == f64::NEG_INFINITY {
             continue; // a -inf bias: -inf exactly, never the largest
         }
-        if !centre.is_finite() {
+        if !(centre.is_finite() && bound.is_finite()) {
             return Largest::Unsettled;
         }
         ceiling = ceiling.max(centre + bound);
