@@ -196,7 +196,7 @@ impl PanelMatrix {
         out
     }
 
-    /// Output `j` of `x W^T + b` for one row `x` [k], computed as every product path computes it
+    /// Output `j` of `x W^T + b` for one row `x` \[k\], computed as every product path computes it
     /// (a chain of fused multiply-adds in k order, then the bias): the same bits.
     pub fn output(&self, x: &[f32], j: usize, bias: f32) -> f32 {
         let k = self.k;
