@@ -363,16 +363,12 @@ impl PanelMatrix {
             // together first pays off over several), and high halves alone always; every other
             // case reads f32
             let span = p * k * PANEL..(p + 1) * k * PANEL;
-            let halves = match (&self.values, operand, path) {
-                (Values::Halves(h), Operand::HighHalves, Path::Avx512) => Some((&h.high[span], None)),
+            let panel = match (&self.values, operand, path) {
+                (Values::Halves(h), Operand::HighHalves, Path::Avx512) => TilePanel::High(&h.high[span]),
                 (Values::Halves(h), Operand::Weights, Path::Avx512) if rows.len() <= MR => {
-                    Some((&h.high[span.clone()], Some(&h.low[span])))
+                    TilePanel::Halves { high: &h.high[span.clone()], low: &h.low[span] }
                 }
-                _ => None,
-            };
-            let panel = match halves {
-                Some(_) => &[][..],
-                None => self.operand_panel(p, operand, &mut scratch),
+                _ => TilePanel::F32(self.operand_panel(p, operand, &mut scratch)),
             };
             let cols = p * PANEL..((p + 1) * PANEL).min(n);
             let mut i = rows.start;
@@ -386,15 +382,11 @@ impl PanelMatrix {
                     // SAFETY: Path::Avx512 is only chosen when the CPU has avx512f; the slices
                     // have the sizes the tile reads (checked in `matmul_with`); the output rows
                     // i .. i + r of these columns are this call's to write.
-                    match halves {
-                        Some((high, low)) => unsafe {
-                            avx512::halves_tile_out(high, low, k, xs, r, bias, activation, at, n)
-                        },
-                        None => unsafe { avx512::tile_out(panel, k, xs, r, bias, activation, at, n) },
-                    }
+                    unsafe { avx512::tile_out(panel, k, xs, r, bias, activation, at, n) };
                     i += r;
                     continue;
                 }
+                let TilePanel::F32(panel) = panel else { unreachable!("only AVX-512 reads halves as they are") };
                 portable_tile(panel, k, xs, r, &mut tile);
                 for (t, row) in tile.iter_mut().take(r).enumerate() {
                     let row = &mut row[..cols.len()];
@@ -406,6 +398,17 @@ impl PanelMatrix {
             }
         }
     }
+}
+
+/// One panel as an AVX-512 tile reads it.
+#[derive(Debug, Clone, Copy)]
+enum TilePanel<'a> {
+    /// f32 [k, 64].
+    F32(&'a [f32]),
+    /// High and low halves, [k, 64] each: the weights to the bit.
+    Halves { high: &'a [u16], low: &'a [u16] },
+    /// High halves [k, 64] alone, each widened to the f32 it is the top of.
+    High(&'a [u16]),
 }
 
 /// What a product multiplies by.
@@ -539,7 +542,7 @@ mod avx512 {
 
     use super::super::cpu::fast_exp_avx512;
     use super::super::linear::BiasActivation;
-    use super::PANEL;
+    use super::{TilePanel, PANEL};
 
     /// Rows `xs` ([r, k], r ≤ 6) times one panel [k, 64] with 4 × r zmm accumulators (as
     /// `portable_tile`), finished in registers: `+ bias`, then `activation`, stored straight
@@ -548,7 +551,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_out(
-        panel: &[f32],
+        panel: TilePanel,
         k: usize,
         xs: &[f32],
         r: usize,
@@ -598,56 +601,52 @@ mod avx512 {
         }
     }
 
-    /// [`tile_out`] over a panel of halves [k, 64] (u16): the high halves with the low ones,
-    /// the weights to the bit, or (`low` `None`) the high halves alone, each widened to the f32
-    /// it is the top of.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn halves_tile_out(
-        high: &[u16],
-        low: Option<&[u16]>,
-        k: usize,
-        xs: &[f32],
-        r: usize,
-        bias: &[f32],
-        activation: BiasActivation,
-        y: *mut f32,
-        n: usize,
-    ) {
-        if let Some(low) = low {
-            return match r {
-                6 => finish(&whole_rows::<6>(high, low, k, xs), bias, activation, y, n),
-                5 => finish(&whole_rows::<5>(high, low, k, xs), bias, activation, y, n),
-                4 => finish(&whole_rows::<4>(high, low, k, xs), bias, activation, y, n),
-                3 => finish(&whole_rows::<3>(high, low, k, xs), bias, activation, y, n),
-                2 => finish(&whole_rows::<2>(high, low, k, xs), bias, activation, y, n),
-                _ => finish(&whole_rows::<1>(high, low, k, xs), bias, activation, y, n),
-            };
-        }
-        match r {
-            6 => finish(&high_rows::<6>(high, k, xs), bias, activation, y, n),
-            5 => finish(&high_rows::<5>(high, k, xs), bias, activation, y, n),
-            4 => finish(&high_rows::<4>(high, k, xs), bias, activation, y, n),
-            3 => finish(&high_rows::<3>(high, k, xs), bias, activation, y, n),
-            2 => finish(&high_rows::<2>(high, k, xs), bias, activation, y, n),
-            _ => finish(&high_rows::<1>(high, k, xs), bias, activation, y, n),
-        }
-    }
+    /// What [`accumulate`] loads: f32, both halves, or high halves alone (a const parameter, so
+    /// each kind compiles to its own loop).
+    const F32: u8 = 0;
+    const HALVES: u8 = 1;
+    const HIGH: u8 = 2;
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn whole_rows<const R: usize>(high: &[u16], low: &[u16], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
-        debug_assert!(high.len() >= k * PANEL && low.len() >= k * PANEL && xs.len() >= R * k);
+    unsafe fn rows<const R: usize>(panel: TilePanel, k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
+        debug_assert!(xs.len() >= R * k);
+        let none = (std::ptr::null(), std::ptr::null());
+        match panel {
+            TilePanel::F32(w) => {
+                debug_assert!(w.len() >= k * PANEL);
+                accumulate::<R, F32>(w.as_ptr(), none, k, xs)
+            }
+            TilePanel::Halves { high, low } => {
+                debug_assert!(high.len() >= k * PANEL && low.len() >= k * PANEL);
+                accumulate::<R, HALVES>(std::ptr::null(), (high.as_ptr(), low.as_ptr()), k, xs)
+            }
+            TilePanel::High(high) => {
+                debug_assert!(high.len() >= k * PANEL);
+                accumulate::<R, HIGH>(std::ptr::null(), (high.as_ptr(), std::ptr::null()), k, xs)
+            }
+        }
+    }
+
+    /// The panel's weights (`SOURCE` says from where: f32 at `w`, or halves at `halves`) times
+    /// R rows, k in order, one fused multiply-add chain per output.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn accumulate<const R: usize, const SOURCE: u8>(
+        w: *const f32,
+        halves: (*const u16, *const u16),
+        k: usize,
+        xs: &[f32],
+    ) -> [[__m512; 4]; R] {
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        let (h, l) = (high.as_ptr(), low.as_ptr());
         let x = xs.as_ptr();
         for kk in 0..k {
-            let (hk, lk) = (h.add(kk * PANEL), l.add(kk * PANEL));
+            let at = kk * PANEL;
             let wv = [
-                join(hk, lk),
-                join(hk.add(16), lk.add(16)),
-                join(hk.add(32), lk.add(32)),
-                join(hk.add(48), lk.add(48)),
+                load::<SOURCE>(w, halves, at),
+                load::<SOURCE>(w, halves, at + 16),
+                load::<SOURCE>(w, halves, at + 32),
+                load::<SOURCE>(w, halves, at + 48),
             ];
             for (r, row) in acc.iter_mut().enumerate() {
                 let xv = _mm512_set1_ps(*x.add(r * k + kk));
@@ -659,32 +658,18 @@ mod avx512 {
         acc
     }
 
-    /// The 16 f32s whose high halves are at `high` and low halves at `low`.
+    /// The 16 weights at packed offset `at`, from where `SOURCE` says.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn join(high: *const u16, low: *const u16) -> __m512 {
-        let low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(low as *const __m256i));
-        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(widen(high)), low))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn high_rows<const R: usize>(high: &[u16], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
-        debug_assert!(high.len() >= k * PANEL && xs.len() >= R * k);
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        let w = high.as_ptr();
-        let x = xs.as_ptr();
-        for kk in 0..k {
-            let wk = w.add(kk * PANEL);
-            let wv = [widen(wk), widen(wk.add(16)), widen(wk.add(32)), widen(wk.add(48))];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*x.add(r * k + kk));
-                for (a, &wb) in row.iter_mut().zip(&wv) {
-                    *a = _mm512_fmadd_ps(xv, wb, *a);
-                }
+    unsafe fn load<const SOURCE: u8>(w: *const f32, (high, low): (*const u16, *const u16), at: usize) -> __m512 {
+        match SOURCE {
+            F32 => _mm512_loadu_ps(w.add(at)),
+            HALVES => {
+                let low = _mm512_cvtepu16_epi32(_mm256_loadu_si256(low.add(at) as *const __m256i));
+                _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(widen(high.add(at))), low))
             }
+            _ => widen(high.add(at)),
         }
-        acc
     }
 
     /// 16 high halves at `p`, widened to the f32s they are the top of.
@@ -692,31 +677,6 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn widen(p: *const u16) -> __m512 {
         _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn rows<const R: usize>(panel: &[f32], k: usize, xs: &[f32]) -> [[__m512; 4]; R] {
-        debug_assert!(panel.len() >= k * PANEL && xs.len() >= R * k);
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        let w = panel.as_ptr();
-        let x = xs.as_ptr();
-        for kk in 0..k {
-            let wk = w.add(kk * PANEL);
-            let wv = [
-                _mm512_loadu_ps(wk),
-                _mm512_loadu_ps(wk.add(16)),
-                _mm512_loadu_ps(wk.add(32)),
-                _mm512_loadu_ps(wk.add(48)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*x.add(r * k + kk));
-                for (a, &wb) in row.iter_mut().zip(&wv) {
-                    *a = _mm512_fmadd_ps(xv, wb, *a);
-                }
-            }
-        }
-        acc
     }
 }
 
