@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use super::choice::choice;
 use super::search::SearchArgs;
 use crate::serve::connections::ConnectionLimits;
-use transduce::search::Alignment;
+use transduce::search::{Alignment, Scores};
 use transduce::translate::scheduler::SchedulerOptions;
 use transduce::translate::{LoadOptions, Quantization};
 
@@ -99,7 +99,12 @@ pub struct ServeConfig<'a> {
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
-    let decode = args.decoding.decode_options(Alignment::Off, args.max_tokens)?;
+    // no reply of the LibreTranslate or DeepL API carries a score: greedy search then finds each
+    // token without computing the whole row of log-probabilities (the same tokens)
+    let decode = transduce::DecodeOptions {
+        scores: Scores::Omit,
+        ..args.decoding.decode_options(Alignment::Off, args.max_tokens)?
+    };
     if args.threads == Some(0) {
         anyhow::bail!("--threads: must be at least 1");
     }
