@@ -1,6 +1,7 @@
 //! How close the hot loop is to the machine's limit: f32 GEMM GFLOP/s on the shapes that
-//! dominate training and decoding (the same call the linear layers make), against the peak
-//! multiply-add rate measured on this machine with register-resident FMA chains.
+//! dominate training and decoding (the same call the linear layers make), and the int8 product
+//! of quantized models on the decoding shapes, against the peak multiply-add rate measured on
+//! this machine with register-resident FMA chains.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use super::{median, round, system};
 use transduce::error::Result;
+use transduce::kernels::int8::{Int8Matrix, Path};
 use transduce::kernels::panel::{self, PanelMatrix};
 use transduce::kernels::BiasActivation;
 
@@ -69,16 +71,24 @@ enum Kernel {
     Gemm,
     /// [`PanelMatrix`], as decoding calls it (weights packed once, outside the timing).
     Panel,
+    /// [`Int8Matrix`], as a quantized model decodes (weights quantized once, outside the timing;
+    /// the activations' quantization inside it). Multiply-adds count as 2 operations.
+    Int8,
 }
 
-/// `shapes` (`(m, k, n)`) with both the GEMM and the panel kernel; by default torch_ref.py's two
-/// shapes (an activation block times a square weight; a decoding batch times the output
+/// `shapes` (`(m, k, n)`) with the GEMM, the panel and the int8 kernel; by default torch_ref.py's
+/// two shapes (an activation block times a square weight; a decoding batch times the output
 /// projection) and a training-sized FFN product with the GEMM, the decoding products (one
-/// hypothesis, a beam-4 batch of 32) with both kernels.
+/// hypothesis, a beam-4 batch of 32) with the GEMM and the panels, and NLLB-600M's decoding
+/// products at beam 4 × 16 sentences (64 rows: attention, FFN, the 256,206-entry output
+/// projection) in int8.
 pub fn gemm_figures(shapes: &[(usize, usize, usize)]) -> Result<Vec<GemmFigure>> {
-    use Kernel::{Gemm, Panel};
+    use Kernel::{Gemm, Int8, Panel};
     if !shapes.is_empty() {
-        return shapes.iter().flat_map(|&(m, k, n)| [Gemm, Panel].map(|kernel| gemm_figure(m, k, n, kernel))).collect();
+        return shapes
+            .iter()
+            .flat_map(|&(m, k, n)| [Gemm, Panel, Int8].map(|kernel| gemm_figure(m, k, n, kernel)))
+            .collect();
     }
     let shapes = [
         (1024, 256, 1024, Gemm),
@@ -92,6 +102,10 @@ pub fn gemm_figures(shapes: &[(usize, usize, usize)]) -> Result<Vec<GemmFigure>>
         (128, 256, 1024, Panel),
         (128, 256, 8000, Gemm),
         (128, 256, 8000, Panel),
+        (64, 1024, 1024, Int8),
+        (64, 1024, 4096, Int8),
+        (64, 4096, 1024, Int8),
+        (64, 1024, 256_206, Int8),
     ];
     shapes.into_iter().map(|(m, k, n, kernel)| gemm_figure(m, k, n, kernel)).collect()
 }
@@ -113,6 +127,19 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
             let t = if m * n * k >= panel::PARALLEL_MIN_MACS { threads } else { 1 };
             (t, Box::new(move || drop(std::hint::black_box(w.matmul(&a, m, &bias, BiasActivation::Identity)))))
         }
+        Kernel::Int8 => {
+            let w = Int8Matrix::quantize(&b, n, k);
+            let bias = vec![0f32; n];
+            let t = if m * n * k >= 1 << 21 { threads } else { 1 };
+            let mut out = Vec::new();
+            // the caller's memory handed back each time, as decoding recycles a step's logits
+            (
+                t,
+                Box::new(move || {
+                    out = std::hint::black_box(w.matmul_into(&a, m, &bias, Path::detect(), std::mem::take(&mut out)))
+                }),
+            )
+        }
     };
     let flops = 2.0 * (m * k * n) as f64;
     let reps = ((2e9 / flops) as usize).clamp(5, 20_000);
@@ -131,6 +158,7 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
         figure: match kernel {
             Kernel::Gemm => "matmul_f32",
             Kernel::Panel => "matmul_f32_panel",
+            Kernel::Int8 => "matmul_int8",
         },
         shape: format!("{m}x{k}x{n}"),
         threads: t,
@@ -161,6 +189,42 @@ pub fn peak_figure() -> PeakFigure {
         round(flops / best / 1e9, 1)
     });
     PeakFigure { system: system(), figure: "peak_f32", isa, threads, gflops }
+}
+
+/// Peak int8 multiply-add rate of `vpdpbusd` (AVX-512 VNNI; 64 u8 × i8 products per instruction,
+/// 2 operations each), measured as [`peak_figure`] measures the FMA; `None` without VNNI.
+pub fn peak_int8_figure() -> PeakFigure {
+    let threads = rayon::current_num_threads();
+    let gflops = dpbusd_kernel().map(|kernel| {
+        const ITERS: u64 = 20_000_000;
+        let run = || {
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || kernel(ITERS))).collect();
+                let sum: i64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+                std::hint::black_box(sum);
+            });
+            t0.elapsed().as_secs_f64()
+        };
+        run();
+        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        let ops = threads as f64 * ITERS as f64 * FMA_CHAINS as f64 * 64.0 * 2.0;
+        round(ops / best / 1e9, 1)
+    });
+    let isa = if gflops.is_some() { "avx512vnni" } else { "none" };
+    PeakFigure { system: system(), figure: "peak_int8", isa, threads, gflops }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dpbusd_kernel() -> Option<fn(u64) -> i64> {
+    let vnni = std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni");
+    // SAFETY: the features were detected at run time.
+    vnni.then_some(|n| unsafe { x86::dpbusd_avx512(n) })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn dpbusd_kernel() -> Option<fn(u64) -> i64> {
+    None
 }
 
 /// Runs `n` rounds of the FMA chains; returns their sum (so nothing is optimised away).
@@ -211,6 +275,18 @@ mod x86 {
             }
         }
         acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dpbusd_avx512(iters: u64) -> i64 {
+        let (x, w) = (_mm512_set1_epi8(1), _mm512_set1_epi8(-1));
+        let mut acc = [_mm512_setzero_si512(); FMA_CHAINS];
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm512_dpbusd_epi32(*a, x, w);
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_epi32(a) as i64).sum()
     }
 
     #[target_feature(enable = "avx2,fma")]

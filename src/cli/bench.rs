@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::choice::choice;
 
 use crate::bench::corpus::{corpus_batches, CorpusWorkload};
-use crate::bench::gemm::{gemm_figures, peak_figure};
+use crate::bench::gemm::{gemm_figures, peak_figure, peak_int8_figure};
 use crate::bench::loss_curve::LossCurve;
 use crate::bench::translation::{TranslationBench, TranslationRun};
 use crate::bench::{greedy_decode, train_step, Workload};
@@ -38,7 +38,7 @@ pub enum BenchCommand {
     /// CTranslate2 and transformers: beam search in sentence batches, then greedy one sentence
     /// at a time; writes the outputs for scoring.
     Translate(TranslateArgs),
-    /// f32 matrix products (GFLOP/s) and the machine's measured peak multiply-add rate.
+    /// f32 and int8 matrix products (GFLOP/s, GOP/s) and the machine's measured peak multiply-add rates.
     Gemm(GemmArgs),
     /// Training losses step by step on one random batch, with the initial weights and the batch
     /// written beside them (bench/compare_loss_curve.py trains PyTorch from the same state).
@@ -47,7 +47,7 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct GemmArgs {
-    /// Only these products, `MxKxN` (x [m, k] times W^T [k, n]), each with both kernels;
+    /// Only these products, `MxKxN` (x [m, k] times W^T [k, n]), each with every kernel;
     /// repeatable (default: the training and decoding shapes).
     #[arg(long = "shape", value_parser = parse_shape)]
     pub shapes: Vec<(usize, usize, usize)>,
@@ -173,6 +173,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 println!("{}", serde_json::to_string(&figure)?);
             }
             println!("{}", serde_json::to_string(&peak_figure())?);
+            println!("{}", serde_json::to_string(&peak_int8_figure())?);
             Ok(())
         }
     }
