@@ -16,6 +16,11 @@ one at a time); tokens/s counts output tokens, the forced target-language token 
 CTranslate2 runs with intra_threads=2 and with inter_threads=2; its better figure is the
 comparison's. transduce's load-only peak RSS is its run on an empty input. Neither system returns
 scores (transduce's `--scores omit`, CTranslate2's default `return_scores=False`).
+
+Each configuration runs `--repeats` times (default 3), the systems' runs interleaved round by round
+so that a slow spell of the machine falls on both; a configuration's figure is its median time (and
+its largest peak RSS), and every run prints its own tokens/s. `--only "beam4 batch16/int8"`
+(repeatable) measures only the named mode/precision.
 """
 
 import argparse
@@ -174,6 +179,8 @@ def main():
     ap.add_argument("--length", type=int, default=32)
     ap.add_argument("--lines", type=int, default=16)
     ap.add_argument("--greedy-lines", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", action="append", default=[], help='e.g. "beam4 batch16/int8" (repeatable)')
     args = ap.parse_args()
     if args.make:
         return make(args.make, args.binary)
@@ -192,25 +199,42 @@ def main():
     rows = []
     for mode, beam, batch, n in [("beam4 batch16", 4, 16, args.lines), ("greedy batch1", 1, 1, args.greedy_lines)]:
         for precision in ["f32", "int8"]:
+            if args.only and f"{mode}/{precision}" not in args.only:
+                continue
             src = lines[:n]
             # each system's int8 model is quantized once and stored (CTranslate2's -ct2-int8, transduce's -int8)
             model = int8_dir if precision == "int8" else args.model
             # a batch of `batch` sentences: all of them in one batch, or half of them in each of two workers
             # (CTranslate2's inter_threads=2 with max_batch_size=batch/2); at batch 1, one sentence per batch
-            mine = {f"workers {w}": transduce(args.binary, model, src, beam, args.length, budget(src, beam, batch, w), w)
-                    for w in [1, 2]}
+            ct2_dir = args.model.parent / (args.model.name + ("-ct2-int8" if precision == "int8" else "-ct2"))
+            configs = {f"workers {w}": lambda w=w: transduce(args.binary, model, src, beam, args.length,
+                                                             budget(src, beam, batch, w), w)
+                       for w in [1, 2]}
+            configs |= {name: lambda inter=inter: ctranslate2(ct2_dir, src, beam, args.length, batch, inter)
+                        for name, inter in [("intra", False), ("inter", True)]}
+            runs = {name: [] for name in configs}
+            for r in range(args.repeats):
+                for name, run in configs.items():
+                    runs[name].append(run())
+                print(f"  {mode} {precision} round {r + 1}: " + ", ".join(
+                    f"{name} {rs[-1][0] / rs[-1][1]:.1f}" for name, rs in runs.items()) + " tok/s", flush=True)
+            for name, rs in runs.items():
+                assert len({t for t, _, _ in rs}) == 1, f"{name}: different token counts {rs}"
+            # per configuration: (tokens, median seconds, largest peak RSS)
+            median = {name: (rs[0][0], sorted(s for _, s, _ in rs)[len(rs) // 2], max(m for _, _, m in rs))
+                      for name, rs in runs.items()}
+            mine = {k: median[k] for k in ["workers 1", "workers 2"]}
+            peers = {k: median[k] for k in ["intra", "inter"]}
             mine_best = max(mine, key=lambda k: mine[k][0] / mine[k][1])
             tk, ts, trss = mine[mine_best]
-            ct2_dir = args.model.parent / (args.model.name + ("-ct2-int8" if precision == "int8" else "-ct2"))
-            peers = {name: ctranslate2(ct2_dir, src, beam, args.length, batch, inter)
-                     for name, inter in [("intra", False), ("inter", True)]}
             best = max(peers, key=lambda k: peers[k][0] / peers[k][1])
             ck, cs, crss = peers[best]
             assert tk == ck, f"{mode} {precision}: transduce wrote {tk} tokens, CTranslate2 {ck}"
             row = {"mode": mode, "precision": precision, "tokens": tk, "transduce_tok_s": tk / ts,
                    "transduce_rss_mib": trss, "transduce_threads": mine_best,
                    "transduce_other_tok_s": {k: v[0] / v[1] for k, v in mine.items()}, "ct2_tok_s": ck / cs, "ct2_threads": best, "ct2_rss_mib": crss,
-                   "ct2_other_tok_s": {k: v[0] / v[1] for k, v in peers.items()}, "ratio": (tk / ts) / (ck / cs)}
+                   "ct2_other_tok_s": {k: v[0] / v[1] for k, v in peers.items()}, "ratio": (tk / ts) / (ck / cs),
+                   "runs_tok_s": {k: [t / s for t, s, _ in rs] for k, rs in runs.items()}}
             rows.append(row)
             print(f"{mode:14} {precision:4}: transduce ({mine_best}) {tk / ts:7.1f} tok/s RSS {trss:6.0f} MiB | CTranslate2 "
                   f"({best}) {ck / cs:7.1f} tok/s RSS {crss:6.0f} MiB | ratio {row['ratio']:.2f}x", flush=True)
