@@ -167,27 +167,34 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
     })
 }
 
+/// Rounds of register-resident multiply-add chains each thread runs per timing.
+const PEAK_ITERS: u64 = 20_000_000;
+
+/// Giga-operations per second of `kernel` (`PEAK_ITERS` rounds of `ops_per_round` operations)
+/// on every thread at once: the fastest of three timings after one warm-up.
+fn peak_rate<T: Send>(threads: usize, kernel: fn(u64) -> T, ops_per_round: f64) -> f64 {
+    let run = || {
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || kernel(PEAK_ITERS))).collect();
+            for h in handles {
+                // the kernels return their sums so that nothing is optimised away
+                std::hint::black_box(h.join().ok());
+            }
+        });
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+    round(threads as f64 * PEAK_ITERS as f64 * ops_per_round / best / 1e9, 1)
+}
+
 /// Peak f32 multiply-add rate: every thread runs independent FMA chains that never leave the
 /// registers, so only the FMA units limit it.
 pub fn peak_figure() -> PeakFigure {
     let threads = rayon::current_num_threads();
     let (isa, per_thread) = fma_kernel();
-    let gflops = per_thread.map(|kernel| {
-        const ITERS: u64 = 20_000_000;
-        let run = || {
-            let t0 = Instant::now();
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || kernel(ITERS))).collect();
-                let sum: f32 = handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum();
-                std::hint::black_box(sum);
-            });
-            t0.elapsed().as_secs_f64()
-        };
-        run();
-        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
-        let flops = threads as f64 * ITERS as f64 * FMA_CHAINS as f64 * lanes(isa) as f64 * 2.0;
-        round(flops / best / 1e9, 1)
-    });
+    let gflops = per_thread.map(|kernel| peak_rate(threads, kernel, (FMA_CHAINS * lanes(isa) * 2) as f64));
     PeakFigure { system: system(), figure: "peak_f32", isa, threads, gflops }
 }
 
@@ -195,22 +202,7 @@ pub fn peak_figure() -> PeakFigure {
 /// 2 operations each), measured as [`peak_figure`] measures the FMA; `None` without VNNI.
 pub fn peak_int8_figure() -> PeakFigure {
     let threads = rayon::current_num_threads();
-    let gflops = dpbusd_kernel().map(|kernel| {
-        const ITERS: u64 = 20_000_000;
-        let run = || {
-            let t0 = Instant::now();
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || kernel(ITERS))).collect();
-                let sum: i64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-                std::hint::black_box(sum);
-            });
-            t0.elapsed().as_secs_f64()
-        };
-        run();
-        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
-        let ops = threads as f64 * ITERS as f64 * FMA_CHAINS as f64 * 64.0 * 2.0;
-        round(ops / best / 1e9, 1)
-    });
+    let gflops = dpbusd_kernel().map(|kernel| peak_rate(threads, kernel, (FMA_CHAINS * 64 * 2) as f64));
     let isa = if gflops.is_some() { "avx512vnni" } else { "none" };
     PeakFigure { system: system(), figure: "peak_int8", isa, threads, gflops }
 }

@@ -270,14 +270,22 @@ impl ModelDir {
         // the tied table first: packed before anything else is read
         let first = |name: &str| Some(name) == table;
         let rest = |name: &str| Some(name) != table;
+        // in int8, each f32 matrix is quantized as it is read (what Packing::Int8 gives)
+        let quantized_as_read = |name: &str| quantize && is_matrix(name);
         for wanted in [&first as &dyn Fn(&str) -> bool, &rest] {
             match self.format {
                 Format::Native | Format::NativeInt8 => {
-                    stream_weights_file(&weights, device, wanted, &mut take)?;
+                    stream_weights_file(&weights, device, wanted, &quantized_as_read, &mut take)?;
                 }
                 Format::HfMarian | Format::HfM2m100 | Format::HfT5 => {
-                    let mut float = |name: String, t: Tensor| take(name, Stored::Float(t));
-                    copies.extend(hf_marian::stream_weights(self, &config, device, wanted, &mut float)?);
+                    copies.extend(hf_marian::stream_weights(
+                        self,
+                        &config,
+                        device,
+                        wanted,
+                        &quantized_as_read,
+                        &mut take,
+                    )?);
                 }
             }
         }

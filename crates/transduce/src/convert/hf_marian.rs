@@ -182,8 +182,8 @@ fn redundant(hf: &str) -> bool {
 /// transduce names, every name and shape checked against `config`.
 pub fn read_weights(dir: &ModelDir, config: &ModelConfig, device: &Device) -> Result<HashMap<String, Tensor>> {
     let mut tensors = HashMap::new();
-    let copies = stream_weights(dir, config, device, &|_| true, &mut |name, t| {
-        tensors.insert(name, t);
+    let copies = stream_weights(dir, config, device, &|_| true, &|_| false, &mut |name, stored| {
+        tensors.insert(name, stored.into_tensor(device)?);
         Ok(())
     })?;
     let mut problems = Vec::new();
@@ -220,15 +220,17 @@ impl TiedCopy {
 
 /// Hands the tensors of a Hugging Face directory's `model.safetensors` (or its shards, listed
 /// in `model.safetensors.index.json`) that `wanted` (by transduce name) accepts to `take` one
-/// at a time, under transduce names, as f32, each name and shape checked against `config`
-/// (every problem listed in one error); the copies of tied tables come back for the caller to
-/// compare.
+/// at a time, under transduce names, as f32 (the matrices `quantize` names, by transduce name,
+/// as int8 quantized while read: [`stream_weights_file`]), each name and shape checked against
+/// `config` (every problem listed in one error); the copies of tied tables come back for the
+/// caller to compare.
 pub fn stream_weights(
     dir: &ModelDir,
     config: &ModelConfig,
     device: &Device,
     wanted: &dyn Fn(&str) -> bool,
-    take: &mut dyn FnMut(String, Tensor) -> Result<()>,
+    quantize: &dyn Fn(&str) -> bool,
+    take: &mut dyn FnMut(String, Stored) -> Result<()>,
 ) -> Result<Vec<TiedCopy>> {
     let files = weight_files(dir)?;
     let path = dir.weights_path();
@@ -262,7 +264,21 @@ pub fn stream_weights(
         // read to be reported, in the calls that want what is not a table
         None => !redundant(hf) && wanted(hf),
     };
+    // only the config's own matrices: a stored copy of a table is compared as f32
+    let quantize_hf = |hf: &str| by_hf.get(hf).is_some_and(|name| quantize(name));
     let mut each = |hf: String, stored: Stored| -> Result<()> {
+        if let (Stored::Int8 { .. }, Some(name)) = (&stored, by_hf.get(&hf)) {
+            let dims = stored.dims();
+            if dims != shapes[name].dims() {
+                problems.push(format!(
+                    "tensor `{hf}` (transduce `{name}`) has shape {dims:?}, the config needs {:?}",
+                    shapes[name].dims()
+                ));
+                return Ok(());
+            }
+            seen.insert(name.clone());
+            return take(name.clone(), stored);
+        }
         let t = stored.into_tensor(device)?;
         // bf16 / f16 checkpoints (MADLAD-400) load as f32
         let t = if t.dtype() == DType::F32 { t } else { t.to_dtype(DType::F32)? };
@@ -286,17 +302,17 @@ pub fn stream_weights(
             return Ok(());
         }
         seen.insert(name.clone());
-        take(name.clone(), t)
+        take(name.clone(), Stored::Float(t))
     };
     for file in &files {
-        stream_weights_file(file, device, &wanted_hf, &mut each)?;
+        stream_weights_file(file, device, &wanted_hf, &quantize_hf, &mut each)?;
     }
     // a checkpoint without `model.shared.weight` but with the encoder's copy
     if has_shared && !seen.contains("shared.weight") {
         if let Some(i) = stored_copies.iter().position(|(n, _)| n == "model.encoder.embed_tokens.weight") {
             let (_, t) = stored_copies.remove(i);
             seen.insert("shared.weight".to_string());
-            take("shared.weight".into(), t)?;
+            take("shared.weight".into(), Stored::Float(t))?;
         }
     }
     for (name, tensor) in stored_copies {

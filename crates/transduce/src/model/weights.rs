@@ -14,7 +14,7 @@ use super::config::ModelConfig;
 use super::params::SeededInit;
 use super::seq2seq::Seq2Seq;
 use crate::error::{Error, Result};
-use crate::kernels::int8::Int8Matrix;
+use crate::kernels::int8::{quantize_row, Int8Matrix};
 
 /// Records the name and shape of every parameter a model asks for.
 #[derive(Default)]
@@ -134,18 +134,63 @@ pub fn stores_tensor(path: &Path, name: &str) -> Result<bool> {
     Ok(read_header(path)?.entries.contains_key(name))
 }
 
-/// One tensor as read: f32 values in their own buffer, or a view of the bytes of another dtype.
+/// One tensor as read: f32 values in their own buffer, an f32 matrix quantized row by row as it
+/// was read, or a view of the bytes of another dtype.
 enum StoredBytes<'a> {
     F32(Vec<f32>, Vec<usize>),
+    Quantized { q: Vec<i8>, scales: Vec<f32>, rows: usize, cols: usize },
     View(TensorView<'a>),
+}
+
+/// Rows of an f32 matrix read at a time when it is quantized as it is read (16 MiB of f32).
+const QUANTIZE_CHUNK_BYTES: usize = 16 << 20;
+
+/// Reads an f32 matrix [rows, cols] (little-endian, `rows * cols * 4` bytes at the reader's
+/// position) `chunk_rows` rows at a time, each row quantized as [`Int8Matrix::quantize`] does
+/// ([`quantize_row`]): the int8 values and the per-row scales, never the whole f32 matrix. A
+/// non-finite value is named by its element index.
+fn read_quantized_rows(
+    reader: &mut impl std::io::Read,
+    rows: usize,
+    cols: usize,
+    chunk_rows: usize,
+) -> std::result::Result<(Vec<i8>, Vec<f32>), QuantizeReadError> {
+    let chunk_rows = chunk_rows.clamp(1, rows.max(1));
+    let mut q = vec![0i8; rows * cols];
+    let mut scales = Vec::with_capacity(rows);
+    let mut buf = vec![0f32; chunk_rows * cols];
+    let mut done = 0;
+    while done < rows {
+        let n = chunk_rows.min(rows - done);
+        let chunk = &mut buf[..n * cols];
+        // SAFETY: the f32 buffer viewed as its bytes (any bit pattern is a valid f32)
+        let bytes = unsafe { std::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast::<u8>(), chunk.len() * 4) };
+        reader.read_exact(bytes).map_err(QuantizeReadError::Io)?;
+        if let Some(i) = chunk.iter().position(|v| !v.is_finite()) {
+            return Err(QuantizeReadError::NonFinite { element: done * cols + i, value: chunk[i] });
+        }
+        let out = &mut q[done * cols..(done + n) * cols];
+        scales.extend(chunk.chunks_exact(cols).zip(out.chunks_exact_mut(cols)).map(|(r, o)| quantize_row(r, o)));
+        done += n;
+    }
+    Ok((q, scales))
+}
+
+/// Why [`read_quantized_rows`] stopped.
+#[derive(Debug)]
+enum QuantizeReadError {
+    Io(std::io::Error),
+    NonFinite { element: usize, value: f32 },
 }
 
 /// Calls `f` on every tensor of a safetensors file in storage order, reading each one's bytes
 /// by itself (header checked as `safetensors` does: offsets contiguous, within the file, and
-/// matching each tensor's dtype and shape).
+/// matching each tensor's dtype and shape). An f32 matrix that `quantize` names comes as int8,
+/// quantized row by row while it is read ([`read_quantized_rows`]).
 fn for_each_stored_tensor(
     path: &Path,
     wanted: &dyn Fn(&str) -> bool,
+    quantize: &dyn Fn(&str) -> bool,
     mut f: impl FnMut(String, StoredBytes) -> Result<()>,
 ) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
@@ -187,7 +232,22 @@ fn for_each_stored_tensor(
         // checked: a hostile shape must not size an allocation (the byte range is within the file)
         let elements = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let fits = elements.and_then(|e| e.checked_mul(4)) == Some(stop - start);
-        if info.dtype == safetensors::Dtype::F32 && fits && cfg!(target_endian = "little") {
+        let little_f32 = info.dtype == safetensors::Dtype::F32 && fits && cfg!(target_endian = "little");
+        if let (true, &[rows, cols]) = (little_f32 && quantize(&name), &info.shape[..]) {
+            if rows > 0 && cols > 0 {
+                let chunk_rows = QUANTIZE_CHUNK_BYTES / (4 * cols);
+                let (q, scales) = read_quantized_rows(&mut file, rows, cols, chunk_rows).map_err(|e| match e {
+                    QuantizeReadError::Io(e) => Error::io(path, e),
+                    QuantizeReadError::NonFinite { element, value } => {
+                        bad(format!("tensor `{name}`: element {element} is {value}; weights must be finite"))
+                    }
+                })?;
+                f(name, StoredBytes::Quantized { q, scales, rows, cols })?;
+                since_release = release_freed_memory(since_release + stop - start);
+                continue;
+            }
+        }
+        if little_f32 {
             let elements = (stop - start) / 4;
             // straight into the tensor's own buffer: a big table is never held twice
             let mut values = vec![0f32; elements];
@@ -253,7 +313,7 @@ impl Stored {
 /// [`Int8Matrix::quantize`] turns back into the stored values) and the precision says so.
 pub fn read_weights_file(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Precision)> {
     let mut tensors = HashMap::new();
-    let precision = stream_weights_file(path, device, &|_| true, &mut |name, stored| {
+    let precision = stream_weights_file(path, device, &|_| true, &|_| false, &mut |name, stored| {
         tensors.insert(name, stored.into_tensor(device)?);
         Ok(())
     })?;
@@ -280,19 +340,26 @@ fn release_freed_memory(bytes: usize) -> usize {
 
 /// Hands the tensors of a safetensors file that `wanted` accepts to `take` one at a time, so
 /// that loading never holds more than one stored tensor besides what `take` keeps: float
-/// tensors in file order, then the int8 matrices with their scales `<name>_scale`.
+/// tensors in file order, then the int8 matrices with their scales `<name>_scale`. The f32
+/// matrices that `quantize` names come as [`Stored::Int8`], quantized row by row as they are
+/// read (what [`Int8Matrix::quantize`] gives), so an int8 model loaded from f32 weights never
+/// holds a whole f32 matrix (NLLB's 1 GB embedding table).
 pub fn stream_weights_file(
     path: &Path,
     device: &Device,
     wanted: &dyn Fn(&str) -> bool,
+    quantize: &dyn Fn(&str) -> bool,
     take: &mut dyn FnMut(String, Stored) -> Result<()>,
 ) -> Result<Precision> {
     let bad = |why: String| Error::Weights { path: path.to_path_buf(), why };
     let mut int8 = Vec::new();
     let mut scales: HashMap<String, Tensor> = HashMap::new();
     let wanted_or_scale = |name: &str| wanted(name) || name.strip_suffix(INT8_SCALE_SUFFIX).is_some_and(wanted);
-    for_each_stored_tensor(path, &wanted_or_scale, |name, stored| {
+    for_each_stored_tensor(path, &wanted_or_scale, quantize, |name, stored| {
         let view = match stored {
+            StoredBytes::Quantized { q, scales, rows, cols } => {
+                return take(name, Stored::Int8 { q, scales, rows, cols })
+            }
             StoredBytes::F32(values, shape) => {
                 let t = Tensor::from_vec(values, shape, device)?;
                 if name.ends_with(INT8_SCALE_SUFFIX) {
@@ -480,5 +547,87 @@ impl TrainableModel {
 
     pub fn parameter_count(&self) -> usize {
         self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [rows, cols] values of both signs, one row of zeros, row magnitudes far apart.
+    fn matrix(rows: usize, cols: usize) -> Vec<f32> {
+        (0..rows * cols)
+            .map(|i| match i / cols {
+                2 => 0.0,
+                r => ((i * 37 % 19) as f32 - 9.0) * 0.013 * (r + 1) as f32,
+            })
+            .collect()
+    }
+
+    fn as_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn rows_quantized_as_read_equal_the_whole_matrix_quantized_in_any_chunks() {
+        let (rows, cols) = (10, 6);
+        let w = matrix(rows, cols);
+        let whole = Int8Matrix::quantize(&w, rows, cols).unpack();
+        for chunk_rows in [0, 1, 3, 7, 10, 100] {
+            let got = read_quantized_rows(&mut &as_bytes(&w)[..], rows, cols, chunk_rows).unwrap();
+            assert_eq!(got, whole, "chunks of {chunk_rows} rows");
+        }
+    }
+
+    #[test]
+    fn a_non_finite_weight_read_as_quantized_is_named_by_its_element() {
+        let (rows, cols) = (10, 6);
+        let mut w = matrix(rows, cols);
+        w[23] = f32::NAN;
+        let e = read_quantized_rows(&mut &as_bytes(&w)[..], rows, cols, 3).unwrap_err();
+        assert!(matches!(e, QuantizeReadError::NonFinite { element: 23, .. }), "{e:?}");
+        let short = as_bytes(&w[..20]);
+        assert!(matches!(read_quantized_rows(&mut &short[..], rows, cols, 3), Err(QuantizeReadError::Io(_))));
+    }
+
+    #[test]
+    fn streamed_matrices_named_for_quantization_come_as_int8_the_rest_as_stored() {
+        let dir = std::env::temp_dir().join(format!("transduce-quantize-as-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        let (rows, cols) = (10, 6);
+        let w = matrix(rows, cols);
+        let mut tensors = HashMap::new();
+        tensors.insert("a.weight".to_string(), Tensor::from_vec(w.clone(), (rows, cols), &Device::Cpu).unwrap());
+        tensors.insert("a.bias".to_string(), Tensor::from_vec(w[..cols].to_vec(), cols, &Device::Cpu).unwrap());
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+
+        let mut got = HashMap::new();
+        let quantize = |name: &str| name.ends_with(".weight") || name.ends_with(".bias");
+        let precision = stream_weights_file(&path, &Device::Cpu, &|_| true, &quantize, &mut |name, stored| {
+            got.insert(name, stored);
+            Ok(())
+        })
+        .unwrap();
+        // stored in f32: quantizing as read does not make the file int8
+        assert_eq!(precision, Precision::Float);
+        match &got["a.weight"] {
+            Stored::Int8 { q, scales, rows: r, cols: c } => {
+                assert_eq!((*r, *c), (rows, cols));
+                assert_eq!((q.clone(), scales.clone()), Int8Matrix::quantize(&w, rows, cols).unpack());
+            }
+            Stored::Float(_) => panic!("a.weight was named for quantization"),
+        }
+        // a vector is never quantized
+        assert!(matches!(&got["a.bias"], Stored::Float(t) if t.dims() == [cols]));
+
+        tensors.insert("a.weight".to_string(), (tensors["a.weight"].clone() / 0.0).unwrap());
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let e = stream_weights_file(&path, &Device::Cpu, &|_| true, &quantize, &mut |_, _| Ok(())).unwrap_err();
+        assert!(
+            e.to_string().contains("tensor `a.weight`: element 0 is") && e.to_string().contains("model.safetensors"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
