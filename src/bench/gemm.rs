@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{median, round, system};
 use transduce::error::Result;
-use transduce::kernels::int8::{Int8Matrix, Path};
+use transduce::kernels::int8::{self, Int8Matrix, Path};
 use transduce::kernels::panel::{self, PanelMatrix};
 use transduce::kernels::BiasActivation;
 
@@ -130,7 +130,7 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
         Kernel::Int8 => {
             let w = Int8Matrix::quantize(&b, n, k);
             let bias = vec![0f32; n];
-            let t = if m * n * k >= 1 << 21 { threads } else { 1 };
+            let t = if m * n * k >= int8::PARALLEL_MIN_MACS { threads } else { 1 };
             let mut out = Vec::new();
             // the caller's memory handed back each time, as decoding recycles a step's logits
             (

@@ -266,43 +266,40 @@ pub fn stream_weights(
     };
     // only the config's own matrices: a stored copy of a table is compared as f32
     let quantize_hf = |hf: &str| by_hf.get(hf).is_some_and(|name| quantize(name));
-    let mut each = |hf: String, stored: Stored| -> Result<()> {
-        if let (Stored::Int8 { .. }, Some(name)) = (&stored, by_hf.get(&hf)) {
-            let dims = stored.dims();
-            if dims != shapes[name].dims() {
-                problems.push(format!(
-                    "tensor `{hf}` (transduce `{name}`) has shape {dims:?}, the config needs {:?}",
-                    shapes[name].dims()
-                ));
-                return Ok(());
-            }
-            seen.insert(name.clone());
-            return take(name.clone(), stored);
-        }
+    let as_f32 = |stored: Stored| -> Result<Tensor> {
         let t = stored.into_tensor(device)?;
         // bf16 / f16 checkpoints (MADLAD-400) load as f32
-        let t = if t.dtype() == DType::F32 { t } else { t.to_dtype(DType::F32)? };
+        Ok(if t.dtype() == DType::F32 { t } else { t.to_dtype(DType::F32)? })
+    };
+    let mut each = |hf: String, stored: Stored| -> Result<()> {
         let Some(name) = by_hf.get(&hf) else {
             if copy_names.contains(&hf.as_str()) && tied_to(&hf).is_some() {
-                stored_copies.push((hf, t));
+                stored_copies.push((hf, as_f32(stored)?));
             } else if !redundant(&hf) {
                 unexpected.push(hf);
             }
             return Ok(());
         };
-        // stored as [1, vocab]
-        let t = if name == "lm_head.bias" && t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0)? } else { t };
-        let shape = &shapes[name];
-        if t.dims() != shape.dims() {
+        let stored = match stored {
+            // quantized as it was read, for a caller that asked for it in int8
+            Stored::Int8 { .. } if quantize(name) => stored,
+            stored => {
+                let t = as_f32(stored)?;
+                // stored as [1, vocab]
+                let t = if name == "lm_head.bias" && t.rank() == 2 && t.dim(0)? == 1 { t.squeeze(0)? } else { t };
+                Stored::Float(t)
+            }
+        };
+        let (dims, shape) = (stored.dims(), &shapes[name]);
+        if dims != shape.dims() {
             problems.push(format!(
-                "tensor `{hf}` (transduce `{name}`) has shape {:?}, the config needs {:?}",
-                t.dims(),
+                "tensor `{hf}` (transduce `{name}`) has shape {dims:?}, the config needs {:?}",
                 shape.dims()
             ));
             return Ok(());
         }
         seen.insert(name.clone());
-        take(name.clone(), Stored::Float(t))
+        take(name.clone(), stored)
     };
     for file in &files {
         stream_weights_file(file, device, &wanted_hf, &quantize_hf, &mut each)?;

@@ -16,6 +16,9 @@ use super::cpu::SharedOut;
 /// Output columns per packed block (one 512-bit register of i32 lanes).
 const BLOCK: usize = 16;
 
+/// From this many multiply-adds a product's output columns are split across the threads.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
 /// A weight matrix W [n, k] quantized per output row, packed for the kernel: for each block of
 /// 16 output rows, for each group of 4 inputs, 16 × 4 bytes (row-major within the group).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +171,7 @@ impl Int8Matrix {
         let out = SharedOut(y.as_mut_ptr());
         let blocks = self.n.div_ceil(BLOCK);
         // split the output columns across threads when the product is large enough to pay for it
-        let groups = if m * self.n * self.k >= 1 << 21 { rayon::current_num_threads().max(1) * 2 } else { 1 };
+        let groups = if m * self.n * self.k >= PARALLEL_MIN_MACS { rayon::current_num_threads().max(1) * 2 } else { 1 };
         let per_group = blocks.div_ceil(groups).max(1);
         let task = |g: usize| {
             let range = g * per_group..((g + 1) * per_group).min(blocks);
