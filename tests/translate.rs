@@ -286,9 +286,9 @@ fn cli_formats_stream_in_order() {
         assert!(a["score"].is_number() && b.get("score").is_none(), "{a} {b}");
     }
     let (ok, _, err) = transduce(&[&greedy[..], &["--scores", "omit", "--token-scores"]].concat(), input);
-    assert!(!ok && err.contains("--token-scores needs the scores"), "{err}");
+    assert!(!ok && err.contains("option `scores`: per-token scores need the scores"), "{err}");
     let (ok, _, err) = transduce(&["translate", "-m", m, "--format", "nbest", "--scores", "omit"], input);
-    assert!(!ok && err.contains("nbest writes scores"), "{err}");
+    assert!(!ok && err.contains("option `scores`: an n-best list writes scores"), "{err}");
 
     // a prefix file must have one line per input line
     let dir = TempDir::new("translate-cli");

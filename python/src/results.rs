@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use transduce::search::Scores;
 use transduce::translate::stream::TokenScores;
 
 /// One output of a sentence: its text, token ids, search score, per-token log-probabilities
@@ -14,8 +15,8 @@ pub struct Output {
     pub text: String,
     /// Target token ids, EOS excluded.
     pub tokens: Vec<u32>,
-    /// The search's score (length-penalised for beam search).
-    pub score: f32,
+    /// The search's score (length-penalised for beam search); None with `scores="omit"`.
+    pub score: Option<f32>,
     /// Log-probability of each token, EOS last (`return_scores=True`), else None.
     pub token_scores: Option<Vec<f32>>,
     /// `(source word, target word)` links from cross-attention (`return_alignments=True`), else None.
@@ -23,12 +24,12 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(o: transduce::translate::Output, scores: TokenScores) -> Self {
+    pub fn new(o: transduce::translate::Output, scores: Scores, token_scores: TokenScores) -> Self {
         Output {
             text: o.text,
             tokens: o.tokens,
-            score: o.score,
-            token_scores: (scores == TokenScores::Include).then_some(o.token_scores),
+            score: (scores == Scores::Include).then_some(o.score),
+            token_scores: (token_scores == TokenScores::Include).then_some(o.token_scores),
             alignment: o.alignment,
         }
     }
@@ -37,7 +38,9 @@ impl Output {
         let d = PyDict::new(py);
         d.set_item("text", &self.text)?;
         d.set_item("tokens", &self.tokens)?;
-        d.set_item("score", self.score)?;
+        if let Some(s) = self.score {
+            d.set_item("score", s)?;
+        }
         if let Some(s) = &self.token_scores {
             d.set_item("token_scores", s)?;
         }
@@ -50,13 +53,13 @@ impl Output {
 
 #[pymethods]
 impl Output {
-    /// The output's fields as a dict (`token_scores` and `alignment` when present).
+    /// The output's fields as a dict (`score`, `token_scores` and `alignment` when present).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.dict(py)
     }
 
     fn __repr__(&self) -> String {
-        format!("Output(text={:?}, score={:.4})", self.text, self.score)
+        format!("Output(text={:?}, score={})", self.text, shown(self.score))
     }
 
     fn __str__(&self) -> String {
@@ -73,9 +76,10 @@ pub struct Translation {
 }
 
 impl Translation {
-    pub fn new(t: transduce::translate::Translation, scores: TokenScores) -> Self {
+    pub fn new(t: transduce::translate::Translation, scores: Scores, token_scores: TokenScores) -> Self {
         let truncated = t.truncated;
-        Translation { outputs: t.outputs.into_iter().map(|o| Output::new(o, scores)).collect(), truncated }
+        let outputs = t.outputs.into_iter().map(|o| Output::new(o, scores, token_scores)).collect();
+        Translation { outputs, truncated }
     }
 
     fn best(&self) -> &Output {
@@ -97,7 +101,7 @@ impl Translation {
     }
 
     #[getter]
-    fn score(&self) -> f32 {
+    fn score(&self) -> Option<f32> {
         self.best().score
     }
 
@@ -134,9 +138,9 @@ impl Translation {
 
     fn __repr__(&self) -> String {
         format!(
-            "Translation(text={:?}, score={:.4}, n_best={})",
+            "Translation(text={:?}, score={}, n_best={})",
             self.best().text,
-            self.best().score,
+            shown(self.best().score),
             self.outputs.len()
         )
     }
@@ -144,4 +148,9 @@ impl Translation {
     fn __str__(&self) -> String {
         self.best().text.clone()
     }
+}
+
+/// A score as `repr` shows it: four decimals, or None when omitted.
+fn shown(score: Option<f32>) -> String {
+    score.map_or_else(|| "None".to_string(), |s| format!("{s:.4}"))
 }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use transduce::data::lines::LineReader;
 use transduce::model_dir::Languages;
-use transduce::search::Alignment;
+use transduce::search::{Alignment, Scores};
 use transduce::text::languages::Direction;
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{Input, LoadOptions, Quantization};
@@ -116,8 +116,10 @@ impl Translator {
     /// `max_len_ratio`, `min_len`, `no_repeat_ngram`, `repetition_penalty`. `prefix`: the
     /// target text every output starts with, or one (or None) per input. `source_lang` and
     /// `target_lang`: the languages of a multilingual model (see `language_codes`; MADLAD-400
-    /// takes `target_lang` alone).
-    #[pyo3(signature = (texts, *, source_lang=None, target_lang=None, prefix=None, return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
+    /// takes `target_lang` alone). `scores="omit"` leaves each output's `score` None, so greedy
+    /// search picks each token without normalising over the vocabulary (the same tokens,
+    /// faster for large vocabularies; CTranslate2's `return_scores=False`).
+    #[pyo3(signature = (texts, *, source_lang=None, target_lang=None, prefix=None, scores="include", return_scores=false, return_alignments=false, alignment_layer=None, max_tokens=4096, **options))]
     #[allow(clippy::too_many_arguments)]
     fn translate(
         &self,
@@ -126,13 +128,17 @@ impl Translator {
         source_lang: Option<String>,
         target_lang: Option<String>,
         prefix: Option<&Bound<'_, PyAny>>,
+        scores: &str,
         return_scores: bool,
         return_alignments: bool,
         alignment_layer: Option<usize>,
         max_tokens: usize,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Vec<Translation>> {
-        let opts = decode_options(
+        let token_scores = TokenScores::when(return_scores);
+        // the outputs come as JSON lines' objects would
+        let scores = scores_arg(py, Format::Jsonl, scores, token_scores)?;
+        let mut opts = decode_options(
             py,
             "translate",
             translate_defaults(),
@@ -140,6 +146,7 @@ impl Translator {
             Alignment::when(return_alignments, alignment_layer),
             max_tokens,
         )?;
+        opts.scores = scores;
         let languages = languages_arg(py, source_lang, target_lang)?;
         let direction = languages.as_ref().map(|l| Direction { source: &l.source, target: &l.target });
         let prefixes = prefix_arg(py, prefix, texts.len())?;
@@ -158,7 +165,7 @@ impl Translator {
             })
             .collect();
         let translations = py.detach(|| self.inner.translate_inputs(&inputs, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(translations.into_iter().map(|t| Translation::new(t, TokenScores::when(return_scores))).collect())
+        Ok(translations.into_iter().map(|t| Translation::new(t, scores, token_scores)).collect())
     }
 
     /// Translates the file `source` (plain or gzip, one sentence per line) into `target`,
@@ -166,8 +173,9 @@ impl Translator {
     /// "pharaoh" (as `transduce translate --format`). `prefix_file` has one target prefix per
     /// line; `progress(lines_done)` is called after each window (an exception it raises stops
     /// the translation). Returns `{"lines", "target_tokens", "truncated"}` (the 0-based lines
-    /// cut to the model's longest sequence).
-    #[pyo3(signature = (source, target, *, source_lang=None, target_lang=None, format="text", prefix=None, prefix_file=None, return_scores=false, return_alignments=false, alignment_layer=None, window=2000, max_tokens=4096, progress=None, **options))]
+    /// cut to the model's longest sequence). `scores` as for `translate`: "omit" drops the
+    /// JSON lines' `score`; text and pharaoh output show none and always omit them.
+    #[pyo3(signature = (source, target, *, source_lang=None, target_lang=None, format="text", prefix=None, prefix_file=None, scores="include", return_scores=false, return_alignments=false, alignment_layer=None, window=2000, max_tokens=4096, progress=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn translate_file<'py>(
         &self,
@@ -179,6 +187,7 @@ impl Translator {
         format: &str,
         prefix: Option<String>,
         prefix_file: Option<PathBuf>,
+        scores: &str,
         return_scores: bool,
         return_alignments: bool,
         alignment_layer: Option<usize>,
@@ -189,9 +198,12 @@ impl Translator {
     ) -> PyResult<Bound<'py, PyDict>> {
         let format: Format = format.parse().map_err(|e| option_error(py, "format", e))?;
         let alignment = Alignment::when(return_alignments || format == Format::Pharaoh, alignment_layer);
-        let opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
+        let token_scores = TokenScores::when(return_scores);
+        let scores = scores_arg(py, format, scores, token_scores)?;
+        let mut opts = decode_options(py, "translate_file", translate_defaults(), options, alignment, max_tokens)?;
+        opts.scores = scores;
         let languages = languages_arg(py, source_lang, target_lang)?;
-        let stream = StreamOptions { format, token_scores: TokenScores::when(return_scores), window, languages };
+        let stream = StreamOptions { format, token_scores, window, languages };
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
         let report = py.detach(|| {
             let mut input = LineReader::open(&source)?;
@@ -233,6 +245,13 @@ impl Translator {
     fn __repr__(&self) -> String {
         format!("Translator({:?})", self.path.display().to_string())
     }
+}
+
+/// What the search computes for output in `format` when asked for `scores` ("include" or
+/// "omit") and `token_scores`; errors name the option `scores`.
+fn scores_arg(py: Python<'_>, format: Format, scores: &str, token_scores: TokenScores) -> PyResult<Scores> {
+    let asked: Scores = scores.parse().map_err(|e| option_error(py, "scores", e))?;
+    format.scores(asked, token_scores).map_err(|e| to_py(py, e))
 }
 
 /// `source_lang` and `target_lang`, given together or not at all.

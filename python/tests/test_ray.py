@@ -37,6 +37,16 @@ def test_two_actors_equal_the_command_line(local_ray, tiny, cli, tmp_path):
     assert [r["id"] for r in rows] == list(range(len(lines)))
     assert [r["source"] for r in rows] == [l.rstrip("\r") for l in lines]
     assert [r["text"] + "\n" for r in rows] == expected.splitlines(keepends=True)
+    assert all(isinstance(r["score"], float) for r in rows)
+
+    # text output asks for no scores (greedy search need not normalise); jsonl drops them when told
+    transduce_ray.translate_file(source, target, tiny, actors=2, batch_size=16, search="greedy")
+    greedy = run_cli(cli, "translate", "-m", str(tiny), "--input", str(source), "--search", "greedy")
+    assert target.read_text(encoding="utf-8") == greedy
+    transduce_ray.translate_file(source, jsonl, tiny, actors=2, batch_size=16, format="jsonl", search="greedy", scores="omit")
+    rows = [json.loads(l) for l in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] + "\n" for r in rows] == greedy.splitlines(keepends=True)
+    assert not any("score" in r for r in rows)
 
 
 def test_dataset_pipeline(local_ray, tiny):

@@ -59,6 +59,31 @@ def test_results_are_typed(translator, tiny, cli):
     assert [r.alignment for r in results] == [[tuple(map(int, l.split("-"))) for l in e["alignment"].split()] for e in expected]
 
 
+def test_scores_omitted(translator, cli, tiny, tmp_path):
+    # greedy search then picks each token without normalising over the vocabulary: the same tokens
+    for options in (dict(search="greedy"), dict(beam=4)):
+        scored = translator.translate(SENTENCES, **options)
+        unscored = translator.translate(SENTENCES, scores="omit", **options)
+        assert [r.tokens for r in unscored] == [r.tokens for r in scored]
+        assert all(isinstance(r.score, float) for r in scored)
+        assert all(r.score is None and "score" not in r.to_dict() for r in unscored)
+    assert "score=None" in repr(unscored[0]) and "score=None" in repr(unscored[0].n_best[0])
+    with pytest.raises(transduce.OptionError, match="per-token scores need the scores") as e:
+        translator.translate(SENTENCES, scores="omit", return_scores=True)
+    assert e.value.option == "scores"
+    with pytest.raises(transduce.OptionError) as e:
+        translator.translate(SENTENCES, scores="none")
+    assert e.value.option == "scores"
+
+    source = write_lines(tmp_path / "in.txt", SENTENCES)
+    target = tmp_path / "out.jsonl"
+    translator.translate_file(source, target, format="jsonl", scores="omit", search="greedy")
+    flags = ["--format", "jsonl", "--scores", "omit", "--search", "greedy"]
+    assert target.read_text(encoding="utf-8") == run_cli(cli, "translate", "-m", str(tiny), "--input", str(source), *flags)
+    with pytest.raises(transduce.OptionError, match="an n-best list writes scores"):
+        translator.translate_file(source, tmp_path / "out.nbest", format="nbest", scores="omit")
+
+
 def test_blank_and_empty_inputs(translator):
     assert translator.translate([]) == []
     (blank,) = translator.translate(["   "])

@@ -55,7 +55,7 @@ class Output:
 
     text: str
     tokens: List[int]
-    score: float
+    score: Optional[float]
     token_scores: Optional[List[float]]
     alignment: Optional[List[Tuple[int, int]]]
     def to_dict(self) -> Dict[str, Any]: ...
@@ -68,7 +68,7 @@ class Translation:
     @property
     def tokens(self) -> List[int]: ...
     @property
-    def score(self) -> float: ...
+    def score(self) -> Optional[float]: ...
     @property
     def token_scores(self) -> Optional[List[float]]: ...
     @property
@@ -104,6 +104,7 @@ class Translator:
         source_lang: Optional[str] = None,
         target_lang: Optional[str] = None,
         prefix: Union[None, str, Sequence[Optional[str]]] = None,
+        scores: Literal["include", "omit"] = "include",
         return_scores: bool = False,
         return_alignments: bool = False,
         alignment_layer: Optional[int] = None,
@@ -120,6 +121,7 @@ class Translator:
         format: Literal["text", "jsonl", "nbest", "pharaoh"] = "text",
         prefix: Optional[str] = None,
         prefix_file: Optional[_Path] = None,
+        scores: Literal["include", "omit"] = "include",
         return_scores: bool = False,
         return_alignments: bool = False,
         alignment_layer: Optional[int] = None,

@@ -53,8 +53,8 @@ def read_lines(paths: Union[PathLike, List[PathLike]], *, rows_per_block: int = 
 
 class TranslatorActor:
     """A Ray Data callable class: loads ``model`` once with ``threads`` threads, then adds
-    ``translation`` (and ``score``) to each batch, translating the ``column`` column with the
-    search keywords of :meth:`transduce.Translator.translate`."""
+    ``translation`` and ``score`` (unless ``scores="omit"``) to each batch, translating the
+    ``column`` column with the keywords of :meth:`transduce.Translator.translate`."""
 
     def __init__(
         self,
@@ -74,7 +74,8 @@ class TranslatorActor:
         results = self.translator.translate(texts, **self.options)
         out = dict(batch)
         out["translation"] = np.array([r.text for r in results], dtype=object)
-        out["score"] = np.array([r.score for r in results], dtype=np.float32)
+        if self.options.get("scores", "include") != "omit":
+            out["score"] = np.array([r.score for r in results], dtype=np.float32)
         return out
 
 
@@ -118,10 +119,13 @@ def translate_file(
 ) -> Dict[str, int]:
     """Translates the lines of ``source`` (one file or several, plain or gzip) into ``target``
     in input order, as ``text`` (one translation per line, what ``transduce translate``
-    writes) or ``jsonl`` (``{"id", "source", "text", "score"}`` per line). Returns
-    ``{"lines": n}``."""
+    writes) or ``jsonl`` (``{"id", "source", "text", "score"}`` per line; no ``score`` with
+    ``scores="omit"``). Returns ``{"lines": n}``."""
     if format not in ("text", "jsonl"):
         raise ValueError(f"format: unknown output format `{format}`: expected one of text, jsonl")
+    if format == "text":
+        # text shows no scores: greedy search then need not normalise over the vocabulary
+        options.setdefault("scores", "omit")
     context = ray.data.DataContext.get_current()
     kept = context.execution_options.preserve_order
     context.execution_options.preserve_order = True
@@ -139,11 +143,13 @@ def translate_file(
         n = 0
         with open(target, "w", encoding="utf-8", newline="\n") as out:
             for batch in translated.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                for text, translation, score in zip(batch["text"], batch["translation"], batch["score"]):
+                for i, (text, translation) in enumerate(zip(batch["text"], batch["translation"])):
                     if format == "text":
                         out.write(f"{translation}\n")
                     else:
-                        entry = {"id": n, "source": str(text), "text": str(translation), "score": float(score)}
+                        entry = {"id": n, "source": str(text), "text": str(translation)}
+                        if "score" in batch:
+                            entry["score"] = float(batch["score"][i])
                         out.write(json.dumps(entry, ensure_ascii=False) + "\n")
                     n += 1
         return {"lines": n}

@@ -94,14 +94,7 @@ impl TranslateArgs {
     fn decode_options(&self) -> Result<DecodeOptions> {
         let alignment = Alignment::when(self.alignments || self.format == Format::Pharaoh, self.alignment_layer);
         let mut opts = self.decoding.decode_options(alignment, self.max_tokens)?;
-        opts.scores = match (self.format, self.scores) {
-            (Format::Text | Format::Pharaoh, _) => Scores::Omit,
-            (Format::Jsonl, Scores::Omit) if self.token_scores => {
-                anyhow::bail!("--token-scores needs the scores: drop --scores omit")
-            }
-            (Format::Nbest, Scores::Omit) => anyhow::bail!("--format nbest writes scores: drop --scores omit"),
-            (Format::Jsonl | Format::Nbest, scores) => scores,
-        };
+        opts.scores = self.format.scores(self.scores, TokenScores::when(self.token_scores))?;
         Ok(opts)
     }
 }

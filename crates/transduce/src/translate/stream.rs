@@ -43,6 +43,23 @@ impl TokenScores {
 
 crate::choices!(Format, "output format", { Text => "text", Jsonl => "jsonl", Nbest => "nbest", Pharaoh => "pharaoh" });
 
+impl Format {
+    /// What the search computes for output in this format when `asked` for scores: text and
+    /// pharaoh lines show none, so they are omitted; an n-best list shows them, and per-token
+    /// scores in JSON lines need them, so `Omit` is refused there (the error names the option
+    /// `scores`); otherwise as asked.
+    pub fn scores(self, asked: Scores, token_scores: TokenScores) -> Result<Scores> {
+        match (self, asked) {
+            (Format::Text | Format::Pharaoh, _) => Ok(Scores::Omit),
+            (Format::Jsonl, Scores::Omit) if token_scores == TokenScores::Include => {
+                Err(Error::option("scores", "per-token scores need the scores: drop `omit` or the token scores"))
+            }
+            (Format::Nbest, Scores::Omit) => Err(Error::option("scores", "an n-best list writes scores: drop `omit`")),
+            (Format::Jsonl | Format::Nbest, asked) => Ok(asked),
+        }
+    }
+}
+
 /// Whether JSON lines carry each token's log-probability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenScores {
@@ -220,5 +237,27 @@ pub fn write_translation(
             }
             writeln!(out, "{v}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_format_computes_the_scores_it_shows() {
+        for asked in [Scores::Include, Scores::Omit] {
+            for token_scores in [TokenScores::Include, TokenScores::Omit] {
+                assert_eq!(Format::Text.scores(asked, token_scores).unwrap(), Scores::Omit);
+                assert_eq!(Format::Pharaoh.scores(asked, token_scores).unwrap(), Scores::Omit);
+            }
+        }
+        assert_eq!(Format::Jsonl.scores(Scores::Omit, TokenScores::Omit).unwrap(), Scores::Omit);
+        assert_eq!(Format::Jsonl.scores(Scores::Include, TokenScores::Include).unwrap(), Scores::Include);
+        assert_eq!(Format::Nbest.scores(Scores::Include, TokenScores::Omit).unwrap(), Scores::Include);
+        let err = Format::Jsonl.scores(Scores::Omit, TokenScores::Include).unwrap_err().to_string();
+        assert!(err.starts_with("option `scores`: per-token scores need"), "{err}");
+        let err = Format::Nbest.scores(Scores::Omit, TokenScores::Omit).unwrap_err().to_string();
+        assert!(err.starts_with("option `scores`: an n-best list"), "{err}");
     }
 }
