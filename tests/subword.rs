@@ -59,7 +59,18 @@ fn loading_names_the_bad_file() {
     let bad = std::env::temp_dir().join(format!("transduce-bad-tok-{}.json", std::process::id()));
     std::fs::write(&bad, "{ not json").unwrap();
     let err = SubwordTokenizer::load(&bad).unwrap_err().to_string();
-    assert!(err.contains("not a readable tokenizer.json"), "{err}");
+    assert!(err.contains(&format!("{}: invalid JSON: key must be a string", bad.display())), "{err}");
+    // a value of the wrong type: the error names the field's path and the line
+    let tok =
+        SubwordTokenizer::train(corpus().into_iter(), SubwordTraining { model: SubwordModel::Bpe, vocab_size: 120 })
+            .unwrap();
+    tok.save(&bad).unwrap();
+    let text = std::fs::read_to_string(&bad).unwrap();
+    let (before, after) = text.split_once("\"dropout\":null").expect("a BPE tokenizer.json has `dropout`");
+    std::fs::write(&bad, format!("{before}\"dropout\":\"high\"{after}")).unwrap();
+    let err = SubwordTokenizer::load(&bad).unwrap_err().to_string();
+    assert!(err.contains(&bad.display().to_string()) && err.contains("at `model"), "{err}");
+    assert!(err.contains("line "), "{err}");
     std::fs::remove_file(&bad).unwrap();
 }
 

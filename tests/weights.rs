@@ -30,6 +30,15 @@ fn saved_weights_load_back_to_the_same_model() {
     // the loaded model decodes through transposed weights: same values, other summation order
     assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
     assert_eq!(max_diff(&a, &c), 0.0);
+
+    // a field of the wrong type: the error names the file, the field and the line
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    json["d_model"] = serde_json::json!("wide");
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let err = transduce::ModelConfig::load(&dir.join("config.json")).unwrap_err().to_string();
+    assert!(err.contains("config.json: invalid JSON at `d_model`: invalid type: string \"wide\""), "{err}");
+    assert!(err.contains(" line "), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

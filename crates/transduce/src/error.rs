@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
-    #[error("{path}: invalid JSON: {error}")]
-    Json { path: PathBuf, error: serde_json::Error },
+    /// `field` is the path to the value at fault (`model.vocab[3]`), empty when the text itself
+    /// is not JSON or the whole document is at fault.
+    #[error("{path}: invalid JSON{}: {error}", at_field(.field))]
+    Json { path: PathBuf, field: String, error: serde_json::Error },
     #[error("model config: field `{field}`: {why}")]
     Config { field: String, why: String },
     #[error("{path}: {why}")]
@@ -29,6 +31,11 @@ impl Error {
         Error::Io { path: path.to_path_buf(), error }
     }
 
+    /// An [`Error::Json`] about the whole of `path`.
+    pub fn json(path: &Path, error: serde_json::Error) -> Self {
+        Error::Json { path: path.to_path_buf(), field: String::new(), error }
+    }
+
     /// An [`Error::Option`].
     pub fn option(option: &'static str, why: impl Into<String>) -> Self {
         Error::Option { option, why: why.into() }
@@ -36,6 +43,35 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// ` at `field`` for an [`Error::Json`] about one value, nothing for the whole document.
+fn at_field(field: &str) -> String {
+    match field {
+        "" => String::new(),
+        field => format!(" at `{field}`"),
+    }
+}
+
+/// Reads the JSON file `path` as a `T`. A value of the wrong shape is an [`Error::Json`] that
+/// names the file, the field's path (`model.vocab[3]`) and serde_json's line and column.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_json(path, &text)
+}
+
+/// Parses `text`, read from `path`, as a `T`; errors as [`read_json`]'s.
+pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        // an unknown last segment (a syntax error inside a key) shows as `?`
+        field: e.path().to_string().trim_end_matches(['?', '.']).to_string(),
+        error: e.into_inner(),
+    })?;
+    // trailing characters after the document
+    json.end().map_err(|e| Error::json(path, e))?;
+    Ok(value)
+}
 
 thread_local! {
     /// Whether this thread runs inside [`without_panics`] (its panics are reported as errors,
@@ -83,5 +119,30 @@ mod tests {
         let inner = without_panics("outer", || without_panics("inner", || -> Result<()> { panic!("deep") }));
         assert!(inner.unwrap_err().to_string().starts_with("inner"));
         assert!(!GUARDED.with(|g| g.get()));
+    }
+
+    #[test]
+    fn json_errors_name_the_file_the_field_and_the_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Config {
+            d_model: usize,
+            layers: Vec<u32>,
+        }
+        let path = Path::new("model/config.json");
+        let parsed: Config = parse_json(path, "{\"d_model\": 8, \"layers\": [1, 2]}").unwrap();
+        assert_eq!((parsed.d_model, parsed.layers), (8, vec![1, 2]));
+        let message = |text: &str| parse_json::<Config>(path, text).unwrap_err().to_string();
+        let wrong = message("{\"d_model\": 8,\n \"layers\": [1, \"two\"]}");
+        assert!(wrong.starts_with("model/config.json: invalid JSON at `layers[1]`: invalid type"), "{wrong}");
+        assert!(wrong.contains("line 2"), "{wrong}");
+        let missing = message("{\"layers\": []}");
+        assert!(missing.starts_with("model/config.json: invalid JSON: missing field `d_model`"), "{missing}");
+        let syntax = message("{ not json");
+        assert!(syntax.starts_with("model/config.json: invalid JSON: key must be a string"), "{syntax}");
+        let trailing = message("{\"d_model\": 8, \"layers\": []} x");
+        assert!(trailing.starts_with("model/config.json: invalid JSON: trailing characters"), "{trailing}");
+        let absent = read_json::<Config>(Path::new("/nonexistent/config.json")).unwrap_err().to_string();
+        assert!(absent.starts_with("/nonexistent/config.json: "), "{absent}");
     }
 }

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use crate::convert::{hf_m2m100, hf_marian, hf_t5};
-use crate::error::{Error, Result};
+use crate::error::{read_json, Error, Result};
 use crate::kernels::cpu::with_f32;
 use crate::kernels::int8::Int8Matrix;
 use crate::model::layers::{Packing, TableRows};
@@ -123,8 +123,7 @@ impl ModelDir {
         }
         check_links(&path)?;
         let config = path.join(CONFIG);
-        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: config.clone(), error: e })?;
+        let value: Value = read_json(&config)?;
         let format = match value.get("model_type").and_then(Value::as_str) {
             Some("marian") => Format::HfMarian,
             Some("m2m_100") => Format::HfM2m100,
@@ -339,8 +338,7 @@ impl ModelDir {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+        let value: Value = read_json(&path)?;
         let field = |name: &str| -> Result<Option<String>> {
             match value.get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -361,10 +359,7 @@ impl ModelDir {
     pub fn set_languages(&self, languages: &Languages) -> Result<()> {
         let path = self.file(TOKENIZER_CONFIG);
         let mut value: Value = match path.exists() {
-            true => {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                serde_json::from_str(&text).map_err(|e| Error::Json { path: path.clone(), error: e })?
-            }
+            true => read_json(&path)?,
             false => Value::Object(Default::default()),
         };
         let Some(fields) = value.as_object_mut() else {
@@ -372,7 +367,7 @@ impl ModelDir {
         };
         fields.insert("source_lang".into(), Value::String(languages.source.clone()));
         fields.insert("target_lang".into(), Value::String(languages.target.clone()));
-        let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Json { path: path.clone(), error: e })?;
+        let text = serde_json::to_string_pretty(&value).map_err(|e| Error::json(&path, e))?;
         write_atomic(&path, text.as_bytes())
     }
 

@@ -16,8 +16,7 @@ pub fn field_err(path: &Path, field: &str, why: impl std::fmt::Display) -> Error
 
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), error: e })
+    crate::error::read_json(path)
 }
 
 /// Whether the directory's `tokenizer_config.json` names one of `classes` as its

@@ -103,9 +103,7 @@ pub fn read_config(dir: &ModelDir) -> Result<ModelConfig> {
 
 /// Id of `token` in a `vocab.json`.
 fn vocab_id(path: &Path, token: &str) -> Result<u32> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let vocab: HashMap<String, u32> =
-        serde_json::from_str(&text).map_err(|e| Error::Json { path: path.into(), error: e })?;
+    let vocab: HashMap<String, u32> = crate::error::read_json(path)?;
     vocab.get(token).copied().ok_or_else(|| Error::Input(format!("{}: no {token} entry", path.display())))
 }
 
@@ -119,8 +117,7 @@ pub fn weight_files(dir: &ModelDir) -> Result<Vec<PathBuf>> {
     }
     let index = dir.file(model_dir::SHARDED_WEIGHTS_INDEX);
     if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: index.clone(), error: e })?;
+        let value: Value = crate::error::read_json(&index)?;
         let Some(map) = value.get("weight_map").and_then(Value::as_object) else {
             return Err(super::hf_config::field_err(&index, "weight_map", "missing or not an object"));
         };

@@ -428,9 +428,7 @@ impl ModelConfig {
 
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: ModelConfig =
-            serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), error: e })?;
+        let config: ModelConfig = crate::error::read_json(path)?;
         config.validate()?;
         Ok(config)
     }

@@ -30,9 +30,7 @@ impl FairseqVocab {
     /// `__code__` with id `len(vocab.json) + i`, followed by `madeup` words `<madeupwordNNNN>`.
     pub fn m2m100(spm: &Path, vocab: &Path, codes: &[&str], madeup: usize) -> Result<Self> {
         let model = SentencePieceModel::load(spm)?;
-        let text = std::fs::read_to_string(vocab).map_err(|e| Error::io(vocab, e))?;
-        let ids: HashMap<String, u32> =
-            serde_json::from_str(&text).map_err(|e| Error::Json { path: vocab.into(), error: e })?;
+        let ids: HashMap<String, u32> = crate::error::read_json(vocab)?;
         let bad = |why: String| Error::Input(format!("{}: {why}", vocab.display()));
         let mut tokens = vec![None; ids.len()];
         for (piece, &id) in &ids {

@@ -34,9 +34,7 @@ impl MarianVocab {
     pub fn load(spm: &Path, decode_spm: &Path, vocab: &Path) -> Result<Self> {
         let model = SentencePieceModel::load(spm)?;
         let decode_model = if decode_spm == spm { model.clone() } else { SentencePieceModel::load(decode_spm)? };
-        let text = std::fs::read_to_string(vocab).map_err(|e| Error::io(vocab, e))?;
-        let ids: HashMap<String, u32> =
-            serde_json::from_str(&text).map_err(|e| Error::Json { path: vocab.into(), error: e })?;
+        let ids: HashMap<String, u32> = crate::error::read_json(vocab)?;
         Self::new(model, decode_model, ids).map_err(|why| Error::Input(format!("{}: {why}", vocab.display())))
     }
 

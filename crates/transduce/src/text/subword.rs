@@ -214,7 +214,8 @@ impl SubwordTokenizer {
         }
         let what = format!("{}: not a readable tokenizer.json", path.display());
         let inner = crate::error::without_panics(&what, || {
-            Tokenizer::from_file(path).map_err(|e| Error::Input(format!("{what}: {e}")))
+            // as `Tokenizer::from_file`, the error naming the field at fault
+            crate::error::read_json::<Tokenizer>(path)
         })?;
         Ok(SubwordTokenizer { backend: Backend::HuggingFace(Box::new(inner)), languages: None })
     }

@@ -146,8 +146,7 @@ pub fn load_checkpoint(
         moments.push((get(format!("m.{name}"))?, get(format!("v.{name}"))?));
     }
     let state_path = checkpoint.state();
-    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Json { path: state_path, error: e })?;
+    let state: TrainState = crate::error::read_json(&state_path)?;
     *step = TrainStep::with_kernels(
         &model,
         step.optimizer.config,
