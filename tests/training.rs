@@ -14,7 +14,7 @@ use transduce::data::corpus::CorpusSource;
 use transduce::data::Batch;
 use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
-use transduce::train::{average_checkpoints, train, ScheduleKind, Start, StopReason, TrainConfig};
+use transduce::train::{average_checkpoints, train, ModelOverrides, ScheduleKind, Start, StopReason, TrainConfig};
 use transduce::train::{AdamWConfig, InverseSqrt, LrSchedule, TrainStep};
 use transduce::ModelDir;
 
@@ -316,4 +316,108 @@ fn the_updates_after_the_last_validation_are_validated_at_the_end() {
     .unwrap();
     assert_eq!(summary.stop, StopReason::Signal);
     assert_eq!(validated_updates(&cfg.out), vec![3]);
+}
+
+/// A run from scratch without a dropout of its own: the `small` preset (dropout 0.1), narrowed
+/// to train fast, and no validation.
+fn budgeted(dir: &Path, out: &str) -> TrainConfig {
+    let mut cfg = config(dir, out);
+    cfg.preset = Preset::Small;
+    cfg.model = ModelOverrides {
+        d_model: Some(16),
+        heads: Some(2),
+        ffn_dim: Some(32),
+        encoder_layers: Some(1),
+        decoder_layers: Some(1),
+        ..ModelOverrides::default()
+    };
+    cfg.dropout = None;
+    cfg.valid_every = 0;
+    cfg
+}
+
+/// The dropout the model directory's `config.json` records.
+fn saved_dropout(out: &Path) -> f32 {
+    let c = ModelConfig::load(&out.join("config.json")).unwrap();
+    assert!(c.dropout.attention == c.dropout.residual && c.dropout.ffn == c.dropout.residual, "{:?}", c.dropout);
+    c.dropout.residual
+}
+
+#[test]
+fn without_a_dropout_of_its_own_a_run_gets_more_the_more_passes_its_budget_allows() {
+    let t = TempDir::new("training-budget-dropout");
+    let never = AtomicBool::new(false);
+    // stopped before the first update: the projection and the model are made, nothing trained
+    let stopped = AtomicBool::new(true);
+    let project = |cfg: &TrainConfig| {
+        let summary = train(cfg, Start::Fresh, &stopped, |_, _| {}).unwrap();
+        assert_eq!(summary.stop, StopReason::Signal);
+        summary.projection.expect("a projection")
+    };
+    // one pass at most: the whole corpus is counted
+    let mut one = budgeted(&t.0, "one");
+    one.max_updates = Some(10_000);
+    one.max_epochs = Some(1);
+    let p = project(&one);
+    let counted = p.batches_per_epoch.unwrap();
+    assert!(counted.whole_corpus && counted.batches > 5, "{p:?}");
+    assert_eq!(p.epochs, 1.0);
+    assert_eq!((p.dropout, saved_dropout(&one.out)), (0.1, 0.1));
+    let batches = counted.batches;
+
+    // the passes an update budget allows decide: 12 get 0.2, 25 get 0.3
+    for (name, passes, dropout) in [("twelve", 12, 0.2), ("many", 25, 0.3)] {
+        let mut cfg = budgeted(&t.0, name);
+        cfg.max_updates = Some(passes * batches);
+        let p = project(&cfg);
+        assert!((p.epochs - passes as f64).abs() < 1e-9 && p.seconds_per_update.is_none(), "{p:?}");
+        assert_eq!((p.dropout, saved_dropout(&cfg.out)), (dropout, dropout), "{name}");
+        let record = &common::metrics_records(&cfg.out, "budget")[0];
+        assert_eq!(record["projection"]["dropout"].as_f64().unwrap() as f32, dropout, "{record}");
+    }
+    // fewer updates than a tenth of the corpus's batches: counting stops, under ten passes
+    let mut few = budgeted(&t.0, "few");
+    few.max_updates = Some(2);
+    let p = project(&few);
+    assert!(!p.batches_per_epoch.unwrap().whole_corpus && p.epochs <= 1.0, "{p:?}");
+    assert_eq!(p.dropout, 0.1);
+
+    // a time budget: a speed probe times updates, and its seconds count towards the budget
+    let mut clock = budgeted(&t.0, "clock");
+    clock.max_time_s = Some(3600.0);
+    let summary = train(&clock, Start::Fresh, &stopped, |_, _| {}).unwrap();
+    let p = summary.projection.unwrap();
+    let per = p.seconds_per_update.unwrap();
+    assert!(per > 0.0 && per < 1.0, "{p:?}");
+    let updates = p.updates.unwrap();
+    assert!(updates * per <= 3600.0 && updates * per > 3600.0 - p.seconds - 1e-6, "{p:?}");
+    assert!(p.epochs > 20.0 && p.dropout == 0.3, "a narrow model has time for many passes: {p:?}");
+    assert!(summary.state.elapsed_s >= p.seconds && p.seconds > 0.0, "{} s, {p:?}", summary.state.elapsed_s);
+    assert_eq!(saved_dropout(&clock.out), 0.3);
+
+    // asked for: kept, nothing projected
+    let mut asked = budgeted(&t.0, "asked");
+    asked.max_updates = Some(25 * batches);
+    asked.dropout = Some(0.15);
+    assert!(train(&asked, Start::Fresh, &stopped, |_, _| {}).unwrap().projection.is_none());
+    assert_eq!(saved_dropout(&asked.out), 0.15);
+    let metrics = asked.out.join("metrics.jsonl");
+    assert!(!metrics.exists() || common::metrics_records(&asked.out, "budget").is_empty());
+
+    // a resumed run keeps the dropout it started with, whatever its new budget
+    let mut resumed = budgeted(&t.0, "resumed");
+    resumed.max_updates = Some(2);
+    train(&resumed, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(saved_dropout(&resumed.out), 0.1);
+    resumed.max_updates = Some(25 * batches);
+    assert!(train(&resumed, Start::Resume, &stopped, |_, _| {}).unwrap().projection.is_none());
+    assert_eq!(saved_dropout(&resumed.out), 0.1);
+    assert_eq!(common::metrics_records(&resumed.out, "budget").len(), 1, "the first run's record, kept");
+
+    // a preset without dropout stays without
+    let mut tiny = config(&t.0, "tiny");
+    tiny.dropout = None;
+    tiny.max_updates = Some(25 * batches);
+    assert!(train(&tiny, Start::Fresh, &stopped, |_, _| {}).unwrap().projection.is_none());
+    assert_eq!(saved_dropout(&tiny.out), 0.0);
 }

@@ -149,7 +149,8 @@ impl TrainConfig {
 /// to `callback(dict)` after every update (`update`, `epoch`, `loss`, `nll`, `tokens`,
 /// `grad_norm`, `lr`, `elapsed_s`); an exception the callback raises stops the run (with a
 /// checkpoint) and is raised. Returns the run's summary (`stop`, `state`, `losses`,
-/// `last_validation`).
+/// `last_validation`, and `projection`: the passes over the corpus the budget allowed and the
+/// dropout chosen for them, where the run chose one).
 #[pyfunction]
 #[pyo3(signature = (config, *, resume=false, callback=None))]
 pub fn train<'py>(

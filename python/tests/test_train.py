@@ -52,6 +52,13 @@ def test_train_config_mirrors_the_command_line(tmp_path):
     assert from_file.to_dict()["model"]["heads"] == 2 and from_file.to_dict()["train"] == {"tsv": str(tmp_path / "corpus.tsv")}
 
 
+def test_train_chooses_the_dropout_by_the_passes_its_budget_allows(tmp_path):
+    cfg = small(tmp_path, preset="small", d_model=16, layers=1, max_updates=2, valid_every=0)
+    p = transduce.train(cfg)["projection"]
+    assert p["dropout"] == pytest.approx(0.1) and p["updates"] == 2 and p["epochs"] <= 1.0, p
+    assert p["batches_per_epoch"]["whole_corpus"] is False, "two updates need only a few batches counted"
+
+
 def test_train_config_errors(tmp_path):
     with pytest.raises(transduce.InputError, match="unknown field `max_updatez`"):
         transduce.TrainConfig(tmp_path / "m", tmp_path / "c.tsv", max_updatez=3)
@@ -75,6 +82,7 @@ def test_train_logs_calls_back_resumes_and_translates(tmp_path, caplog, cli):
     assert summary["losses"][-1][1] < summary["losses"][0][1] * 1.5
     assert any("update 6" in r.getMessage() for r in caplog.records)
     assert summary["last_validation"] is not None
+    assert summary["projection"] is None, "the tiny preset has no dropout to choose"
     more = transduce.train(small(tmp_path, max_updates=8), resume=True)
     assert more["state"]["updates"] == 8
     # the model it wrote translates like the command line

@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// One vocabulary for both languages (joint) or one per side.
     #[arg(long, value_parser = choice::<VocabSharing>())]
     pub vocab_sharing: Option<VocabSharing>,
+    /// Dropout on every sub-layer, attention and embedding (default: with a budget, 0.1 for
+    /// fewer than 10 passes over the corpus, 0.2 from 10, 0.3 from 20, as projected before the
+    /// first update; never below the preset's)
     #[arg(long)]
     pub dropout: Option<f32>,
     /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions
@@ -270,6 +273,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "stopped ({:?}) after {} updates, {} epochs, {:.0}s; {}",
         summary.stop, summary.state.updates, summary.state.epoch, summary.state.elapsed_s, summary.state.filter_counts
     );
+    if let Some(p) = summary.projection {
+        eprintln!("{p}");
+    }
     if let Some(v) = summary.last_validation {
         eprintln!("last validation: loss {:.3} ppl {:.2} BLEU {:.2} chrF {:.2}", v.loss, v.perplexity, v.bleu, v.chrf);
     }

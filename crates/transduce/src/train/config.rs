@@ -40,7 +40,8 @@ pub struct TrainConfig {
     /// Per tokenizer.
     pub vocab_size: usize,
     pub vocab_sharing: VocabSharing,
-    /// Overrides the preset's dropout.
+    /// Overrides the preset's dropout. `None` on a run from scratch with a budget: the preset's,
+    /// raised with the passes over the corpus the budget allows ([`super::budget`]).
     pub dropout: Option<f32>,
     pub filter: PairFilter,
     pub max_tokens: usize,

@@ -6,10 +6,14 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
+use candle_core::Device;
+
 use super::config::{TrainConfig, VocabSharing};
 use crate::data::batching::Example;
 use crate::data::corpus::{CorpusSource, FilterCounts, PairFilter, PairReader};
+use crate::data::Batch;
 use crate::error::{Error, Result};
+use crate::model::config::SpecialIds;
 use crate::model_dir::{ModelDir, JOINT_TOKENIZER, SOURCE_TOKENIZER, TARGET_TOKENIZER};
 use crate::text::languages::Tags;
 use crate::text::{SubwordTokenizer, SubwordTraining, Tokenizers};
@@ -131,6 +135,15 @@ impl<'a> ExampleStream<'a> {
     pub fn take_error(&mut self) -> Option<Error> {
         self.error.take()
     }
+}
+
+/// The tensors of an update's batches (one per batch; several with gradient accumulation).
+pub fn batch_tensors(group: &[Vec<Example>], special: SpecialIds) -> Result<Vec<Batch>> {
+    let tensors = group.iter().map(|b| {
+        let pairs: Vec<(&[u32], &[u32])> = b.iter().map(|e| (&e.source[..], &e.target[..])).collect();
+        Batch::new(&pairs, b.iter().map(|e| e.index).collect(), special, &Device::Cpu)
+    });
+    Ok(tensors.collect::<candle_core::Result<Vec<_>>>()?)
 }
 
 /// The validation pairs, as (sources, targets).

@@ -2,6 +2,7 @@
 //! schedule) and the run around it: configuration, corpus stream, validation, checkpoints and
 //! the loop. Only this module asks for gradients.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
@@ -16,6 +17,7 @@ pub mod synthetic;
 pub mod trainer;
 pub mod validation;
 
+pub use budget::{dropout_for_epochs, Counted, Projection};
 pub use checkpoint::{average_checkpoints, TrainState};
 pub use config::{parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
 pub use ema::WeightAverage;

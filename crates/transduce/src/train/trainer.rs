@@ -9,17 +9,18 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use serde::Serialize;
 
+use super::budget::{Planned, Projection};
 use super::checkpoint::{load_average, load_checkpoint, save_checkpoint, TrainState};
 use super::config::{StopMetric, TrainConfig};
-use super::corpus::{tokenizers, validation_pairs, ExampleStream};
+use super::corpus::{batch_tensors, tokenizers, validation_pairs, ExampleStream};
 use super::ema::WeightAverage;
 use super::step::{StepStats, TrainStep};
 use super::validation::{validate, Validation, ValidationSet};
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
-use crate::data::Batch;
 use crate::error::{Error, Result};
-use crate::model::{Ctx, TrainableModel};
+use crate::model::config::Dropout;
+use crate::model::{Ctx, ModelConfig, TrainableModel};
 use crate::model_dir::{self, replace_atomically, write_atomic, ModelDir};
 use crate::text::Tokenizers;
 
@@ -42,6 +43,9 @@ pub struct TrainSummary {
     /// (update, loss) of every update this run made.
     pub losses: Vec<(usize, f64)>,
     pub last_validation: Option<Validation>,
+    /// What the budget allowed and the dropout chosen for it (a run from scratch without a
+    /// dropout of its own, started by this call).
+    pub projection: Option<Projection>,
 }
 
 /// Whether to start fresh or continue from the newest checkpoint.
@@ -91,11 +95,32 @@ pub fn train(
     let dir = ModelDir::create(&cfg.out)?;
     let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     write_atomic(&dir.file(model_dir::TRAINING), training_json.as_bytes())?;
+    let newest = dir.checkpoints()?.last().cloned();
+    if let (Start::Fresh, Some(last)) = (start, &newest) {
+        return Err(Error::Input(format!(
+            "{}: holds the checkpoints of a training run (the newest {}); continue it with --resume \
+             (Python: resume=True), or train into another directory",
+            dir.path().display(),
+            last.path.display()
+        )));
+    }
+    let mut projection = None;
     let (tok, config, mut model) = match &cfg.init {
         Some(init) => super::init::from_model_dir(init, cfg, &dir)?,
         None => {
             let tok = tokenizers(cfg, &dir)?;
-            let config = cfg.model_config(&tok)?;
+            let mut config = cfg.model_config(&tok)?;
+            if cfg.dropout.is_none() {
+                config.dropout = match &newest {
+                    // the dropout the run chose when it started
+                    Some(_) => ModelConfig::load(&dir.config_path())?.dropout,
+                    None => {
+                        let tags = super::init::tags(&tok, cfg)?;
+                        projection = Planned { cfg, tok: &tok, tags: &tags, config: &config }.project()?;
+                        projection.map_or(config.dropout, |p| Dropout::uniform(p.dropout))
+                    }
+                };
+            }
             let model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
             (tok, config, model)
         }
@@ -108,22 +133,14 @@ pub fn train(
     }
     let schedule = cfg.schedule();
     let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
-    let mut state = TrainState::default();
-    let resumed_from = match (start, dir.checkpoints()?.last()) {
-        (Start::Resume, Some(last)) => {
-            (model, state) = load_checkpoint(last, &config, &mut step)?;
-            Some(last.clone())
+    // the projection's seconds (a speed probe) count towards a time budget
+    let mut state = TrainState { elapsed_s: projection.map_or(0.0, |p| p.seconds), ..TrainState::default() };
+    let resumed_from = match newest {
+        Some(last) => {
+            (model, state) = load_checkpoint(&last, &config, &mut step)?;
+            Some(last)
         }
-        (Start::Resume, None) => None,
-        (Start::Fresh, Some(last)) => {
-            return Err(Error::Input(format!(
-                "{}: holds the checkpoints of a training run (the newest {}); continue it with --resume \
-                 (Python: resume=True), or train into another directory",
-                dir.path().display(),
-                last.path.display()
-            )))
-        }
-        (Start::Fresh, None) => None,
+        None => None,
     };
     let vars = || model.named_vars().into_iter().map(|(_, v)| v).collect::<Vec<_>>();
     let mut average = cfg.ema.map(|decay| WeightAverage::new(vars(), decay, step.kernels())).transpose()?;
@@ -131,6 +148,9 @@ pub fn train(
         load_average(checkpoint, &model, average)?;
     }
     keep_metrics_until(&dir, state.updates)?;
+    if let Some(p) = projection {
+        append_metrics(&dir, serde_json::json!({ "kind": "budget", "update": 0, "projection": p }))?;
+    }
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
     let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
     let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
@@ -163,13 +183,7 @@ pub fn train(
             if group.is_empty() {
                 break;
             }
-            let tensors = group
-                .iter()
-                .map(|b| {
-                    let pairs: Vec<(&[u32], &[u32])> = b.iter().map(|e| (&e.source[..], &e.target[..])).collect();
-                    Batch::new(&pairs, b.iter().map(|e| e.index).collect(), config.special, &Device::Cpu)
-                })
-                .collect::<candle_core::Result<Vec<_>>>()?;
+            let tensors = batch_tensors(&group, config.special)?;
             // dropout masks depend only on the seed and the update number: resumable
             let ctx = Ctx::train(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(state.updates as u64));
             step.elapsed_s = elapsed(&state);
@@ -181,7 +195,7 @@ pub fn train(
             state.batches_in_epoch += group.len();
             losses.push((state.updates, stats.loss));
             on_update(&state, &stats);
-            if state.updates % cfg.log_every == 0 {
+            if state.updates.is_multiple_of(cfg.log_every) {
                 append_metrics(
                     &dir,
                     serde_json::json!({
@@ -191,7 +205,7 @@ pub fn train(
                     }),
                 )?;
             }
-            if cfg.valid_every > 0 && state.updates % cfg.valid_every == 0 {
+            if cfg.valid_every > 0 && state.updates.is_multiple_of(cfg.valid_every) {
                 if let Some(v) = &valid {
                     let started = Instant::now();
                     let judged = Judged { cfg, dir: &dir, model: &model, average: &average, tok: &tok, valid: v };
@@ -223,7 +237,7 @@ pub fn train(
     }
     // the updates since the last validation (a budget's last ones, at the schedule's floor)
     // are judged too, unless a signal asked to stop now
-    let unjudged = cfg.valid_every > 0 && state.updates > 0 && state.updates % cfg.valid_every != 0;
+    let unjudged = cfg.valid_every > 0 && state.updates > 0 && !state.updates.is_multiple_of(cfg.valid_every);
     if let (Some(v), true) = (&valid, unjudged && reason != StopReason::Signal) {
         let judged = Judged { cfg, dir: &dir, model: &model, average: &average, tok: &tok, valid: v };
         let at = elapsed(&state);
@@ -235,7 +249,7 @@ pub fn train(
         with_weights(&average, &mut || replace_atomically(&dir.weights_path(), |tmp| model.save(tmp)))?;
     }
     super::plot::write_curves(&dir)?;
-    Ok(TrainSummary { state, stop: reason, losses, last_validation })
+    Ok(TrainSummary { state, stop: reason, losses, last_validation, projection })
 }
 
 /// What a validation reads: the run, the model (its moving average when kept) and the data.
