@@ -125,7 +125,18 @@ fn trains_resumes_and_averages() {
     let (ok, err) = transduce(
         &[
             &args[..],
-            &["--config", toml.to_str().unwrap(), "--decoder-layers", "3", "--norm", "post", "--max-updates", "1"],
+            &[
+                "--config",
+                toml.to_str().unwrap(),
+                "--decoder-layers",
+                "3",
+                "--norm",
+                "post",
+                "--attention-dropout",
+                "0",
+                "--max-updates",
+                "1",
+            ],
         ]
         .concat(),
     );
@@ -141,6 +152,8 @@ fn trains_resumes_and_averages() {
         (&serde_json::json!("post"), &serde_json::json!("none"))
     );
     assert!((config["dropout"]["residual"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
+    assert!((config["dropout"]["ffn"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
+    assert_eq!(config["dropout"]["attention"], serde_json::json!(0.0), "{config}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();
     let (ok, err) = transduce(&[&args[..], &["--config", toml.to_str().unwrap()]].concat());
     assert!(!ok && err.contains("unknown field `width`"), "{err}");

@@ -421,3 +421,36 @@ fn without_a_dropout_of_its_own_a_run_gets_more_the_more_passes_its_budget_allow
     assert!(train(&tiny, Start::Fresh, &stopped, |_, _| {}).unwrap().projection.is_none());
     assert_eq!(saved_dropout(&tiny.out), 0.0);
 }
+
+#[test]
+fn attention_and_activation_dropout_replace_their_parts_of_any_dropout() {
+    let t = TempDir::new("training-dropout-parts");
+    let stopped = AtomicBool::new(true);
+    let saved = |cfg: &TrainConfig| {
+        train(cfg, Start::Fresh, &stopped, |_, _| {}).unwrap();
+        ModelConfig::load(&cfg.out.join("config.json")).unwrap().dropout
+    };
+    // the budget chooses the sub-layers' dropout (25 passes: 0.3); attention keeps its own
+    let mut chosen = budgeted(&t.0, "chosen");
+    chosen.max_epochs = Some(25);
+    chosen.attention_dropout = Some(0.0);
+    let d = saved(&chosen);
+    assert_eq!((d.residual, d.attention, d.ffn), (0.3, 0.0, 0.3));
+    // asked for, both parts apart
+    let mut asked = budgeted(&t.0, "asked");
+    asked.dropout = Some(0.25);
+    asked.attention_dropout = Some(0.05);
+    asked.activation_dropout = Some(0.1);
+    let d = saved(&asked);
+    assert_eq!((d.residual, d.attention, d.ffn), (0.25, 0.05, 0.1));
+    // the preset's dropout, the activation's changed
+    let mut preset = budgeted(&t.0, "preset");
+    preset.activation_dropout = Some(0.0);
+    let d = saved(&preset);
+    assert_eq!((d.residual, d.attention, d.ffn), (0.1, 0.1, 0.0));
+    // out of range: refused, naming the option
+    let mut wrong = budgeted(&t.0, "wrong");
+    wrong.attention_dropout = Some(1.5);
+    let e = train(&wrong, Start::Fresh, &stopped, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("attention_dropout"), "{e}");
+}

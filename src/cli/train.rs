@@ -94,6 +94,14 @@ pub struct TrainArgs {
     /// first update; never below the preset's)
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Dropout on attention probabilities instead of --dropout's (fairseq's --attention-dropout;
+    /// 0 keeps attention whole)
+    #[arg(long)]
+    pub attention_dropout: Option<f32>,
+    /// Dropout after the feed-forward activation instead of --dropout's (fairseq's
+    /// --activation-dropout)
+    #[arg(long)]
+    pub activation_dropout: Option<f32>,
     /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions
     /// less two).
     #[arg(long)]
@@ -209,6 +217,12 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.dropout.is_some() {
         cfg.dropout = a.dropout;
+    }
+    if a.attention_dropout.is_some() {
+        cfg.attention_dropout = a.attention_dropout;
+    }
+    if a.activation_dropout.is_some() {
+        cfg.activation_dropout = a.activation_dropout;
     }
     if let Some(l) = a.max_len {
         cfg.filter.max_len = l;

@@ -15,7 +15,7 @@ use super::step::TrainStep;
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
 use crate::error::Result;
-use crate::model::config::{Dropout, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::{Ctx, TrainableModel};
 use crate::text::languages::Tags;
 use crate::text::Tokenizers;
@@ -183,7 +183,7 @@ impl Planned<'_> {
     fn probe(&self, batches: &[Vec<Example>]) -> Result<f64> {
         let cfg = self.cfg;
         let mut config = self.config.clone();
-        config.dropout = Dropout::uniform(self.dropout(0.0));
+        config.dropout = cfg.dropout_around(self.dropout(0.0));
         let model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
         // a small constant rate: the probe's weights are thrown away
         let schedule = LrSchedule::Constant { lr: cfg.lr * 0.01 };

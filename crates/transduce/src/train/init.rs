@@ -9,7 +9,6 @@ use candle_core::{DType, Device};
 use super::config::TrainConfig;
 use crate::convert::{hf_m2m100, hf_t5};
 use crate::error::{Error, Result};
-use crate::model::config::Dropout;
 use crate::model::{ModelConfig, TrainableModel};
 use crate::model_dir::{self, Format, ModelDir};
 use crate::text::languages::{Direction, Tags};
@@ -45,8 +44,8 @@ pub fn from_model_dir(
         return Err(Error::option("init", "the model to start from is the output directory; give another --out"));
     }
     let mut config = from.config()?;
-    if let Some(p) = cfg.dropout {
-        config.dropout = Dropout::uniform(p);
+    if cfg.dropout.is_some() || cfg.attention_dropout.is_some() || cfg.activation_dropout.is_some() {
+        config.dropout = cfg.dropout_around(cfg.dropout.unwrap_or(config.dropout.residual));
     }
     // a pair longer than the model's positions could not be trained on
     if cfg.filter.max_len + 2 > config.max_positions {

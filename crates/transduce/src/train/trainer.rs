@@ -19,7 +19,6 @@ use super::validation::{validate, Validation, ValidationSet};
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
 use crate::error::{Error, Result};
-use crate::model::config::Dropout;
 use crate::model::{Ctx, ModelConfig, TrainableModel};
 use crate::model_dir::{self, replace_atomically, write_atomic, ModelDir};
 use crate::text::Tokenizers;
@@ -117,7 +116,7 @@ pub fn train(
                     None => {
                         let tags = super::init::tags(&tok, cfg)?;
                         projection = Planned { cfg, tok: &tok, tags: &tags, config: &config }.project()?;
-                        projection.map_or(config.dropout, |p| Dropout::uniform(p.dropout))
+                        projection.map_or(config.dropout, |p| cfg.dropout_around(p.dropout))
                     }
                 };
             }
