@@ -133,7 +133,7 @@ fn trains_resumes_and_averages() {
                 "--norm",
                 "post",
                 "--attention-dropout",
-                "0",
+                "0.05",
                 "--max-updates",
                 "1",
             ],
@@ -152,8 +152,8 @@ fn trains_resumes_and_averages() {
         (&serde_json::json!("post"), &serde_json::json!("none"))
     );
     assert!((config["dropout"]["residual"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
-    assert!((config["dropout"]["ffn"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
-    assert_eq!(config["dropout"]["attention"], serde_json::json!(0.0), "{config}");
+    assert!((config["dropout"]["attention"].as_f64().unwrap() - 0.05).abs() < 1e-6, "{config}");
+    assert_eq!(config["dropout"]["ffn"], serde_json::json!(0.0), "by default: {config}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();
     let (ok, err) = transduce(&[&args[..], &["--config", toml.to_str().unwrap()]].concat());
     assert!(!ok && err.contains("unknown field `width`"), "{err}");

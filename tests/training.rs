@@ -336,10 +336,11 @@ fn budgeted(dir: &Path, out: &str) -> TrainConfig {
     cfg
 }
 
-/// The dropout the model directory's `config.json` records.
+/// The dropout the model directory's `config.json` records on sub-layers (by default attention
+/// and the feed-forward activation drop nothing).
 fn saved_dropout(out: &Path) -> f32 {
     let c = ModelConfig::load(&out.join("config.json")).unwrap();
-    assert!(c.dropout.attention == c.dropout.residual && c.dropout.ffn == c.dropout.residual, "{:?}", c.dropout);
+    assert!(c.dropout.attention == 0.0 && c.dropout.ffn == 0.0, "{:?}", c.dropout);
     c.dropout.residual
 }
 
@@ -428,26 +429,29 @@ fn attention_and_activation_dropout_replace_their_parts_of_any_dropout() {
     let stopped = AtomicBool::new(true);
     let saved = |cfg: &TrainConfig| {
         train(cfg, Start::Fresh, &stopped, |_, _| {}).unwrap();
-        ModelConfig::load(&cfg.out.join("config.json")).unwrap().dropout
+        let d = ModelConfig::load(&cfg.out.join("config.json")).unwrap().dropout;
+        (d.residual, d.attention, d.ffn)
     };
-    // the budget chooses the sub-layers' dropout (25 passes: 0.3); attention keeps its own
+    // by default the budget chooses the sub-layers' dropout (25 passes: 0.3) and attention and
+    // the feed-forward activation drop nothing
     let mut chosen = budgeted(&t.0, "chosen");
     chosen.max_epochs = Some(25);
-    chosen.attention_dropout = Some(0.0);
-    let d = saved(&chosen);
-    assert_eq!((d.residual, d.attention, d.ffn), (0.3, 0.0, 0.3));
+    assert_eq!(saved(&chosen), (0.3, 0.0, 0.0));
+    // `None`: the same as the sub-layers'
+    let mut uniform = budgeted(&t.0, "uniform");
+    uniform.max_epochs = Some(25);
+    (uniform.attention_dropout, uniform.activation_dropout) = (None, None);
+    assert_eq!(saved(&uniform), (0.3, 0.3, 0.3));
     // asked for, both parts apart
     let mut asked = budgeted(&t.0, "asked");
     asked.dropout = Some(0.25);
     asked.attention_dropout = Some(0.05);
     asked.activation_dropout = Some(0.1);
-    let d = saved(&asked);
-    assert_eq!((d.residual, d.attention, d.ffn), (0.25, 0.05, 0.1));
-    // the preset's dropout, the activation's changed
+    assert_eq!(saved(&asked), (0.25, 0.05, 0.1));
+    // the preset's dropout, only the activation's apart
     let mut preset = budgeted(&t.0, "preset");
-    preset.activation_dropout = Some(0.0);
-    let d = saved(&preset);
-    assert_eq!((d.residual, d.attention, d.ffn), (0.1, 0.1, 0.0));
+    preset.attention_dropout = None;
+    assert_eq!(saved(&preset), (0.1, 0.1, 0.0));
     // out of range: refused, naming the option
     let mut wrong = budgeted(&t.0, "wrong");
     wrong.attention_dropout = Some(1.5);

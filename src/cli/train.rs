@@ -89,17 +89,15 @@ pub struct TrainArgs {
     /// One vocabulary for both languages (joint) or one per side.
     #[arg(long, value_parser = choice::<VocabSharing>())]
     pub vocab_sharing: Option<VocabSharing>,
-    /// Dropout on every sub-layer, attention and embedding (default: with a budget, 0.1 for
+    /// Dropout on every sub-layer's output and the embeddings (default: with a budget, 0.1 for
     /// fewer than 10 passes over the corpus, 0.2 from 10, 0.3 from 20, as projected before the
     /// first update; never below the preset's)
     #[arg(long)]
     pub dropout: Option<f32>,
-    /// Dropout on attention probabilities instead of --dropout's (fairseq's --attention-dropout;
-    /// 0 keeps attention whole)
+    /// Dropout on attention probabilities (fairseq's --attention-dropout; default 0)
     #[arg(long)]
     pub attention_dropout: Option<f32>,
-    /// Dropout after the feed-forward activation instead of --dropout's (fairseq's
-    /// --activation-dropout)
+    /// Dropout after the feed-forward activation (fairseq's --activation-dropout; default 0)
     #[arg(long)]
     pub activation_dropout: Option<f32>,
     /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions

@@ -45,10 +45,11 @@ pub struct TrainConfig {
     pub dropout: Option<f32>,
     /// Dropout on attention probabilities, where it differs from `dropout` (fairseq's
     /// `--attention-dropout`, Hugging Face's `attention_dropout`); `None`: the same as `dropout`.
+    /// 0 by default, as in fairseq and Marian.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_dropout: Option<f32>,
     /// Dropout after the feed-forward activation, where it differs from `dropout` (fairseq's
-    /// `--activation-dropout`); `None`: the same as `dropout`.
+    /// `--activation-dropout`); `None`: the same as `dropout`. 0 by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_dropout: Option<f32>,
     pub filter: PairFilter,
@@ -108,8 +109,11 @@ impl TrainConfig {
             vocab_size: 8000,
             vocab_sharing: VocabSharing::Joint,
             dropout: None,
-            attention_dropout: None,
-            activation_dropout: None,
+            // measured on Multi30k en→de in 55 minutes (issue 19): dropping only sub-layer outputs
+            // and embeddings made 1.3× the updates (attention's mask is the costly one) and scored
+            // higher than dropping attention and activations too
+            attention_dropout: Some(0.0),
+            activation_dropout: Some(0.0),
             filter: PairFilter { max_len: 128, max_ratio: 3.0 },
             // measured on Multi30k fr→en in 23 minutes (issue 19): 1024-token batches, peak 1e-3
             // and 400 warm-up updates scored 48.94 BLEU where 4096, 800 and dropout 0.3 scored 32.41;
