@@ -110,8 +110,8 @@ impl TrainConfig {
             vocab_sharing: VocabSharing::Joint,
             dropout: None,
             // measured on Multi30k en→de in 55 minutes (issue 19): dropping only sub-layer outputs
-            // and embeddings made 1.3× the updates (attention's mask is the costly one) and scored
-            // higher than dropping attention and activations too
+            // and embeddings made 1.17× the updates (attention's mask is the costly one), tied with
+            // dropping attention and activations too on `val` (39.39) and scored 0.89 higher on test
             attention_dropout: Some(0.0),
             activation_dropout: Some(0.0),
             filter: PairFilter { max_len: 128, max_ratio: 3.0 },
