@@ -426,3 +426,19 @@ pub enum VocabSharing {
 }
 
 crate::choices!(VocabSharing, "vocabulary sharing", { Joint => "joint", PerSide => "per-side" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_and_activation_drop_nothing_unless_set_and_null_makes_them_follow_dropout() {
+        let mut cfg = TrainConfig::new(CorpusSource::Tsv("t.tsv".into()), None, "out".into());
+        let d = cfg.dropout_around(0.3);
+        assert_eq!((d.residual, d.attention, d.ffn), (0.3, 0.0, 0.0));
+        let options = serde_json::json!({ "attention_dropout": null, "activation_dropout": 0.1 });
+        cfg.merge_json(options.as_object().unwrap().clone(), "test").unwrap();
+        let d = cfg.dropout_around(0.3);
+        assert_eq!((d.residual, d.attention, d.ffn), (0.3, 0.3, 0.1));
+    }
+}
