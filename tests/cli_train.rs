@@ -63,9 +63,11 @@ fn trains_resumes_and_averages() {
     assert_eq!((languages.source.as_str(), languages.target.as_str()), ("fr", "en"));
     let (ok, err) = transduce(&[&common[..], &["--src-lang", "fr"]].concat());
     assert!(!ok && err.contains("--tgt-lang"), "{err}");
-    // a fresh run never trains over another run's checkpoints
+    // a fresh run never trains over another run's checkpoints, nor rewrites its options
+    let recorded = std::fs::read(out.join("training.json")).unwrap();
     let (ok, err) = transduce(&[&common[..], &["--max-updates", "6"]].concat());
     assert!(!ok && err.contains("holds the checkpoints of a training run") && err.contains("--resume"), "{err}");
+    assert_eq!(std::fs::read(out.join("training.json")).unwrap(), recorded, "training.json rewritten by a refused run");
     let (ok, err) = transduce(&[&common[..], &["--max-updates", "6", "--resume"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("after 6 updates"), "{err}");

@@ -92,9 +92,8 @@ pub fn train(
 ) -> Result<TrainSummary> {
     cfg.validate()?;
     let dir = ModelDir::create(&cfg.out)?;
-    let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    write_atomic(&dir.file(model_dir::TRAINING), training_json.as_bytes())?;
     let newest = dir.checkpoints()?.last().cloned();
+    // refused before anything is written: the other run's `training.json` stays as it was
     if let (Start::Fresh, Some(last)) = (start, &newest) {
         return Err(Error::Input(format!(
             "{}: holds the checkpoints of a training run (the newest {}); continue it with --resume \
@@ -103,6 +102,8 @@ pub fn train(
             last.path.display()
         )));
     }
+    let training_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+    write_atomic(&dir.file(model_dir::TRAINING), training_json.as_bytes())?;
     let mut projection = None;
     let (tok, config, mut model) = match &cfg.init {
         Some(init) => super::init::from_model_dir(init, cfg, &dir)?,
