@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, sum_of, with_f32};
 use super::dropout::{keep_element, DropoutMask};
 
 #[derive(Clone)]
@@ -68,12 +68,8 @@ impl Attention {
                 *s = v;
                 max = max.max(v);
             }
-            let mut sum = 0f32;
-            for s in row.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|s| *s = fast_exp(*s - max));
+            let inv = 1.0 / sum_of(row);
             row.iter_mut().for_each(|s| *s *= inv);
         }
     }

@@ -57,11 +57,13 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 
 /// `e^x` in plain arithmetic (Cephes' `expf`: range reduction by ln 2, degree-6 polynomial,
 /// within 2 ulp of the exact value), so loops over it vectorise instead of calling libm once
-/// per element. Below about -87.3 it returns ~1e-38 rather than 0 (harmless beside 1 in a
-/// softmax sum); NaN stays NaN.
+/// per element. Below -87.33 it returns 0 (as `exp` underflows there, and so that masked
+/// attention scores give exact zeros, not subnormals that slow every product they enter);
+/// NaN stays NaN.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
+    let underflow = x < -87.33;
     let x = x.clamp(-87.33, 88.37);
     let n = (x * LOG2E + 0.5).floor();
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
@@ -74,7 +76,12 @@ pub fn fast_exp(x: f32) -> f32 {
     let e = p * r * r + r + 1.0;
     // 2^n from the bits of 2^23 + 127 + n (whose low bits are the biased exponent): no
     // float-to-int conversion, which Rust saturates lane by lane and so would not vectorise
-    e * f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23)
+    let y = e * f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
+    if underflow {
+        0.0
+    } else {
+        y
+    }
 }
 
 /// Lanes of the partial results in [`max_of`] and [`sum_exp`]: independent chains the
@@ -92,6 +99,8 @@ const LANES: usize = 16;
 pub unsafe fn fast_exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     let c = _mm512_set1_ps;
+    // lanes not below -87.33 (NaN included) keep their value, the others become 0
+    let kept = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, c(-87.33));
     // `clamp`: NaN passes through (max/min return their second operand when one is NaN)
     let x = _mm512_min_ps(c(88.37), _mm512_max_ps(c(-87.33), x));
     let n = _mm512_add_ps(_mm512_mul_ps(x, c(std::f32::consts::LOG2_E)), c(0.5));
@@ -103,7 +112,7 @@ pub unsafe fn fast_exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64
     }
     let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), c(1.0));
     let two_n = _mm512_slli_epi32::<23>(_mm512_castps_si512(_mm512_add_ps(n, c(127.0 + 8_388_608.0))));
-    _mm512_mul_ps(e, _mm512_castsi512_ps(two_n))
+    _mm512_maskz_mul_ps(kept, e, _mm512_castsi512_ps(two_n))
 }
 
 /// The largest element (`-inf` for an empty slice), in vector-wide steps.
@@ -115,6 +124,19 @@ pub fn max_of(xs: &[f32]) -> f32 {
 /// caller gets the same bits).
 pub fn sum_exp(xs: &[f32], max: f32) -> f32 {
     sum_exp_except(xs, max, &[])
+}
+
+/// The sum of `xs` in `LANES` partial sums (vector-wide, a fixed order).
+pub fn sum_of(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for i in 0..LANES {
+            acc[i] += chunk[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
 }
 
 /// [`max_of`] with the elements at `banned` read as `-inf`: the same bits as on a copy of `xs`
@@ -211,6 +233,8 @@ mod tests {
             let xs: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.01).collect();
             let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             assert_eq!(max_of(&xs), max);
+            let total: f64 = xs.iter().map(|&x| x as f64).sum();
+            assert!((super::sum_of(&xs) as f64 - total).abs() <= 1e-4 * total.abs().max(1.0), "n {n}");
             let plain: f64 = xs.iter().map(|&x| ((x - max) as f64).exp()).sum();
             assert!((sum_exp(&xs, max) as f64 - plain).abs() <= 1e-5 * plain.max(1.0), "n {n}");
         }
@@ -295,7 +319,9 @@ mod tests {
             }
         }
         assert_eq!(fast_exp(0.0), 1.0);
-        assert!(fast_exp(f32::NEG_INFINITY) < 1e-37 && fast_exp(-200.0) >= 0.0);
+        assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(fast_exp(-1e9), 0.0);
+        assert!(fast_exp(-87.0) > 0.0 && fast_exp(-87.0).is_normal());
         assert!(fast_exp(f32::NAN).is_nan());
     }
 }

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, rows_per_task, u32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, max_of, rows_per_task, sum_exp, sum_of, u32_slice, with_f32};
 
 /// Per-row losses of logits [n, V] against targets [n] u32 -> [n, 2]:
 /// column 0 the smoothed loss `(1 - eps) * nll + eps * mean_v(-log p_v)`, column 1 the plain
@@ -16,15 +16,10 @@ struct SmoothedCrossEntropy {
     eps: f32,
 }
 
-/// log-sum-exp and mean of one row.
-fn lse_and_mean(x: &[f32]) -> (f32, f32) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let (mut sum, mut total) = (0f32, 0f32);
-    for &v in x {
-        sum += (v - max).exp();
-        total += v;
-    }
-    (max + sum.ln(), total / x.len() as f32)
+/// log-sum-exp of one row, in vector-wide steps.
+fn lse(x: &[f32]) -> f32 {
+    let max = max_of(x);
+    max + sum_exp(x, max).ln()
 }
 
 impl CustomOp2 for SmoothedCrossEntropy {
@@ -44,7 +39,7 @@ impl CustomOp2 for SmoothedCrossEntropy {
                 if y == self.pad {
                     continue;
                 }
-                let (lse, mean) = lse_and_mean(x);
+                let (lse, mean) = (lse(x), sum_of(x) / v as f32);
                 let nll = lse - x[y as usize];
                 out[0] = (1.0 - self.eps) * nll + self.eps * (lse - mean);
                 out[1] = nll;
@@ -74,11 +69,11 @@ impl CustomOp2 for SmoothedCrossEntropy {
                     }
                     let [g_smooth, g_nll] = [g[row][0], g[row][1]];
                     // d/dx of smoothed: p - (1-eps) onehot - eps / V; of nll: p - onehot
-                    let (lse, _) = lse_and_mean(x);
+                    let lse = lse(x);
                     let total = g_smooth + g_nll;
                     let uniform = g_smooth * self.eps / v as f32;
                     for (d, &xv) in dx.iter_mut().zip(x) {
-                        *d = total * (xv - lse).exp() - uniform;
+                        *d = total * fast_exp(xv - lse) - uniform;
                     }
                     dx[y[row] as usize] -= g_smooth * (1.0 - self.eps) + g_nll;
                 }

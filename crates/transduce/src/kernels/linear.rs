@@ -127,10 +127,88 @@ impl CustomOp3 for Linear {
                 })
             })???,
         };
-        let dx = g.matmul(&w.detach())?;
-        let dw = g.t()?.matmul(&x.detach())?;
-        let db = with_f32(&g, |g| column_sum(g, n))?;
-        Ok((Some(dx), Some(dw), Some(Tensor::from_vec(db, n, b.device())?)))
+        let (m, k) = x.dims2()?;
+        let (mut dx, mut dw) = (vec![0f32; m * k], vec![0f32; n * k]);
+        let db = with_f32(&g, |g| {
+            with_f32(x, |x| {
+                with_f32(w, |w| {
+                    // dx = g W and dW = g^T x: the same number of multiply-adds, computed side
+                    // by side, each GEMM on half the threads (no synchronisation inside either)
+                    let threads = rayon::current_num_threads();
+                    let ((), db) = match m * n * k >= PARALLEL_MIN_MACS && threads > 1 {
+                        true => rayon::join(
+                            || {
+                                gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, threads / 2);
+                            },
+                            || {
+                                gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, threads - threads / 2);
+                                column_sum(g, n)
+                            },
+                        ),
+                        false => {
+                            gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, 1);
+                            gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, 1);
+                            ((), column_sum(g, n))
+                        }
+                    };
+                    db
+                })
+            })
+        })???;
+        let device = b.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (m, k), device)?),
+            Some(Tensor::from_vec(dw, (n, k), device)?),
+            Some(Tensor::from_vec(db, n, device)?),
+        ))
+    }
+}
+
+/// How [`gemm_row_major`] reads its left operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    /// `a` is the row-major \[rows, inner\] matrix itself.
+    Plain,
+    /// `a` is row-major \[inner, rows\]; its transpose is used.
+    Transposed,
+}
+
+/// `out = op(a) b` with `out` \[rows, cols\], `b` \[inner, cols\], all row-major, on `threads`
+/// threads (1: the calling thread).
+#[allow(clippy::too_many_arguments)]
+fn gemm_row_major(out: &mut [f32], a: &[f32], op: Operand, b: &[f32], rows: usize, cols: usize, inner: usize, threads: usize) {
+    assert!(out.len() == rows * cols && a.len() == rows * inner && b.len() == inner * cols);
+    let (a_cs, a_rs) = match op {
+        Operand::Plain => (1, inner as isize),
+        Operand::Transposed => (rows as isize, 1),
+    };
+    let parallelism = match threads {
+        0 | 1 => gemm::Parallelism::None,
+        t => gemm::Parallelism::Rayon(t),
+    };
+    // SAFETY: the sizes were checked above and the strides stay inside each slice.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            inner,
+            out.as_mut_ptr(),
+            1,
+            cols as isize,
+            false,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            1,
+            cols as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 

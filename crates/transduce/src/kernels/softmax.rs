@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, rows_per_task};
+use super::cpu::{f32_slice, fast_exp, max_of, rows_per_task, sum_of};
 
 struct Softmax;
 
@@ -19,13 +19,11 @@ impl CustomOp1 for Softmax {
         let chunk = rows_per_task(x.len() / d.max(1), d) * d;
         y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(y, x)| {
             for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
+                let max = max_of(x);
                 for (y, &x) in y.iter_mut().zip(x) {
-                    *y = (x - max).exp();
-                    sum += *y;
+                    *y = fast_exp(x - max);
                 }
-                let inv = 1.0 / sum;
+                let inv = 1.0 / sum_of(y);
                 y.iter_mut().for_each(|y| *y *= inv);
             }
         });
