@@ -45,6 +45,32 @@ pub fn rows_per_task(rows: usize, row_len: usize) -> usize {
     rows.div_ceil(threads * 4).max(min_rows)
 }
 
+/// A vector of `len` elements written in parallel chunks of `chunk` elements: the task that
+/// owns a chunk zeroes it and passes it to `fill` with the chunk's index. No thread zeroes the
+/// whole buffer first (a serial pass over every output before the parallel one), and each
+/// chunk is written while it is in its core's cache.
+pub fn par_filled(len: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+    use rayon::prelude::*;
+    use std::mem::MaybeUninit;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let one = |(c, part): (usize, &mut [MaybeUninit<f32>])| {
+        part.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element of `part` was initialised just above, and MaybeUninit<f32>
+        // has the layout of f32.
+        let part = unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        fill(c, part);
+    };
+    let chunk = chunk.max(1);
+    match len <= chunk {
+        // one chunk: on the calling thread, without waking the pool
+        true => one((0, &mut out.spare_capacity_mut()[..len])),
+        false => out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(one),
+    }
+    // SAFETY: the chunks cover 0..len, and each was initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// Runs `f` on the contiguous f32 elements of a CPU tensor.
 pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;

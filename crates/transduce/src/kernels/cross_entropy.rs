@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, max_of, rows_per_task, sum_exp, sum_of, u32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_exp, sum_of, u32_slice, with_f32};
 
 /// Per-row losses of logits [n, V] against targets [n] u32 -> [n, 2]:
 /// column 0 the smoothed loss `(1 - eps) * nll + eps * mean_v(-log p_v)`, column 1 the plain
@@ -58,10 +58,10 @@ impl CustomOp2 for SmoothedCrossEntropy {
         let (n, v) = logits.dims2()?;
         let y = targets.to_vec1::<u32>()?;
         let g = grad.to_vec2::<f32>()?;
-        let mut dx = vec![0f32; n * v];
-        with_f32(logits, |x| {
+        let dx = with_f32(logits, |x| {
             let rows = rows_per_task(n, v);
-            dx.par_chunks_mut(rows * v).zip(x.par_chunks(rows * v)).enumerate().for_each(|(task, (dx, x))| {
+            par_filled(n * v, rows * v, |task, dx| {
+                let x = &x[task * rows * v..][..dx.len()];
                 for (r, (dx, x)) in dx.chunks_exact_mut(v).zip(x.chunks_exact(v)).enumerate() {
                     let row = task * rows + r;
                     if y[row] == self.pad {
@@ -77,7 +77,7 @@ impl CustomOp2 for SmoothedCrossEntropy {
                     }
                     dx[y[row] as usize] -= g_smooth * (1.0 - self.eps) + g_nll;
                 }
-            });
+            })
         })?;
         Ok((Some(Tensor::from_vec(dx, (n, v), logits.device())?), None))
     }

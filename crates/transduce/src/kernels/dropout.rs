@@ -2,9 +2,8 @@
 //! between forward and backward, and both run in parallel.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::cpu::{f32_slice, with_f32};
+use super::cpu::{f32_slice, par_filled, with_f32};
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of a counter.
 #[inline]
@@ -46,13 +45,9 @@ struct Dropout(DropoutMask);
 
 impl Dropout {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; x.len()];
         const CHUNK: usize = 1 << 14;
         let m = &self.0;
-        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (y, x))| {
-            apply_chunk(m, (c * CHUNK) as u64, x, y)
-        });
-        y
+        par_filled(x.len(), CHUNK, |c, y| apply_chunk(m, (c * CHUNK) as u64, &x[c * CHUNK..][..y.len()], y))
     }
 }
 

@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, rows_per_task, with_f32};
+use super::cpu::{f32_slice, par_filled, rows_per_task, with_f32};
 
 struct LayerNorm {
     eps: f32,
@@ -49,9 +49,9 @@ impl CustomOp3 for LayerNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
         let d = w.len();
-        let mut y = vec![0f32; x.len()];
         let chunk = rows_per_task(x.len() / d, d) * d;
-        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(y, x)| {
+        let y = par_filled(x.len(), chunk, |c, y| {
+            let x = &x[c * chunk..][..y.len()];
             for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 let (mean, rstd) = row_stats(x, self.eps);
                 for i in 0..d {

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, rows_per_task, with_f32};
+use super::cpu::{f32_slice, fast_exp, par_filled, rows_per_task, with_f32};
 
 /// Below this many multiply-adds the GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
@@ -59,10 +59,10 @@ impl CustomOp3 for Linear {
         if k != kw || b.len() != n {
             candle_core::bail!("linear: x {:?}, weight {:?}, bias {:?}", lx.dims(), lw.dims(), lb.dims());
         }
-        let mut y = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            y.extend_from_slice(b);
-        }
+        // the bias in every row, written in parallel; the GEMM adds x W^T to it
+        let mut y = par_filled(m * n, rows_per_task(m, n) * n, |_, y| {
+            y.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b))
+        });
         let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
             gemm::Parallelism::Rayon(rayon::current_num_threads())
         } else {
@@ -114,44 +114,45 @@ impl CustomOp3 for Linear {
             BiasActivation::Identity => grad.contiguous()?.detach(),
             BiasActivation::Relu => with_f32(res, |y| {
                 with_f32(grad, |g| {
-                    let mut d = vec![0f32; g.len()];
                     let chunk = rows_per_task(g.len() / n, n) * n;
-                    d.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(g.par_chunks(chunk))).for_each(
-                        |(d, (y, g))| {
-                            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
-                                *d = if y > 0.0 { g } else { 0.0 };
-                            }
-                        },
-                    );
+                    let d = par_filled(g.len(), chunk, |c, d| {
+                        let (y, g) = (&y[c * chunk..][..d.len()], &g[c * chunk..][..d.len()]);
+                        for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                            *d = if y > 0.0 { g } else { 0.0 };
+                        }
+                    });
                     Tensor::from_vec(d, res.shape(), res.device())
                 })
             })???,
         };
         let (m, k) = x.dims2()?;
-        let (mut dx, mut dw) = (vec![0f32; m * k], vec![0f32; n * k]);
-        let db = with_f32(&g, |g| {
+        // each output is zeroed by the thread that computes it
+        let ((dx, dw), db) = with_f32(&g, |g| {
             with_f32(x, |x| {
                 with_f32(w, |w| {
                     // dx = g W and dW = g^T x: the same number of multiply-adds, computed side
                     // by side, each GEMM on half the threads (no synchronisation inside either)
                     let threads = rayon::current_num_threads();
-                    let ((), db) = match m * n * k >= PARALLEL_MIN_MACS && threads > 1 {
-                        true => rayon::join(
-                            || {
-                                gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, threads / 2);
-                            },
-                            || {
-                                gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, threads - threads / 2);
-                                column_sum(g, n)
-                            },
-                        ),
-                        false => {
-                            gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, 1);
-                            gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, 1);
-                            ((), column_sum(g, n))
-                        }
+                    let dx = |threads| {
+                        let mut dx = vec![0f32; m * k];
+                        gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, threads);
+                        dx
                     };
-                    db
+                    let dw_db = |threads| {
+                        let mut dw = vec![0f32; n * k];
+                        gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, threads);
+                        (dw, column_sum(g, n))
+                    };
+                    match m * n * k >= PARALLEL_MIN_MACS && threads > 1 {
+                        true => {
+                            let (dx, (dw, db)) = rayon::join(|| dx(threads / 2), || dw_db(threads - threads / 2));
+                            ((dx, dw), db)
+                        }
+                        false => {
+                            let (dw, db) = dw_db(1);
+                            ((dx(1), dw), db)
+                        }
+                    }
                 })
             })
         })???;

@@ -1,9 +1,8 @@
 //! Fused softmax over the last dimension, with its backward.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, max_of, rows_per_task, sum_of};
+use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_of};
 
 struct Softmax;
 
@@ -15,9 +14,9 @@ impl CustomOp1 for Softmax {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(storage, layout)?;
         let d = layout.dims()[layout.dims().len() - 1];
-        let mut y = vec![0f32; x.len()];
         let chunk = rows_per_task(x.len() / d.max(1), d) * d;
-        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(y, x)| {
+        let y = par_filled(x.len(), chunk, |c, y| {
+            let x = &x[c * chunk..][..y.len()];
             for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 let max = max_of(x);
                 for (y, &x) in y.iter_mut().zip(x) {
@@ -47,9 +46,9 @@ impl CustomOp2 for SoftmaxGrad {
         let y = f32_slice(s1, l1)?;
         let g = f32_slice(s2, l2)?;
         let d = l1.dims()[l1.dims().len() - 1];
-        let mut dx = vec![0f32; y.len()];
         let chunk = rows_per_task(y.len() / d.max(1), d) * d;
-        dx.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(g.par_chunks(chunk))).for_each(|(dx, (y, g))| {
+        let dx = par_filled(y.len(), chunk, |c, dx| {
+            let (y, g) = (&y[c * chunk..][..dx.len()], &g[c * chunk..][..dx.len()]);
             for (dx, (y, g)) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d).zip(g.chunks_exact(d))) {
                 let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
                 for ((dx, &y), &g) in dx.iter_mut().zip(y).zip(g) {
