@@ -248,3 +248,28 @@ fn per_head_bias_and_rms_norm_match_their_references() {
     let diff = (fused - &reference).unwrap().abs().unwrap().max(D::Minus1).unwrap().max(0).unwrap().max(0).unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
 }
+
+#[test]
+fn fused_head_split_and_merge_are_the_plain_transposes_forward_and_backward() {
+    // large enough for several parallel blocks, with t and dh not powers of two
+    let (b, t, h, dh) = (5, 37, 4, 24);
+    let x = randn(&[b, t, h * dh], 21);
+    let up = randn(&[b, h, t, dh], 22);
+    let (sf, gf) = grads(std::slice::from_ref(&x), &up, |t| kernels::heads::split_heads(&t[0], h).unwrap());
+    let (sr, gr) = grads(std::slice::from_ref(&x), &up, |t| {
+        t[0].reshape((b, t[0].dim(1).unwrap(), h, dh)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap()
+    });
+    assert_eq!(sf.dims(), &[b, h, t, dh]);
+    assert_eq!(max_diff(&sf, &sr), 0.0, "split forward");
+    assert_eq!(max_diff(&gf[0], &gr[0]), 0.0, "split backward");
+
+    let y = randn(&[b, h, t, dh], 23);
+    let up = randn(&[b, t, h * dh], 24);
+    let (mf, gf) = grads(std::slice::from_ref(&y), &up, |t| kernels::heads::merge_heads(&t[0]).unwrap());
+    let (mr, gr) =
+        grads(&[y], &up, |t| t[0].transpose(1, 2).unwrap().reshape((b, t[0].dim(2).unwrap(), h * dh)).unwrap());
+    assert_eq!(mf.dims(), &[b, t, h * dh]);
+    assert_eq!(max_diff(&mf, &mr), 0.0, "merge forward");
+    assert_eq!(max_diff(&gf[0], &gr[0]), 0.0, "merge backward");
+    assert!(kernels::heads::split_heads(&x, 5).is_err(), "a width that is not a multiple of the heads");
+}

@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, sum_of, with_f32};
+use super::cpu::{f32_slice, fast_exp, with_f32};
 use super::dropout::{keep_element, DropoutMask};
 
 #[derive(Clone)]
@@ -69,7 +69,9 @@ impl Attention {
                 max = max.max(v);
             }
             row.iter_mut().for_each(|s| *s = fast_exp(*s - max));
-            let inv = 1.0 / sum_of(row);
+            // in key order: padded keys add exact zeros at the end, so a row's probabilities
+            // do not depend on how much padding its batch has
+            let inv = 1.0 / row.iter().sum::<f32>();
             row.iter_mut().for_each(|s| *s *= inv);
         }
     }

@@ -79,8 +79,14 @@ unsafe fn apply_chunk_avx512(m: &DropoutMask, base: u64, x: &[f32], y: &mut [f32
     let n = x.len().min(y.len());
     let whole = n - n % 16;
     let mix8 = |z: __m512i| {
-        let z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<30>(z)), _mm512_set1_epi64(0xbf58_476d_1ce4_e5b9u64 as i64));
-        let z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<27>(z)), _mm512_set1_epi64(0x94d0_49bb_1331_11ebu64 as i64));
+        let z = _mm512_mullo_epi64(
+            _mm512_xor_si512(z, _mm512_srli_epi64::<30>(z)),
+            _mm512_set1_epi64(0xbf58_476d_1ce4_e5b9u64 as i64),
+        );
+        let z = _mm512_mullo_epi64(
+            _mm512_xor_si512(z, _mm512_srli_epi64::<27>(z)),
+            _mm512_set1_epi64(0x94d0_49bb_1331_11ebu64 as i64),
+        );
         _mm512_xor_si512(z, _mm512_srli_epi64::<31>(z))
     };
     let threshold = _mm512_set1_epi64(m.threshold as i64);
@@ -132,7 +138,8 @@ mod tests {
     fn the_wide_mask_is_the_plain_mask_to_the_bit() {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
-            let x: Vec<f32> = (0..1000).map(|i| i as f32 * 0.37 - 100.0).chain([f32::NAN, -0.0, f32::INFINITY]).collect();
+            let x: Vec<f32> =
+                (0..1000).map(|i| i as f32 * 0.37 - 100.0).chain([f32::NAN, -0.0, f32::INFINITY]).collect();
             for (p, seed) in [(0.1, 0), (0.3, 7), (0.5, u64::MAX), (0.0, 3), (0.99, 12)] {
                 let m = DropoutMask::new(p, seed);
                 for (base, len) in [(0, 1003), (16_384, 1003), (u64::MAX - 5, 40), (5, 15), (0, 0)] {

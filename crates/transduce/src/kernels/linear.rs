@@ -177,7 +177,16 @@ enum Operand {
 /// `out = op(a) b` with `out` \[rows, cols\], `b` \[inner, cols\], all row-major, on `threads`
 /// threads (1: the calling thread).
 #[allow(clippy::too_many_arguments)]
-fn gemm_row_major(out: &mut [f32], a: &[f32], op: Operand, b: &[f32], rows: usize, cols: usize, inner: usize, threads: usize) {
+fn gemm_row_major(
+    out: &mut [f32],
+    a: &[f32],
+    op: Operand,
+    b: &[f32],
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    threads: usize,
+) {
     assert!(out.len() == rows * cols && a.len() == rows * inner && b.len() == inner * cols);
     let (a_cs, a_rs) = match op {
         Operand::Plain => (1, inner as isize),

@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | softmax, layer norm | [`Kernels::softmax_last_dim`], [`Kernels::layer_norm`] |
 //! | dropout | `Ctx::dropout` |
-//! | attention (full sequences) | `MultiHeadAttention::attend` |
+//! | attention (full sequences), heads apart and together | `MultiHeadAttention::attend` |
 //! | linear (+ bias + activation) | `Linear::forward_act` (panels at inference, [`linear`] in training) |
 //! | cached decoding steps | `Seq2Seq::start_with`: [`step_attention`] caches, or the tensor cache |
 //! | cross-entropy | [`crate::train::label_smoothed_cross_entropy`] |
@@ -26,6 +26,7 @@ pub mod cpu;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod ema;
+pub mod heads;
 pub mod int8;
 pub mod largest;
 pub mod layer_norm;

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_of};
+use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task};
 
 struct Softmax;
 
@@ -22,7 +22,8 @@ impl CustomOp1 for Softmax {
                 for (y, &x) in y.iter_mut().zip(x) {
                     *y = fast_exp(x - max);
                 }
-                let inv = 1.0 / sum_of(y);
+                // in order: trailing masked entries add exact zeros (padding invariance)
+                let inv = 1.0 / y.iter().sum::<f32>();
                 y.iter_mut().for_each(|y| *y *= inv);
             }
         });

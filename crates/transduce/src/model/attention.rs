@@ -130,13 +130,19 @@ impl MultiHeadAttention {
     }
 
     /// [b, t, d] -> [b, heads, t, head_dim]
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+    fn split_heads(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if ctx.kernels.fused_for(x) {
+            return crate::kernels::heads::split_heads(x, self.heads);
+        }
         let (b, t, _) = x.dims3()?;
         x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
     }
 
     /// [b, heads, t, head_dim] -> [b, t, d]
-    fn merge_heads(&self, x: &Tensor) -> Result<Tensor> {
+    fn merge_heads(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if ctx.kernels.fused_for(x) {
+            return crate::kernels::heads::merge_heads(x);
+        }
         let (b, _, t, _) = x.dims4()?;
         x.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))
     }
@@ -145,8 +151,8 @@ impl MultiHeadAttention {
     /// positions for decoder self-attention).
     pub fn project_kv(&self, x: &Tensor, ctx: &Ctx) -> Result<KeyValues> {
         Ok(KeyValues {
-            k: self.split_heads(&self.k_proj.forward(x, ctx)?)?,
-            v: self.split_heads(&self.v_proj.forward(x, ctx)?)?,
+            k: self.split_heads(&self.k_proj.forward(x, ctx)?, ctx)?,
+            v: self.split_heads(&self.v_proj.forward(x, ctx)?, ctx)?,
         })
     }
 
@@ -166,7 +172,7 @@ impl MultiHeadAttention {
         ctx: &Ctx,
     ) -> Result<AttentionOutput> {
         let (b, tq, _) = x.dims3()?;
-        let q = self.split_heads(&self.q_proj.forward(x, ctx)?)?;
+        let q = self.split_heads(&self.q_proj.forward(x, ctx)?, ctx)?;
         let q = if group > 1 {
             // [b, h, tq, dh] -> [b/g, g, h, tq, dh] -> [b/g, h, g*tq, dh]
             q.reshape((b / group, group, self.heads, tq, self.head_dim))?.transpose(1, 2)?.reshape((
@@ -205,7 +211,7 @@ impl MultiHeadAttention {
         };
         let ctx_vectors = ungroup(ctx_vectors)?;
         let probs = probs.map(ungroup).transpose()?;
-        let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors)?, ctx)?;
+        let output = self.out_proj.forward(&self.merge_heads(&ctx_vectors, ctx)?, ctx)?;
         Ok(AttentionOutput { output, probs })
     }
 }
