@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{median, round, system};
 use transduce::error::Result;
 use transduce::kernels::int8::{self, Int8Matrix, Path};
+use transduce::kernels::linear::{gemm_row_major, Operand};
 use transduce::kernels::panel::{self, PanelMatrix};
 use transduce::kernels::BiasActivation;
 
@@ -33,35 +34,6 @@ pub struct PeakFigure {
     pub threads: usize,
     /// Multiply-adds count as 2 flops.
     pub gflops: Option<f64>,
-}
-
-/// `[m, k] x [k, n]` row-major, as the linear layers call it, on `threads` threads.
-fn gemm_once(a: &[f32], b: &[f32], c: &mut [f32], (m, k, n): (usize, usize, usize), threads: usize) {
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: a is [m, k], b is [k, n], c is [m, n], all row-major with exactly these sizes.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
 
 /// The product that runs a shape.
@@ -118,7 +90,7 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
     let (t, mut run): (usize, Box<dyn FnMut()>) = match kernel {
         Kernel::Gemm => {
             let t = if m * n * k >= 1 << 22 { threads } else { 1 };
-            (t, Box::new(move || gemm_once(&a, &b, &mut c, (m, k, n), t)))
+            (t, Box::new(move || gemm_row_major(&mut c, &a, Operand::Plain, &b, m, n, k, t)))
         }
         Kernel::Panel => {
             // b read as W [n, k]: the same numbers, the layout the model stores

@@ -167,7 +167,7 @@ impl CustomOp3 for Linear {
 
 /// How [`gemm_row_major`] reads its left operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operand {
+pub enum Operand {
     /// `a` is the row-major \[rows, inner\] matrix itself.
     Plain,
     /// `a` is row-major \[inner, rows\]; its transpose is used.
@@ -175,9 +175,9 @@ enum Operand {
 }
 
 /// `out = op(a) b` with `out` \[rows, cols\], `b` \[inner, cols\], all row-major, on `threads`
-/// threads (1: the calling thread).
+/// threads (1: the calling thread). Panics when a slice's length does not match its shape.
 #[allow(clippy::too_many_arguments)]
-fn gemm_row_major(
+pub fn gemm_row_major(
     out: &mut [f32],
     a: &[f32],
     op: Operand,
