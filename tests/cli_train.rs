@@ -136,6 +136,8 @@ fn trains_resumes_and_averages() {
                 "post",
                 "--attention-dropout",
                 "0.05",
+                "--r-drop",
+                "0.5",
                 "--max-updates",
                 "1",
             ],
@@ -156,6 +158,9 @@ fn trains_resumes_and_averages() {
     assert!((config["dropout"]["residual"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{config}");
     assert!((config["dropout"]["attention"].as_f64().unwrap() - 0.05).abs() < 1e-6, "{config}");
     assert_eq!(config["dropout"]["ffn"], serde_json::json!(0.0), "by default: {config}");
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shaped.join("training.json")).unwrap()).unwrap();
+    assert_eq!(training["r_drop"], serde_json::json!(0.5), "{training}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();
     let (ok, err) = transduce(&[&args[..], &["--config", toml.to_str().unwrap()]].concat());
     assert!(!ok && err.contains("unknown field `width`"), "{err}");

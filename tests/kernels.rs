@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use transduce::kernels::{self, cross_entropy::smoothed_cross_entropy_rows, Kernels};
-use transduce::train::label_smoothed_cross_entropy;
+use transduce::train::{label_smoothed_cross_entropy, paired_kl_divergence};
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     use rand::SeedableRng;
@@ -82,6 +82,64 @@ fn fused_cross_entropy_matches_reference_loss_and_gradient() {
         .unwrap();
     assert_eq!(rows[3], vec![0.0, 0.0]);
     assert!(rows[4][1] > 0.0);
+}
+
+#[test]
+fn fused_paired_kl_matches_reference_divergence_and_gradient() {
+    // [2b, t, V] logits: rows of the second copy near the first (as under two dropout masks)
+    let first = randn(&[2, 9, 53], 21);
+    let second = (&first + (randn(&[2, 9, 53], 22) * 0.3).unwrap()).unwrap();
+    let logits = Tensor::cat(&[&first, &second], 0).unwrap();
+    let targets: Vec<u32> = (0..18).map(|i| if i % 7 == 3 { 0 } else { (i * 5 + 1) % 53 }).collect();
+    let targets = Tensor::from_vec(targets, (2, 9), &Device::Cpu).unwrap();
+    let one = Tensor::ones((), DType::F32, &Device::Cpu).unwrap();
+    let run = |k: Kernels| {
+        grads(std::slice::from_ref(&logits), &one, |t| paired_kl_divergence(&t[0], &targets, 0, k).unwrap())
+    };
+    let (kf, gf) = run(Kernels::Fused);
+    let (kr, gr) = run(Kernels::Reference);
+    assert!(max_diff(&kf, &kr) < 1e-5, "divergence {}", max_diff(&kf, &kr));
+    assert!(max_diff(&gf[0], &gr[0]) < 1e-6, "gradient {}", max_diff(&gf[0], &gr[0]));
+
+    // by hand: ½ Σ (p − q)(log p − log q) over the 15 non-padding tokens, averaged
+    let rows = |t: &Tensor| t.reshape((18, 53)).unwrap().to_vec2::<f32>().unwrap();
+    let (a, b) = (rows(&first), rows(&second));
+    let log_softmax = |x: &[f32]| {
+        let lse = x.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        x.iter().map(|&v| v as f64 - lse).collect::<Vec<_>>()
+    };
+    let mut want = 0.0;
+    for i in (0..18).filter(|i| i % 7 != 3) {
+        let (lp, lq) = (log_softmax(&a[i]), log_softmax(&b[i]));
+        want += 0.5 * lp.iter().zip(&lq).map(|(p, q)| (p.exp() - q.exp()) * (p - q)).sum::<f64>();
+    }
+    let got = kf.to_scalar::<f32>().unwrap() as f64;
+    assert!((got - want / 15.0).abs() < 1e-5, "{got} against {}", want / 15.0);
+    assert!(got > 0.01, "two different distributions diverge: {got}");
+    // padding tokens get no gradient, in either copy
+    let g = gf[0].reshape((36, 53)).unwrap().to_vec2::<f32>().unwrap();
+    assert!(g[3].iter().chain(&g[18 + 3]).all(|&v| v == 0.0));
+    assert!(g[4].iter().any(|&v| v != 0.0) && g[18 + 4].iter().any(|&v| v != 0.0));
+    // the same logits twice: no divergence, no gradient
+    let same = Tensor::cat(&[&first, &first], 0).unwrap();
+    let (k0, g0) = grads(&[same], &one, |t| paired_kl_divergence(&t[0], &targets, 0, Kernels::Fused).unwrap());
+    assert!(k0.to_scalar::<f32>().unwrap().abs() < 1e-6);
+    assert!(
+        g0[0]
+            .abs()
+            .unwrap()
+            .max_keepdim(1)
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            < 1e-6
+    );
 }
 
 #[test]

@@ -187,6 +187,86 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
 }
 
 #[test]
+fn r_drop_adds_the_copies_divergence_and_is_the_plain_step_without_dropout() {
+    let p: Vec<(&[u32], &[u32])> = vec![(&[5, 6, 7], &[8, 9]), (&[10, 11], &[12, 13, 14, 15]), (&[16], &[17, 18, 19])];
+    let dev = Device::Cpu;
+    let run = |dropout: f32, r_drop: f64| {
+        let mut config = ModelConfig::preset(Preset::Tiny, 30);
+        config.dropout = Dropout::uniform(dropout);
+        let batch = Batch::new(&p, vec![0, 1, 2], config.special, &dev).unwrap();
+        let model = TrainableModel::init(&config, 3, DType::F32, &dev).unwrap();
+        let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 1 };
+        let mut step = TrainStep::new(&model, AdamWConfig::default(), LrSchedule::InverseSqrt(schedule), 0.1, 0.0)
+            .unwrap()
+            .with_r_drop(r_drop);
+        let stats: Vec<_> = (0..3).map(|u| step.step(&model, &batch, &Ctx::train(u)).unwrap()).collect();
+        let w = model.named_vars().into_iter().find(|(n, _)| n == "shared.weight").unwrap().1;
+        (stats, w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    };
+    // no dropout: both copies agree, the divergence is 0 and the updates are the plain ones
+    let (plain, plain_w) = run(0.0, 0.0);
+    let (twice, twice_w) = run(0.0, 1.0);
+    for (a, b) in plain.iter().zip(&twice) {
+        assert!(a.divergence.is_none());
+        assert!(b.divergence.unwrap().abs() < 1e-6, "{:?}", b.divergence);
+        assert!((a.loss - b.loss).abs() < 1e-5 && (a.grad_norm - b.grad_norm).abs() < 1e-4, "{a:?} vs {b:?}");
+        assert_eq!(a.ntokens, b.ntokens);
+    }
+    assert!(plain_w.iter().zip(&twice_w).all(|(a, b)| (a - b).abs() < 1e-5));
+    // with dropout the copies differ: the loss is their cross-entropy plus α times the divergence
+    let (one, _) = run(0.3, 1.0);
+    let (five, _) = run(0.3, 5.0);
+    let (d1, d5) = (one[0].divergence.unwrap(), five[0].divergence.unwrap());
+    assert!(d1 > 1e-3, "{d1}");
+    // the first update's forward pass is the same for both weights: only α differs
+    assert!((d1 - d5).abs() < 1e-6);
+    assert!(((five[0].loss - one[0].loss) - 4.0 * d1).abs() < 1e-4, "{} {} {d1}", five[0].loss, one[0].loss);
+    assert!((one[0].nll - five[0].nll).abs() < 1e-6);
+}
+
+#[test]
+fn an_r_drop_run_logs_its_divergence_saves_its_weight_and_resumes_exactly() {
+    let t = TempDir::new("training-r-drop");
+    let never = AtomicBool::new(false);
+    let mut a = config(&t.0, "a");
+    a.r_drop = 2.0;
+    a.max_updates = Some(6);
+    let full = train(&a, Start::Fresh, &never, |_, _| {}).unwrap();
+    let metrics = std::fs::read_to_string(a.out.join("metrics.jsonl")).unwrap();
+    let divergences: Vec<f64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| v["r_drop_kl"].as_f64().expect("every update logs the divergence"))
+        .collect();
+    assert_eq!(divergences.len(), 6);
+    assert!(divergences.iter().all(|&d| d > 0.0), "{divergences:?}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(saved["r_drop"], serde_json::json!(2.0));
+
+    // stopped after 3 updates and resumed: the same losses as without the stop
+    let mut b = config(&t.0, "b");
+    b.r_drop = 2.0;
+    std::fs::create_dir_all(&b.out).unwrap();
+    std::fs::copy(a.out.join("tokenizer.json"), b.out.join("tokenizer.json")).unwrap();
+    b.max_updates = Some(3);
+    train(&b, Start::Fresh, &never, |_, _| {}).unwrap();
+    b.max_updates = Some(6);
+    let resumed = train(&b, Start::Resume, &never, |_, _| {}).unwrap();
+    for ((u, r), (_, f)) in resumed.losses.iter().zip(&full.losses[3..]) {
+        assert!((r - f).abs() < 1e-6, "update {u}: {r} after resume, {f} without");
+    }
+
+    for bad in [-1.0, f64::NAN] {
+        let mut wrong = config(&t.0, "wrong");
+        wrong.r_drop = bad;
+        let e = train(&wrong, Start::Fresh, &never, |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("r_drop"), "{e}");
+    }
+}
+
+#[test]
 fn per_side_vocabularies_give_separate_tokenizers_and_embeddings() {
     use transduce::model::config::{Tying, Vocab};
     use transduce::train::VocabSharing;

@@ -121,6 +121,10 @@ pub struct TrainArgs {
     pub lr_floor: Option<f64>,
     #[arg(long)]
     pub label_smoothing: Option<f64>,
+    /// R-Drop: run each batch twice under two dropout masks and add this weight times their
+    /// symmetric KL divergence per token to the loss (0, off; an update costs about twice)
+    #[arg(long)]
+    pub r_drop: Option<f64>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// validate and save it instead of the last weights.
     #[arg(long)]
@@ -182,6 +186,7 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
         warmup,
         lr_floor,
         label_smoothing,
+        r_drop,
         clip_norm,
         seed
     );

@@ -15,6 +15,7 @@
 //! | linear (+ bias + activation) | `Linear::forward_act` (panels at inference, [`linear`] in training) |
 //! | cached decoding steps | `Seq2Seq::start_with`: [`step_attention`] caches, or the tensor cache |
 //! | cross-entropy | [`crate::train::label_smoothed_cross_entropy`] |
+//! | R-Drop's paired KL divergence | [`crate::train::paired_kl_divergence`] |
 //! | AdamW, gradient norm | [`crate::train::TrainStep::with_kernels`] |
 //!
 //! Int8 layers keep int8 arithmetic under either choice: that is a quantization of the model,
@@ -32,6 +33,7 @@ pub mod largest;
 pub mod layer_norm;
 pub mod linear;
 pub mod pair;
+pub mod paired_kl;
 pub mod panel;
 pub mod softmax;
 pub mod step_attention;

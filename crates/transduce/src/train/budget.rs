@@ -187,7 +187,8 @@ impl Planned<'_> {
         let model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
         // a small constant rate: the probe's weights are thrown away
         let schedule = LrSchedule::Constant { lr: cfg.lr * 0.01 };
-        let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
+        let mut step =
+            TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?.with_r_drop(cfg.r_drop);
         let mut seconds = Vec::new();
         for (i, group) in batches.chunks(cfg.update_freq).enumerate() {
             let tensors = batch_tensors(group, config.special)?;

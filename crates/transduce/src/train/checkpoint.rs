@@ -147,6 +147,7 @@ pub fn load_checkpoint(
     }
     let state_path = checkpoint.state();
     let state: TrainState = crate::error::read_json(&state_path)?;
+    let r_drop = step.r_drop;
     *step = TrainStep::with_kernels(
         &model,
         step.optimizer.config,
@@ -154,7 +155,8 @@ pub fn load_checkpoint(
         step.label_smoothing,
         step.clip_norm,
         step.kernels(),
-    )?;
+    )?
+    .with_r_drop(r_drop);
     step.optimizer.restore(moments, state.updates)?;
     Ok((model, state))
 }

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     #[serde(default = "default_lr_floor")]
     pub lr_floor: f64,
     pub label_smoothing: f64,
+    /// R-Drop's weight α (0: off): each batch runs twice under two dropout masks and the loss
+    /// adds α times the copies' symmetric KL divergence per token ([`super::TrainStep::r_drop`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub r_drop: f64,
     /// Decay of an exponential moving average of the weights (e.g. 0.999), which validation,
     /// the best model and the final model then use; `None`: no average.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,7 @@ impl TrainConfig {
             lr_schedule: None,
             lr_floor: default_lr_floor(),
             label_smoothing: 0.1,
+            r_drop: 0.0,
             ema: None,
             clip_norm: 1.0,
             adam: AdamWConfig::default(),
@@ -197,6 +202,9 @@ impl TrainConfig {
             return Err(Error::option("lr", format!("{} is not a number >= 0", self.lr)));
         }
         fraction("label_smoothing", self.label_smoothing)?;
+        if !(self.r_drop.is_finite() && self.r_drop >= 0.0) {
+            return Err(Error::option("r_drop", format!("{} is not a number >= 0 (0: off)", self.r_drop)));
+        }
         if let Some(decay) = self.ema {
             if !(decay > 0.0 && decay < 1.0) {
                 return Err(Error::option("ema", format!("{decay} is not in (0, 1)")));
@@ -307,6 +315,10 @@ impl TrainConfig {
         c.validate()?;
         Ok(c)
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_lr_floor() -> f64 {

@@ -3,6 +3,7 @@
 use candle_core::{DType, Result, Tensor, D};
 
 use crate::kernels::cross_entropy::smoothed_cross_entropy_rows;
+use crate::kernels::paired_kl::paired_kl_rows;
 use crate::kernels::{log_softmax_last_dim, Kernels};
 
 /// Loss of one batch.
@@ -51,6 +52,27 @@ pub fn label_smoothed_cross_entropy(
         nll_sum.clone()
     };
     Ok(LossOutput { loss: (loss / denom)?, nll: (nll_sum / denom)?.detach(), ntokens })
+}
+
+/// R-Drop's consistency term (Liang et al., 2021): logits [2b, t, V] of a batch run twice
+/// (rows `i` and `b + i` are one sentence under two dropout masks), targets [b, t] u32 of one
+/// copy -> scalar: `½ (KL(p‖q) + KL(q‖p))` per non-padding target token, averaged over them.
+pub fn paired_kl_divergence(logits: &Tensor, targets: &Tensor, pad: u32, kernels: Kernels) -> Result<Tensor> {
+    let v = logits.dim(D::Minus1)?;
+    let n = targets.elem_count();
+    let targets = targets.flatten_all()?;
+    let logits = logits.reshape((2 * n, v))?;
+    let ntokens = targets.to_vec1::<u32>()?.iter().filter(|&&t| t != pad).count();
+    let rows = if kernels.fused_for(&logits) {
+        paired_kl_rows(&logits, &targets, pad)?
+    } else {
+        let logp = log_softmax_last_dim(&logits)?;
+        let (lp, lq) = (logp.narrow(0, 0, n)?, logp.narrow(0, n, n)?);
+        let mask = targets.ne(pad)?.to_dtype(logp.dtype())?;
+        let symmetric = ((lp.exp()? - lq.exp()?)? * (&lp - &lq)?)?.sum(1)?;
+        ((symmetric * 0.5)? * mask)?
+    };
+    rows.sum_all()? / ntokens.max(1) as f64
 }
 
 #[cfg(test)]

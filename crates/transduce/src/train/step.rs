@@ -3,9 +3,9 @@
 use candle_core::backprop::GradStore;
 use std::time::Instant;
 
-use candle_core::{DType, Result, Var};
+use candle_core::{DType, Result, Tensor, Var};
 
-use super::loss::label_smoothed_cross_entropy;
+use super::loss::{label_smoothed_cross_entropy, paired_kl_divergence};
 use super::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
 use super::schedule::LrSchedule;
 use crate::data::Batch;
@@ -15,13 +15,16 @@ use crate::model::{Ctx, TrainableModel};
 /// What one step did.
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
-    /// Smoothed loss per target token.
+    /// Smoothed loss per target token (with R-Drop: both copies' cross-entropy and the
+    /// weighted divergence).
     pub loss: f64,
     /// Negative log-likelihood per target token.
     pub nll: f64,
     pub ntokens: usize,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
+    /// With R-Drop: the two copies' symmetric KL divergence per target token, unweighted.
+    pub divergence: Option<f64>,
     pub lr: f64,
     /// Where the step's time went.
     pub seconds: StepSeconds,
@@ -45,6 +48,10 @@ pub struct TrainStep {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this (0 = no clipping).
     pub clip_norm: f64,
+    /// R-Drop's weight α (Liang et al., 2021; 0 = off): each batch runs twice in one forward
+    /// pass, under two dropout masks, and the loss is both copies' cross-entropy plus α times
+    /// their symmetric KL divergence per token ([`paired_kl_divergence`]).
+    pub r_drop: f64,
     /// Seconds into the run when the next update is made: a time-budgeted schedule reads it
     /// (the training loop sets it before each update).
     pub elapsed_s: f64,
@@ -81,10 +88,16 @@ impl TrainStep {
             schedule,
             label_smoothing,
             clip_norm,
+            r_drop: 0.0,
             elapsed_s: 0.0,
             vars,
             kernels,
         })
+    }
+
+    /// The step with R-Drop's weight `alpha` (0: off).
+    pub fn with_r_drop(self, alpha: f64) -> Self {
+        TrainStep { r_drop: alpha, ..self }
     }
 
     /// The optimizer's and the gradient norm's kernels.
@@ -102,18 +115,32 @@ impl TrainStep {
     pub fn step_accumulated(&mut self, model: &TrainableModel, batches: &[Batch], ctx: &Ctx) -> Result<StepStats> {
         let m = &model.model;
         let total: usize = batches.iter().map(|b| b.ntokens).sum();
-        let (mut loss, mut nll) = (0.0, 0.0);
+        let (mut loss, mut nll, mut divergence) = (0.0, 0.0, 0.0);
         let mut grads: Option<GradStore> = None;
         let mut seconds = StepSeconds::default();
         for batch in batches {
             let started = Instant::now();
-            let logits = m.forward(&batch.src, &batch.src_mask, &batch.tgt_in, ctx)?;
             let pad = m.config.special.pad;
-            let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, pad, self.label_smoothing, ctx.kernels)?;
-            let share = out.ntokens as f64 / total.max(1) as f64;
-            loss += share * out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            nll += share * out.nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            let loss_scaled = (out.loss * share)?;
+            let share = batch.ntokens as f64 / total.max(1) as f64;
+            // R-Drop: the batch twice over in one pass, each copy under its own dropout masks
+            let copies = |t: &Tensor| if self.r_drop > 0.0 { Tensor::cat(&[t, t], 0) } else { Ok(t.clone()) };
+            let logits = m.forward(&copies(&batch.src)?, &copies(&batch.src_mask)?, &copies(&batch.tgt_in)?, ctx)?;
+            let out = label_smoothed_cross_entropy(
+                &logits,
+                &copies(&batch.tgt_out)?,
+                pad,
+                self.label_smoothing,
+                ctx.kernels,
+            )?;
+            nll += share * scalar(&out.nll)?;
+            let mut batch_loss = out.loss;
+            if self.r_drop > 0.0 {
+                let kl = paired_kl_divergence(&logits, &batch.tgt_out, pad, ctx.kernels)?;
+                divergence += share * scalar(&kl)?;
+                batch_loss = (batch_loss + (kl * self.r_drop)?)?;
+            }
+            loss += share * scalar(&batch_loss)?;
+            let loss_scaled = (batch_loss * share)?;
             let forward_done = Instant::now();
             seconds.forward += (forward_done - started).as_secs_f64();
             let new = loss_scaled.backward()?;
@@ -140,6 +167,12 @@ impl TrainStep {
         let lr = self.schedule.lr(self.optimizer.steps_taken() + 1, self.elapsed_s);
         self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
         seconds.update = started.elapsed().as_secs_f64();
-        Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, lr, seconds })
+        let divergence = (self.r_drop > 0.0).then_some(divergence);
+        Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, divergence, lr, seconds })
     }
+}
+
+/// A scalar tensor's value.
+fn scalar(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)?.to_scalar::<f64>()
 }

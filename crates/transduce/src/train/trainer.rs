@@ -132,7 +132,8 @@ pub fn train(
         dir.set_languages(languages)?;
     }
     let schedule = cfg.schedule();
-    let mut step = TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?;
+    let mut step =
+        TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?.with_r_drop(cfg.r_drop);
     // the projection's seconds (a speed probe) count towards a time budget
     let mut state = TrainState { elapsed_s: projection.map_or(0.0, |p| p.seconds), ..TrainState::default() };
     let resumed_from = match newest {
@@ -196,14 +197,15 @@ pub fn train(
             losses.push((state.updates, stats.loss));
             on_update(&state, &stats);
             if state.updates.is_multiple_of(cfg.log_every) {
-                append_metrics(
-                    &dir,
-                    serde_json::json!({
-                        "kind": "train", "update": state.updates, "epoch": state.epoch, "loss": stats.loss,
-                        "nll": stats.nll, "lr": stats.lr, "grad_norm": stats.grad_norm, "tgt_tokens": stats.ntokens,
-                        "elapsed_s": elapsed(&state),
-                    }),
-                )?;
+                let mut line = serde_json::json!({
+                    "kind": "train", "update": state.updates, "epoch": state.epoch, "loss": stats.loss,
+                    "nll": stats.nll, "lr": stats.lr, "grad_norm": stats.grad_norm, "tgt_tokens": stats.ntokens,
+                    "elapsed_s": elapsed(&state),
+                });
+                if let Some(divergence) = stats.divergence {
+                    line["r_drop_kl"] = divergence.into();
+                }
+                append_metrics(&dir, line)?;
             }
             if cfg.valid_every > 0 && state.updates.is_multiple_of(cfg.valid_every) {
                 if let Some(v) = &valid {
