@@ -152,6 +152,12 @@ pub fn sum_exp(xs: &[f32], max: f32) -> f32 {
     sum_exp_except(xs, max, &[])
 }
 
+/// `log(sum(exp(x)))` of one row, in vector-wide steps.
+pub fn log_sum_exp(xs: &[f32]) -> f32 {
+    let max = max_of(xs);
+    max + sum_exp(xs, max).ln()
+}
+
 /// The sum of `xs` in `LANES` partial sums (vector-wide, a fixed order).
 pub fn sum_of(xs: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];

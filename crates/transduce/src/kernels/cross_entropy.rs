@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_exp, sum_of, u32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, log_sum_exp as lse, par_filled, rows_per_task, sum_of, u32_slice, with_f32};
 
 /// Per-row losses of logits [n, V] against targets [n] u32 -> [n, 2]:
 /// column 0 the smoothed loss `(1 - eps) * nll + eps * mean_v(-log p_v)`, column 1 the plain
@@ -14,12 +14,6 @@ use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_exp
 struct SmoothedCrossEntropy {
     pad: u32,
     eps: f32,
-}
-
-/// log-sum-exp of one row, in vector-wide steps.
-fn lse(x: &[f32]) -> f32 {
-    let max = max_of(x);
-    max + sum_exp(x, max).ln()
 }
 
 impl CustomOp2 for SmoothedCrossEntropy {

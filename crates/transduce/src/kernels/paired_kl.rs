@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_exp, u32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, log_sum_exp as lse, par_filled, rows_per_task, u32_slice, with_f32};
 
 /// Per-pair divergences of logits [2n, V] against targets [n] u32 -> [n]: row `i` and row
 /// `n + i` are one token under two dropout masks, with distributions p and q;
@@ -13,12 +13,6 @@ use super::cpu::{f32_slice, fast_exp, max_of, par_filled, rows_per_task, sum_exp
 #[derive(Clone, Copy)]
 struct PairedKl {
     pad: u32,
-}
-
-/// log-sum-exp of one row, in vector-wide steps.
-fn lse(x: &[f32]) -> f32 {
-    let max = max_of(x);
-    max + sum_exp(x, max).ln()
 }
 
 /// `Σ_v p_v (log p_v − log q_v)` and `Σ_v (p_v − q_v)(log p_v − log q_v)` for the rows `x`
