@@ -200,6 +200,9 @@ pub fn train<'py>(
                     ] {
                         let _ = d.set_item(k, v);
                     }
+                    if let Some(divergence) = stats.divergence {
+                        let _ = d.set_item("r_drop_kl", divergence);
+                    }
                     if let Err(e) = f.call1(py, (d,)) {
                         stop_with(e);
                     }

@@ -147,16 +147,7 @@ pub fn load_checkpoint(
     }
     let state_path = checkpoint.state();
     let state: TrainState = crate::error::read_json(&state_path)?;
-    let r_drop = step.r_drop;
-    *step = TrainStep::with_kernels(
-        &model,
-        step.optimizer.config,
-        step.schedule,
-        step.label_smoothing,
-        step.clip_norm,
-        step.kernels(),
-    )?
-    .with_r_drop(r_drop);
+    step.bind(&model)?;
     step.optimizer.restore(moments, state.updates)?;
     Ok((model, state))
 }

@@ -95,6 +95,14 @@ impl TrainStep {
         })
     }
 
+    /// Points the step at `model`'s parameters (loaded from a checkpoint) with a fresh
+    /// optimizer over them; every setting is kept.
+    pub fn bind(&mut self, model: &TrainableModel) -> Result<()> {
+        self.vars = model.named_vars().into_iter().map(|(_, v)| v).collect();
+        self.optimizer = AdamW::new(self.vars.clone(), self.optimizer.config, self.kernels)?;
+        Ok(())
+    }
+
     /// The step with R-Drop's weight `alpha` (0: off).
     pub fn with_r_drop(self, alpha: f64) -> Self {
         TrainStep { r_drop: alpha, ..self }
