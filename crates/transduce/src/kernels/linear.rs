@@ -126,21 +126,16 @@ impl CustomOp3 for Linear {
             })???,
         };
         let (m, k) = x.dims2()?;
-        // each output is zeroed by the thread that computes it
+        // each output is written once, by the GEMM that computes it
         let ((dx, dw), db) = with_f32(&g, |g| {
             with_f32(x, |x| {
                 with_f32(w, |w| {
                     // dx = g W and dW = g^T x: the same number of multiply-adds, computed side
                     // by side, each GEMM on half the threads (no synchronisation inside either)
                     let threads = rayon::current_num_threads();
-                    let dx = |threads| {
-                        let mut dx = vec![0f32; m * k];
-                        gemm_row_major(&mut dx, g, Operand::Plain, w, m, k, n, threads);
-                        dx
-                    };
+                    let dx = |threads| gemm_row_major_new(g, Operand::Plain, w, m, k, n, threads);
                     let dw_db = |threads| {
-                        let mut dw = vec![0f32; n * k];
-                        gemm_row_major(&mut dw, g, Operand::Transposed, x, n, k, m, threads);
+                        let dw = gemm_row_major_new(g, Operand::Transposed, x, n, k, m, threads);
                         (dw, column_sum(g, n))
                     };
                     match m * n * k >= PARALLEL_MIN_MACS && threads > 1 {
@@ -187,7 +182,49 @@ pub fn gemm_row_major(
     inner: usize,
     threads: usize,
 ) {
-    assert!(out.len() == rows * cols && a.len() == rows * inner && b.len() == inner * cols);
+    assert!(out.len() == rows * cols);
+    // SAFETY: `out` holds rows * cols elements.
+    unsafe { gemm_overwrite(out.as_mut_ptr(), a, op, b, rows, cols, inner, threads) }
+}
+
+/// [`gemm_row_major`] into a new vector, never zero-filled: the GEMM writes every element.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_row_major_new(
+    a: &[f32],
+    op: Operand,
+    b: &[f32],
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    threads: usize,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    // SAFETY: the capacity holds rows * cols elements, and `gemm_overwrite` writes each of them
+    // (without reading them) before the length is set.
+    unsafe {
+        gemm_overwrite(out.spare_capacity_mut().as_mut_ptr().cast(), a, op, b, rows, cols, inner, threads);
+        out.set_len(rows * cols);
+    }
+    out
+}
+
+/// Writes `op(a) b` to the `rows * cols` elements at `out` without reading them first (the
+/// GEMM's `read_dst` off: every element is stored, zeros when `inner` is 0).
+///
+/// # Safety
+/// `out` must be valid for `rows * cols` writes of f32.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_overwrite(
+    out: *mut f32,
+    a: &[f32],
+    op: Operand,
+    b: &[f32],
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    threads: usize,
+) {
+    assert!(a.len() == rows * inner && b.len() == inner * cols);
     let (a_cs, a_rs) = match op {
         Operand::Plain => (1, inner as isize),
         Operand::Transposed => (rows as isize, 1),
@@ -196,13 +233,14 @@ pub fn gemm_row_major(
         0 | 1 => gemm::Parallelism::None,
         t => gemm::Parallelism::Rayon(t),
     };
-    // SAFETY: the sizes were checked above and the strides stay inside each slice.
+    // SAFETY: the caller gives rows * cols writable elements at `out`; the sizes of `a` and `b`
+    // were checked above and the strides stay inside each slice.
     unsafe {
         gemm::gemm(
             rows,
             cols,
             inner,
-            out.as_mut_ptr(),
+            out,
             1,
             cols as isize,
             false,
