@@ -133,9 +133,9 @@ impl CustomOp3 for Linear {
                     // dx = g W and dW = g^T x: the same number of multiply-adds, computed side
                     // by side, each GEMM on half the threads (no synchronisation inside either)
                     let threads = rayon::current_num_threads();
-                    let dx = |threads| gemm_row_major_new(g, Operand::Plain, w, m, k, n, threads);
+                    let dx = |threads| gemm_row_major(g, Operand::Plain, w, m, k, n, threads);
                     let dw_db = |threads| {
-                        let dw = gemm_row_major_new(g, Operand::Transposed, x, n, k, m, threads);
+                        let dw = gemm_row_major(g, Operand::Transposed, x, n, k, m, threads);
                         (dw, column_sum(g, n))
                     };
                     match m * n * k >= PARALLEL_MIN_MACS && threads > 1 {
@@ -169,27 +169,12 @@ pub enum Operand {
     Transposed,
 }
 
-/// `out = op(a) b` with `out` \[rows, cols\], `b` \[inner, cols\], all row-major, on `threads`
-/// threads (1: the calling thread). Panics when a slice's length does not match its shape.
+/// `op(a) b` \[rows, cols\] with `b` \[inner, cols\], all row-major, on `threads` threads (1: the
+/// calling thread), in a new vector that is never zero-filled: the GEMM, with `read_dst` off,
+/// stores every element without reading it (zeros when `inner` is 0). Panics when a slice's
+/// length does not match its shape.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_row_major(
-    out: &mut [f32],
-    a: &[f32],
-    op: Operand,
-    b: &[f32],
-    rows: usize,
-    cols: usize,
-    inner: usize,
-    threads: usize,
-) {
-    assert!(out.len() == rows * cols);
-    // SAFETY: `out` holds rows * cols elements.
-    unsafe { gemm_overwrite(out.as_mut_ptr(), a, op, b, rows, cols, inner, threads) }
-}
-
-/// [`gemm_row_major`] into a new vector, never zero-filled: the GEMM writes every element.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_row_major_new(
     a: &[f32],
     op: Operand,
     b: &[f32],
@@ -198,32 +183,6 @@ pub fn gemm_row_major_new(
     inner: usize,
     threads: usize,
 ) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * cols);
-    // SAFETY: the capacity holds rows * cols elements, and `gemm_overwrite` writes each of them
-    // (without reading them) before the length is set.
-    unsafe {
-        gemm_overwrite(out.spare_capacity_mut().as_mut_ptr().cast(), a, op, b, rows, cols, inner, threads);
-        out.set_len(rows * cols);
-    }
-    out
-}
-
-/// Writes `op(a) b` to the `rows * cols` elements at `out` without reading them first (the
-/// GEMM's `read_dst` off: every element is stored, zeros when `inner` is 0).
-///
-/// # Safety
-/// `out` must be valid for `rows * cols` writes of f32.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_overwrite(
-    out: *mut f32,
-    a: &[f32],
-    op: Operand,
-    b: &[f32],
-    rows: usize,
-    cols: usize,
-    inner: usize,
-    threads: usize,
-) {
     assert!(a.len() == rows * inner && b.len() == inner * cols);
     let (a_cs, a_rs) = match op {
         Operand::Plain => (1, inner as isize),
@@ -233,14 +192,16 @@ unsafe fn gemm_overwrite(
         0 | 1 => gemm::Parallelism::None,
         t => gemm::Parallelism::Rayon(t),
     };
-    // SAFETY: the caller gives rows * cols writable elements at `out`; the sizes of `a` and `b`
-    // were checked above and the strides stay inside each slice.
+    let mut out = Vec::with_capacity(rows * cols);
+    // SAFETY: the capacity holds rows * cols elements, which the GEMM writes (and does not read)
+    // before the length is set; the sizes of `a` and `b` were checked above and the strides stay
+    // inside each slice.
     unsafe {
         gemm::gemm(
             rows,
             cols,
             inner,
-            out,
+            out.spare_capacity_mut().as_mut_ptr().cast::<f32>(),
             1,
             cols as isize,
             false,
@@ -257,7 +218,9 @@ unsafe fn gemm_overwrite(
             false,
             parallelism,
         );
+        out.set_len(rows * cols);
     }
+    out
 }
 
 /// `activation(x W^T + b)` for CPU f32 x: \[m, k\], W: \[n, k\], b: \[n\] -> \[m, n\].
