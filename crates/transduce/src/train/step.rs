@@ -82,25 +82,22 @@ impl TrainStep {
         clip_norm: f64,
         kernels: Kernels,
     ) -> Result<Self> {
-        let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-        Ok(TrainStep {
-            optimizer: AdamW::new(vars.clone(), adam, kernels)?,
-            schedule,
-            label_smoothing,
-            clip_norm,
-            r_drop: 0.0,
-            elapsed_s: 0.0,
-            vars,
-            kernels,
-        })
+        let (vars, optimizer) = Self::optimize(model, adam, kernels)?;
+        Ok(TrainStep { optimizer, schedule, label_smoothing, clip_norm, r_drop: 0.0, elapsed_s: 0.0, vars, kernels })
     }
 
     /// Points the step at `model`'s parameters (loaded from a checkpoint) with a fresh
     /// optimizer over them; every setting is kept.
     pub fn bind(&mut self, model: &TrainableModel) -> Result<()> {
-        self.vars = model.named_vars().into_iter().map(|(_, v)| v).collect();
-        self.optimizer = AdamW::new(self.vars.clone(), self.optimizer.config, self.kernels)?;
+        (self.vars, self.optimizer) = Self::optimize(model, self.optimizer.config, self.kernels)?;
         Ok(())
+    }
+
+    /// `model`'s parameters and a fresh optimizer over them.
+    fn optimize(model: &TrainableModel, adam: AdamWConfig, kernels: Kernels) -> Result<(Vec<Var>, AdamW)> {
+        let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
+        let optimizer = AdamW::new(vars.clone(), adam, kernels)?;
+        Ok((vars, optimizer))
     }
 
     /// The step with R-Drop's weight `alpha` (0: off).
