@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{median, round, system};
 use transduce::error::Result;
 use transduce::kernels::int8::{self, Int8Matrix, Path};
-use transduce::kernels::linear::{gemm_row_major, Operand};
+use transduce::kernels::linear::{self, gemm_row_major, Operand};
 use transduce::kernels::panel::{self, PanelMatrix};
 use transduce::kernels::BiasActivation;
 
@@ -88,7 +88,7 @@ fn gemm_figure(m: usize, k: usize, n: usize, kernel: Kernel) -> Result<GemmFigur
     let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
     let (t, mut run): (usize, Box<dyn FnMut()>) = match kernel {
         Kernel::Gemm => {
-            let t = if m * n * k >= 1 << 22 { threads } else { 1 };
+            let t = if m * n * k >= linear::PARALLEL_MIN_MACS { threads } else { 1 };
             (t, Box::new(move || drop(std::hint::black_box(gemm_row_major(&a, Operand::Plain, &b, m, n, k, t)))))
         }
         Kernel::Panel => {

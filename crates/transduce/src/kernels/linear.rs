@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::cpu::{f32_slice, fast_exp, par_filled, rows_per_task, with_f32};
 
 /// Below this many multiply-adds the GEMM runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 22;
+pub const PARALLEL_MIN_MACS: usize = 1 << 22;
 
 /// What follows the bias add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
