@@ -241,6 +241,48 @@ fn dropout_is_active_only_in_training() {
 }
 
 #[test]
+fn source_word_dropout_zeroes_whole_source_tokens_in_training_only() {
+    use candle_core::IndexOp;
+    use transduce::kernels::Kernels;
+    use transduce::model::Ctx;
+    let mut config = tiny_config(NormPlacement::Pre);
+    config.dropout =
+        transduce::model::config::Dropout { source_words: 0.5, ..transduce::model::config::Dropout::uniform(0.0) };
+    let m = model(&config, DType::F32).model;
+    let row: Vec<u32> = (0..20).map(|i| 4 + i % 11).collect();
+    let src = ids(&[&row, &row]);
+    let embeddings = &m.encoder.embeddings;
+    let positions = embeddings.positions.as_ref().unwrap().narrow(0, 0, 20).unwrap().unsqueeze(0).unwrap();
+    let eval = embeddings.forward(&src, 0, &Ctx::eval()).unwrap();
+    let tokens = eval.broadcast_sub(&positions).unwrap().to_vec3::<f32>().unwrap();
+    for kernels in [Kernels::Fused, Kernels::Reference] {
+        let train = embeddings.forward(&src, 0, &Ctx::train(3).with_kernels(kernels)).unwrap();
+        let dropped = train.broadcast_sub(&positions).unwrap().to_vec3::<f32>().unwrap();
+        let (mut zeroed, mut kept) = (0, 0);
+        for (b, rows) in dropped.iter().enumerate() {
+            for (t, values) in rows.iter().enumerate() {
+                let token = &tokens[b][t];
+                if values.iter().all(|v| v.abs() < 1e-5) {
+                    zeroed += 1;
+                } else {
+                    // kept whole, scaled by 1 / (1 - 0.5)
+                    let off = values.iter().zip(token).map(|(v, x)| (v - 2.0 * x).abs()).fold(0f32, f32::max);
+                    assert!(off < 1e-4, "{kernels:?}: token ({b}, {t}) is neither dropped nor kept whole: {off}");
+                    kept += 1;
+                }
+            }
+        }
+        assert!(zeroed >= 5 && kept >= 5, "{kernels:?}: {zeroed} dropped and {kept} kept of 40 at p = 0.5");
+        assert!(max_diff(&train.i(0).unwrap(), &train.i(1).unwrap()) > 1e-3, "{kernels:?}: one mask per sentence");
+    }
+    // the target side drops nothing
+    let tgt = ids(&[&row]);
+    let decoder_eval = m.decoder.embeddings.forward(&tgt, 0, &Ctx::eval()).unwrap();
+    let decoder_train = m.decoder.embeddings.forward(&tgt, 0, &Ctx::train(3)).unwrap();
+    assert_eq!(max_diff(&decoder_eval, &decoder_train), 0.0);
+}
+
+#[test]
 fn positions_beyond_max_positions_are_an_error_not_a_panic() {
     let m = model(&tiny_config(NormPlacement::Pre), DType::F32).model;
     let long: Vec<u32> = (0..45).map(|i| 4 + i % 10).collect();

@@ -100,6 +100,10 @@ pub struct TrainArgs {
     /// Dropout after the feed-forward activation (fairseq's --activation-dropout; default 0)
     #[arg(long)]
     pub activation_dropout: Option<f32>,
+    /// Probability of dropping a whole source token (its embedding zeroed before positions are
+    /// added; Marian's --dropout-src, Sennrich and Zhang's word dropout; default 0)
+    #[arg(long)]
+    pub source_word_dropout: Option<f32>,
     /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions
     /// less two).
     #[arg(long)]
@@ -226,6 +230,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.activation_dropout.is_some() {
         cfg.activation_dropout = a.activation_dropout;
+    }
+    if let Some(p) = a.source_word_dropout {
+        cfg.source_word_dropout = p;
     }
     if let Some(l) = a.max_len {
         cfg.filter.max_len = l;

@@ -186,12 +186,22 @@ pub struct Dropout {
     pub attention: f32,
     /// After the feed-forward activation.
     pub ffn: f32,
+    /// Whole source tokens: each source token's embedding is zeroed with this probability
+    /// (the rest scaled by `1 / (1 - p)`) before positions are added — Marian's `--dropout-src`,
+    /// the word dropout of Sennrich and Zhang (2019). 0 unless asked for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub source_words: f32,
 }
 
 impl Dropout {
+    /// `p` everywhere inside the layers; no source word dropout.
     pub fn uniform(p: f32) -> Self {
-        Dropout { residual: p, attention: p, ffn: p }
+        Dropout { residual: p, attention: p, ffn: p, source_words: 0.0 }
     }
+}
+
+fn is_zero(p: &f32) -> bool {
+    *p == 0.0
 }
 
 /// What the embedding of the padding token is.

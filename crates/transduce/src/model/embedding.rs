@@ -78,6 +78,11 @@ pub struct Embeddings {
     max_positions: usize,
     scale: f64,
     dropout: f32,
+    /// Whole tokens dropped in training ([`Dropout::source_words`] on the source side, 0 on the
+    /// target side).
+    ///
+    /// [`Dropout::source_words`]: super::config::Dropout::source_words
+    word_dropout: f32,
     /// The padding id whose embedding is forced to zero ([`PadEmbedding::Zero`]).
     zero_pad: Option<u32>,
     /// Where rows are looked up instead of `tokens` once a translator shares the tied output
@@ -114,9 +119,15 @@ impl Embeddings {
             max_positions: c.max_positions,
             scale,
             dropout: c.dropout.residual,
+            word_dropout: 0.0,
             zero_pad,
             rows: None,
         })
+    }
+
+    /// These embeddings with whole tokens dropped with probability `p` in training.
+    pub fn with_word_dropout(self, p: f32) -> Self {
+        Embeddings { word_dropout: p, ..self }
     }
 
     /// Looks rows up in `rows` (the tied output projection's packed or int8 copy, the same
@@ -163,11 +174,23 @@ impl Embeddings {
             None => x,
         };
         let x = if self.scale != 1.0 { (x * self.scale)? } else { x };
+        let x = self.drop_words(x, ctx)?;
         let x = match (start, &self.positions) {
             (_, None) => x,
             (Start::Shared(start), Some(positions)) => x.broadcast_add(&positions.narrow(0, *start, t)?)?,
             (Start::PerRow(rows), Some(positions)) => (x + positions.index_select(rows, 0)?.unsqueeze(1)?)?,
         };
         ctx.dropout(&x, self.dropout)
+    }
+
+    /// x: [b, t, d] token embeddings -> the same with each token's row zeroed with probability
+    /// `word_dropout` and the others scaled by `1 / (1 - word_dropout)`, in training only.
+    fn drop_words(&self, x: Tensor, ctx: &Ctx) -> Result<Tensor> {
+        if self.word_dropout <= 0.0 || !ctx.is_training() {
+            return Ok(x);
+        }
+        let (b, t, _) = x.dims3()?;
+        let tokens = Tensor::ones((b, t, 1), x.dtype(), x.device())?;
+        x.broadcast_mul(&ctx.dropout(&tokens, self.word_dropout)?)
     }
 }

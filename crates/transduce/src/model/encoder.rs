@@ -97,7 +97,8 @@ impl Encoder {
             FinalNorm::None => None,
         };
         let position_bias = RelativePositionBias::new(vb.clone(), c, Direction::Bidirectional)?;
-        Ok(Encoder { embeddings: Embeddings::new(vb, tokens, c)?, layers, final_norm, position_bias })
+        let embeddings = Embeddings::new(vb, tokens, c)?.with_word_dropout(c.dropout.source_words);
+        Ok(Encoder { embeddings, layers, final_norm, position_bias })
     }
 
     /// src: [b, s] u32, mask: [b, s] (1 = token, 0 = padding) -> Memory

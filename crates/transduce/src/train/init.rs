@@ -44,7 +44,11 @@ pub fn from_model_dir(
         return Err(Error::option("init", "the model to start from is the output directory; give another --out"));
     }
     let mut config = from.config()?;
-    if cfg.dropout.is_some() || cfg.attention_dropout.is_some() || cfg.activation_dropout.is_some() {
+    if cfg.dropout.is_some()
+        || cfg.attention_dropout.is_some()
+        || cfg.activation_dropout.is_some()
+        || cfg.source_word_dropout > 0.0
+    {
         config.dropout = cfg.dropout_around(cfg.dropout.unwrap_or(config.dropout.residual));
     }
     // a pair longer than the model's positions could not be trained on
