@@ -200,7 +200,8 @@ impl Dropout {
     }
 }
 
-fn is_zero(p: &f32) -> bool {
+/// Whether a probability is 0 (serde's `skip_serializing_if` for options that are off).
+pub(crate) fn is_zero(p: &f32) -> bool {
     *p == 0.0
 }
 

@@ -54,7 +54,7 @@ pub struct TrainConfig {
     pub activation_dropout: Option<f32>,
     /// Probability of zeroing a whole source token's embedding (Marian's `--dropout-src`; see
     /// [`Dropout::source_words`]). 0 by default.
-    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    #[serde(default, skip_serializing_if = "crate::model::config::is_zero")]
     pub source_word_dropout: f32,
     pub filter: PairFilter,
     pub max_tokens: usize,
@@ -325,10 +325,6 @@ impl TrainConfig {
 }
 
 fn is_zero(x: &f64) -> bool {
-    *x == 0.0
-}
-
-fn is_zero_f32(x: &f32) -> bool {
     *x == 0.0
 }
 
