@@ -128,3 +128,46 @@ fn gradients_match_finite_differences_t5() {
         ],
     );
 }
+
+/// The training loss reads the logits of non-padding positions only
+/// (`Seq2Seq::forward_targets`): they are the full forward's rows there, and the loss and every
+/// gradient are those of the full forward with padding ignored, with the fused f32 kernels and
+/// the f64 reference.
+#[test]
+fn skipping_padding_rows_changes_neither_logits_nor_loss_nor_gradients() {
+    let config = tiny_config(NormPlacement::Pre);
+    let pad = config.special.pad;
+    // targets of 2, 5 and 3 tokens (+ eos): two rows padded
+    let pairs: Vec<(&[u32], &[u32])> =
+        vec![(&[5, 6, 7, 8], &[9, 10]), (&[12, 13], &[14, 15, 16, 17, 18]), (&[19, 20, 21], &[19, 20, 11])];
+    for (dtype, kernels, tolerance) in [(DType::F32, Kernels::Fused, 1e-5), (DType::F64, Kernels::Reference, 1e-12)] {
+        let m = model(&config, dtype);
+        let batch = Batch::new(&pairs, vec![0, 1, 2], config.special, &Device::Cpu).unwrap();
+        let ctx = Ctx::eval().with_kernels(kernels);
+        let full = m.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &ctx).unwrap();
+        let (kept, targets) =
+            m.model.forward_targets(&batch.src, &batch.src_mask, &batch.tgt_in, &batch.tgt_out, pad, &ctx).unwrap();
+        // the non-padding positions in row-major order: rows 0 and 2 lose 3 and 2 positions
+        let out = batch.tgt_out.flatten_all().unwrap().to_vec1::<u32>().unwrap();
+        let positions: Vec<usize> = (0..out.len()).filter(|&i| out[i] != pad).collect();
+        assert_eq!(positions.len(), batch.ntokens);
+        assert_eq!(targets.to_vec1::<u32>().unwrap(), positions.iter().map(|&i| out[i]).collect::<Vec<_>>());
+        let v = full.dim(2).unwrap();
+        let index = Tensor::new(positions.iter().map(|&i| i as u32).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+        let full_rows = full.reshape((out.len(), v)).unwrap().index_select(&index, 0).unwrap();
+        let d = max_diff(&kept, &full_rows);
+        assert!(d <= tolerance, "{dtype:?}: kept logits differ from the full forward's by {d}");
+
+        let full_loss = label_smoothed_cross_entropy(&full, &batch.tgt_out, pad, 0.1, kernels).unwrap();
+        let kept_loss = label_smoothed_cross_entropy(&kept, &targets, pad, 0.1, kernels).unwrap();
+        assert_eq!(kept_loss.ntokens, full_loss.ntokens);
+        let d = max_diff(&kept_loss.loss, &full_loss.loss);
+        assert!(d <= tolerance, "{dtype:?}: loss differs by {d}");
+        let (full_grads, kept_grads) = (full_loss.loss.backward().unwrap(), kept_loss.loss.backward().unwrap());
+        for (name, var) in m.named_vars() {
+            let (a, b) = (full_grads.get(var.as_tensor()).unwrap(), kept_grads.get(var.as_tensor()).unwrap());
+            let (d, scale) = (max_diff(a, b), max_diff(a, &a.zeros_like().unwrap()));
+            assert!(d <= tolerance * scale.max(1.0), "{dtype:?}: gradient of {name} differs by {d}");
+        }
+    }
+}

@@ -9,6 +9,11 @@ use rayon::prelude::*;
 use super::cpu::{f32_slice, fast_exp, with_f32};
 use super::dropout::{keep_element, DropoutMask};
 
+/// Additive biases below this mask their key: the model's masks add -1e9
+/// ([`crate::model::attention::MASKED`]), far below any score, so such a key's probability is
+/// exactly 0 ([`fast_exp`] returns 0 below -87.33) and its score need not be computed.
+const MASKED_BELOW: f32 = -1e8;
+
 #[derive(Clone)]
 struct Attention {
     /// Additive bias materialised as [b, bias_heads, tq, tk], or empty.
@@ -61,10 +66,13 @@ impl Attention {
             let qi = &q[i * d.dh..(i + 1) * d.dh];
             let mut max = f32::NEG_INFINITY;
             for (j, s) in row.iter_mut().enumerate() {
-                let mut v = dot(qi, &k[j * d.dh..(j + 1) * d.dh]) * self.scale;
-                if let Some(bias) = &self.bias {
-                    v += bias[(bi * d.tq + i) * d.tk + j];
-                }
+                let bias = self.bias.as_ref().map_or(0.0, |bias| bias[(bi * d.tq + i) * d.tk + j]);
+                // a masked key (a later position, padding) gets probability 0 whatever its
+                // score: its product with q is not computed
+                let v = match bias < MASKED_BELOW {
+                    true => bias,
+                    false => dot(qi, &k[j * d.dh..(j + 1) * d.dh]) * self.scale + bias,
+                };
                 *s = v;
                 max = max.max(v);
             }
@@ -173,6 +181,11 @@ impl CustomOp3 for Attention {
                                         let mut row_dot = 0f32;
                                         for j in 0..tk {
                                             let pij = p[i * tk + j];
+                                            if pij == 0.0 {
+                                                // a masked key: no gradient to or through it
+                                                ds[j] = 0.0;
+                                                continue;
+                                            }
                                             let m = self.keep_scale(d, pair, i, j);
                                             if m != 0.0 {
                                                 axpy(&mut dv[j * dh..(j + 1) * dh], pij * m, gi);

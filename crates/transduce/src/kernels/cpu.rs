@@ -1,5 +1,7 @@
 //! Helpers shared by the fused CPU kernels.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
 /// The contiguous f32 elements of a CPU tensor's storage.
@@ -51,7 +53,6 @@ pub fn rows_per_task(rows: usize, row_len: usize) -> usize {
 /// chunk is written while it is in its core's cache.
 pub fn par_filled(len: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
     use rayon::prelude::*;
-    use std::mem::MaybeUninit;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let one = |(c, part): (usize, &mut [MaybeUninit<f32>])| {
         part.fill(MaybeUninit::new(0.0));
@@ -67,6 +68,30 @@ pub fn par_filled(len: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + S
         false => out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(one),
     }
     // SAFETY: the chunks cover 0..len, and each was initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`par_filled`] without the zeroing, for the largest outputs of a training step (the
+/// [tokens, vocab] logits and their gradient), where zeroing is a pass over memory that `fill`
+/// then overwrites: `fill` gets each chunk uninitialised and writes it.
+///
+/// # Safety
+/// `fill` must write every element of the chunk it is given (the vector's length is set once
+/// all chunks return, so an element left unwritten would be read uninitialised).
+pub unsafe fn par_written(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let chunk = chunk.max(1);
+    match len <= chunk {
+        true => fill(0, &mut out.spare_capacity_mut()[..len]),
+        false => out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(|(c, part)| fill(c, part)),
+    }
+    // SAFETY: the chunks cover 0..len, and the caller's `fill` wrote each of their elements.
     unsafe { out.set_len(len) };
     out
 }

@@ -2,10 +2,12 @@
 //! tensor of a training step ([tokens, vocab] logits) is read twice forward and twice backward,
 //! and no [tokens, vocab] intermediate is kept.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, log_sum_exp as lse, par_filled, rows_per_task, sum_of, u32_slice, with_f32};
+use super::cpu::{f32_slice, fast_exp, log_sum_exp as lse, par_written, rows_per_task, sum_of, u32_slice, with_f32};
 
 /// Per-row losses of logits [n, V] against targets [n] u32 -> [n, 2]:
 /// column 0 the smoothed loss `(1 - eps) * nll + eps * mean_v(-log p_v)`, column 1 the plain
@@ -54,11 +56,12 @@ impl CustomOp2 for SmoothedCrossEntropy {
         let g = grad.to_vec2::<f32>()?;
         let dx = with_f32(logits, |x| {
             let rows = rows_per_task(n, v);
-            par_filled(n * v, rows * v, |task, dx| {
+            let fill = |task: usize, dx: &mut [MaybeUninit<f32>]| {
                 let x = &x[task * rows * v..][..dx.len()];
                 for (r, (dx, x)) in dx.chunks_exact_mut(v).zip(x.chunks_exact(v)).enumerate() {
                     let row = task * rows + r;
                     if y[row] == self.pad {
+                        dx.fill(MaybeUninit::new(0.0));
                         continue;
                     }
                     let [g_smooth, g_nll] = [g[row][0], g[row][1]];
@@ -67,11 +70,16 @@ impl CustomOp2 for SmoothedCrossEntropy {
                     let total = g_smooth + g_nll;
                     let uniform = g_smooth * self.eps / v as f32;
                     for (d, &xv) in dx.iter_mut().zip(x) {
-                        *d = total * fast_exp(xv - lse) - uniform;
+                        d.write(total * fast_exp(xv - lse) - uniform);
                     }
-                    dx[y[row] as usize] -= g_smooth * (1.0 - self.eps) + g_nll;
+                    let target = y[row] as usize;
+                    let onehot = g_smooth * (1.0 - self.eps) + g_nll;
+                    dx[target].write(total * fast_exp(x[target] - lse) - uniform - onehot);
                 }
-            })
+            };
+            // SAFETY: `fill` writes every element of its chunk: a padding row's zeros, every
+            // other row's gradient (its target element twice)
+            unsafe { par_written(n * v, rows * v, fill) }
         })?;
         Ok((Some(Tensor::from_vec(dx, (n, v), logits.device())?), None))
     }

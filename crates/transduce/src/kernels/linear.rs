@@ -5,10 +5,12 @@
 //! Inference reads weights packed once instead (`super::panel`). The backward computes dx, dW and db in one node, instead of candle's
 //! matmul + transpose + broadcast-add nodes, each with its own zero-filled gradient buffer.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{f32_slice, fast_exp, par_filled, rows_per_task, with_f32};
+use super::cpu::{f32_slice, fast_exp, par_written, rows_per_task, with_f32};
 
 /// Below this many multiply-adds the GEMM runs on the calling thread.
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
@@ -60,9 +62,15 @@ impl CustomOp3 for Linear {
             candle_core::bail!("linear: x {:?}, weight {:?}, bias {:?}", lx.dims(), lw.dims(), lb.dims());
         }
         // the bias in every row, written in parallel; the GEMM adds x W^T to it
-        let mut y = par_filled(m * n, rows_per_task(m, n) * n, |_, y| {
-            y.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b))
-        });
+        let bias_rows = |_: usize, y: &mut [MaybeUninit<f32>]| {
+            for row in y.chunks_exact_mut(n) {
+                for (y, &b) in row.iter_mut().zip(b) {
+                    y.write(b);
+                }
+            }
+        };
+        // SAFETY: the chunks are whole rows, each of which gets the bias
+        let mut y = unsafe { par_written(m * n, rows_per_task(m, n) * n, bias_rows) };
         let parallelism = if m * n * k >= PARALLEL_MIN_MACS {
             gemm::Parallelism::Rayon(rayon::current_num_threads())
         } else {
@@ -115,12 +123,14 @@ impl CustomOp3 for Linear {
             BiasActivation::Relu => with_f32(res, |y| {
                 with_f32(grad, |g| {
                     let chunk = rows_per_task(g.len() / n, n) * n;
-                    let d = par_filled(g.len(), chunk, |c, d| {
+                    let relu_gradient = |c: usize, d: &mut [MaybeUninit<f32>]| {
                         let (y, g) = (&y[c * chunk..][..d.len()], &g[c * chunk..][..d.len()]);
                         for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
-                            *d = if y > 0.0 { g } else { 0.0 };
+                            d.write(if y > 0.0 { g } else { 0.0 });
                         }
-                    });
+                    };
+                    // SAFETY: every element of each chunk is written
+                    let d = unsafe { par_written(g.len(), chunk, relu_gradient) };
                     Tensor::from_vec(d, res.shape(), res.device())
                 })
             })???,

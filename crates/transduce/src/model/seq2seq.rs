@@ -259,6 +259,36 @@ impl Seq2Seq {
         self.logits(&out.hidden, ctx)
     }
 
+    /// The training forward on the positions a loss reads: of `tgt_out` [b, t] u32, the `n`
+    /// that are not `pad`, in row-major order -> (logits [n, tgt_vocab], their targets \[n\]).
+    ///
+    /// The same logits as [`Seq2Seq::forward`]'s rows at those positions: the decoder runs on
+    /// the whole padded batch, but the output projection and softmax, the costliest layer
+    /// (`tgt_vocab` outputs a position), skip the padding rows, whose loss is zero anyway.
+    pub fn forward_targets(
+        &self,
+        src: &Tensor,
+        src_mask: &Tensor,
+        tgt_in: &Tensor,
+        tgt_out: &Tensor,
+        pad: u32,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Tensor)> {
+        let memory = self.encode_with(src, src_mask, Record::Nothing, ctx)?;
+        let hidden = self.decode_with(tgt_in, None, &memory, Record::Nothing, ctx)?.hidden;
+        let (b, t, d) = hidden.dims3()?;
+        let (hidden, targets) = (hidden.reshape((b * t, d))?, tgt_out.flatten_all()?);
+        let ids = targets.to_vec1::<u32>()?;
+        let kept: Vec<u32> = (0..ids.len()).filter(|&i| ids[i] != pad).map(|i| i as u32).collect();
+        if kept.len() == ids.len() || kept.is_empty() {
+            // nothing to skip, or nothing to read (every row stays: a loss of no tokens is 0)
+            return Ok((self.logits(&hidden, ctx)?, targets));
+        }
+        let n = kept.len();
+        let kept = Tensor::from_vec(kept, n, tgt_out.device())?;
+        Ok((self.logits(&hidden.index_select(&kept, 0)?, ctx)?, targets.index_select(&kept, 0)?))
+    }
+
     /// A fresh decoder state for `memory`, with `group` decoder rows per source sentence
     /// (the beam size). Cross-attention keys/values are projected here, once.
     pub fn start(&self, memory: &Memory, group: usize) -> Result<DecoderState> {

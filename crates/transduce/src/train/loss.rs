@@ -16,7 +16,8 @@ pub struct LossOutput {
     pub ntokens: usize,
 }
 
-/// logits: [b, t, V], targets: [b, t] u32; positions whose target is `pad` are ignored.
+/// logits: [b, t, V], targets: [b, t] u32 (or [n, V] and \[n\]: the positions
+/// [`crate::model::Seq2Seq::forward_targets`] kept); positions whose target is `pad` are ignored.
 ///
 /// Per token: `(1 - eps) * -log p(y) + eps * mean_v(-log p(v))` (the uniform prior over the
 /// whole vocabulary, as fairseq's `label_smoothed_cross_entropy` with `eps / V` per class).
@@ -55,8 +56,8 @@ pub fn label_smoothed_cross_entropy(
 }
 
 /// R-Drop's consistency term (Liang et al., 2021): logits [2b, t, V] of a batch run twice
-/// (rows `i` and `b + i` are one sentence under two dropout masks), targets [b, t] u32 of one
-/// copy -> scalar: `½ (KL(p‖q) + KL(q‖p))` per non-padding target token, averaged over them.
+/// (rows `i` and `b + i` are one sentence under two dropout masks; or [2n, V], positions `i`
+/// and `n + i`), targets [b, t] (or \[n\]) u32 of one copy -> scalar: `½ (KL(p‖q) + KL(q‖p))` per non-padding target token, averaged over them.
 pub fn paired_kl_divergence(logits: &Tensor, targets: &Tensor, pad: u32, kernels: Kernels) -> Result<Tensor> {
     let v = logits.dim(D::Minus1)?;
     let n = targets.elem_count();

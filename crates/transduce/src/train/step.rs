@@ -129,18 +129,22 @@ impl TrainStep {
             let share = batch.ntokens as f64 / total.max(1) as f64;
             // R-Drop: the batch twice over in one pass, each copy under its own dropout masks
             let copies = |t: &Tensor| if self.r_drop > 0.0 { Tensor::cat(&[t, t], 0) } else { Ok(t.clone()) };
-            let logits = m.forward(&copies(&batch.src)?, &copies(&batch.src_mask)?, &copies(&batch.tgt_in)?, ctx)?;
-            let out = label_smoothed_cross_entropy(
-                &logits,
+            // logits [n, V] of the non-padding positions, both copies' in turn with R-Drop
+            let (logits, targets) = m.forward_targets(
+                &copies(&batch.src)?,
+                &copies(&batch.src_mask)?,
+                &copies(&batch.tgt_in)?,
                 &copies(&batch.tgt_out)?,
                 pad,
-                self.label_smoothing,
-                ctx.kernels,
+                ctx,
             )?;
+            let out = label_smoothed_cross_entropy(&logits, &targets, pad, self.label_smoothing, ctx.kernels)?;
             nll += share * scalar(&out.nll)?;
             let mut batch_loss = out.loss;
             if self.r_drop > 0.0 {
-                let kl = paired_kl_divergence(&logits, &batch.tgt_out, pad, ctx.kernels)?;
+                // the first copy's targets: the second's are the same positions
+                let one_copy = targets.narrow(0, 0, targets.dim(0)? / 2)?;
+                let kl = paired_kl_divergence(&logits, &one_copy, pad, ctx.kernels)?;
                 divergence += share * scalar(&kl)?;
                 batch_loss = (batch_loss + (kl * self.r_drop)?)?;
             }

@@ -48,8 +48,15 @@ pub fn validate(model: &TrainableModel, tok: &Tokenizers, valid: &ValidationSet)
     for chunk in order.chunks(64) {
         let pairs: Vec<(&[u32], &[u32])> = chunk.iter().map(|&i| (&sources[i][..], &targets[i][..])).collect();
         let batch = Batch::new(&pairs, chunk.to_vec(), special, &device)?;
-        let logits = model.model.forward(&batch.src, &batch.src_mask, &batch.tgt_in, &ctx)?;
-        let out = label_smoothed_cross_entropy(&logits, &batch.tgt_out, special.pad, 0.0, ctx.kernels)?;
+        let (logits, targets) = model.model.forward_targets(
+            &batch.src,
+            &batch.src_mask,
+            &batch.tgt_in,
+            &batch.tgt_out,
+            special.pad,
+            &ctx,
+        )?;
+        let out = label_smoothed_cross_entropy(&logits, &targets, special.pad, 0.0, ctx.kernels)?;
         nll_sum += out.nll.to_dtype(DType::F64)?.to_scalar::<f64>()? * out.ntokens as f64;
         tokens += out.ntokens;
         let memory = decoder.encode(&batch.src, &batch.src_mask)?;
