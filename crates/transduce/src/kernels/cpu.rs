@@ -52,24 +52,15 @@ pub fn rows_per_task(rows: usize, row_len: usize) -> usize {
 /// whole buffer first (a serial pass over every output before the parallel one), and each
 /// chunk is written while it is in its core's cache.
 pub fn par_filled(len: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    let one = |(c, part): (usize, &mut [MaybeUninit<f32>])| {
+    let zeroed_then_filled = |c: usize, part: &mut [MaybeUninit<f32>]| {
         part.fill(MaybeUninit::new(0.0));
         // SAFETY: every element of `part` was initialised just above, and MaybeUninit<f32>
         // has the layout of f32.
         let part = unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) };
         fill(c, part);
     };
-    let chunk = chunk.max(1);
-    match len <= chunk {
-        // one chunk: on the calling thread, without waking the pool
-        true => one((0, &mut out.spare_capacity_mut()[..len])),
-        false => out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(one),
-    }
-    // SAFETY: the chunks cover 0..len, and each was initialised.
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: each chunk is zeroed before `fill` sees it
+    unsafe { par_written(len, chunk, zeroed_then_filled) }
 }
 
 /// [`par_filled`] without the zeroing, for the largest outputs of a training step (the
@@ -88,6 +79,7 @@ pub unsafe fn par_written(
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let chunk = chunk.max(1);
     match len <= chunk {
+        // one chunk: on the calling thread, without waking the pool
         true => fill(0, &mut out.spare_capacity_mut()[..len]),
         false => out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(|(c, part)| fill(c, part)),
     }
