@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::TempDir;
@@ -10,10 +12,14 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
 use rand::{Rng, SeedableRng};
-use transduce::data::corpus::CorpusSource;
+use transduce::data::batching::Example;
+use transduce::data::corpus::{CorpusSource, FilterCounts};
 use transduce::data::Batch;
 use transduce::model::config::{Dropout, ModelConfig, Preset};
 use transduce::model::{Ctx, TrainableModel};
+use transduce::text::languages::Tags;
+use transduce::text::SubwordModel;
+use transduce::train::corpus::{ExampleStream, Segmentation, SubwordSamplers};
 use transduce::train::{average_checkpoints, train, ModelOverrides, ScheduleKind, Start, StopReason, TrainConfig};
 use transduce::train::{AdamWConfig, InverseSqrt, LrSchedule, TrainStep};
 use transduce::ModelDir;
@@ -264,6 +270,75 @@ fn an_r_drop_run_logs_its_divergence_saves_its_weight_and_resumes_exactly() {
         let e = train(&wrong, Start::Fresh, &never, |_, _| {}).unwrap_err().to_string();
         assert!(e.contains("r_drop"), "{e}");
     }
+}
+
+#[test]
+fn subword_sampling_draws_other_segmentations_of_the_same_text_each_epoch_and_resumes_exactly() {
+    let t = TempDir::new("training-subword-sampling");
+    let never = AtomicBool::new(false);
+    let mut a = config(&t.0, "a");
+    a.subword_sampling = 0.1;
+    // about ten batches a pass: the run crosses epochs, each with its own draws
+    a.max_tokens = 600;
+    // a schedule that does not follow the budget: the stopped run's first updates are the full run's
+    a.lr_schedule = Some(ScheduleKind::InverseSqrt);
+    a.max_updates = Some(30);
+    let full = train(&a, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert!(full.state.epoch >= 1, "the run crosses an epoch: {:?}", full.state);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(saved["subword_sampling"], serde_json::json!(0.1));
+
+    let tok = ModelDir::open(&a.out).unwrap().tokenizers().unwrap();
+    let samplers = SubwordSamplers::new(&a, &tok).unwrap().expect("sampling is on");
+    let tags = Tags::default();
+    let counts = Cell::new(FilterCounts::default());
+    let epoch = |segmentation| -> BTreeMap<usize, Example> {
+        let stream = ExampleStream::open(&a.train, &tok, segmentation, &tags, a.filter, &counts).unwrap();
+        stream.map(|e| (e.index, e)).collect()
+    };
+    let best = epoch(Segmentation::Best);
+    let first = epoch(Segmentation::Sampled { samplers: &samplers, epoch: 0 });
+    assert_eq!(first, epoch(Segmentation::Sampled { samplers: &samplers, epoch: 0 }), "the same draws again");
+    let second = epoch(Segmentation::Sampled { samplers: &samplers, epoch: 1 });
+    let decoded = |ids: &[u32]| tok.source.decode(ids).unwrap();
+    let mut resegmented = 0;
+    for (index, b) in &best {
+        for drawn in [&first, &second] {
+            let Some(d) = drawn.get(index) else { continue };
+            // another segmentation of the same text
+            assert_eq!(decoded(&d.source), decoded(&b.source), "line {index}");
+            assert_eq!(decoded(&d.target), decoded(&b.target), "line {index}");
+            resegmented += usize::from(d.source != b.source || d.target != b.target);
+        }
+    }
+    assert!(resegmented > best.len() / 2, "{resegmented} of {} pairs drawn twice differ", best.len());
+    let differ = first.iter().filter(|(i, e)| second.get(*i).is_some_and(|s| s != *e)).count();
+    assert!(differ > first.len() / 4, "epochs 0 and 1 differ in {differ} of {} pairs", first.len());
+
+    // stopped after 12 updates and resumed: the same batches and losses as without the stop
+    let mut b = config(&t.0, "b");
+    b.subword_sampling = 0.1;
+    b.max_tokens = 600;
+    b.lr_schedule = Some(ScheduleKind::InverseSqrt);
+    std::fs::create_dir_all(&b.out).unwrap();
+    std::fs::copy(a.out.join("tokenizer.json"), b.out.join("tokenizer.json")).unwrap();
+    b.max_updates = Some(12);
+    train(&b, Start::Fresh, &never, |_, _| {}).unwrap();
+    b.max_updates = Some(30);
+    let resumed = train(&b, Start::Resume, &never, |_, _| {}).unwrap();
+    assert_eq!(resumed.losses.len(), 18);
+    for ((u, r), (_, f)) in resumed.losses.iter().zip(&full.losses[12..]) {
+        assert!((r - f).abs() < 1e-6, "update {u}: {r} after resume, {f} without");
+    }
+
+    // only a unigram tokenizer has segmentations to draw
+    let mut bpe = config(&t.0, "bpe");
+    bpe.subword = SubwordModel::Bpe;
+    bpe.subword_sampling = 0.1;
+    bpe.max_updates = Some(1);
+    let e = train(&bpe, Start::Fresh, &never, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("subword_sampling") && e.contains("unigram"), "{e}");
 }
 
 #[test]

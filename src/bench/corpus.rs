@@ -19,7 +19,7 @@ use transduce::data::Batch;
 use transduce::model::{Ctx, Preset, TrainableModel};
 use transduce::text::languages::Tags;
 use transduce::text::{SubwordTokenizer, Tokenizers};
-use transduce::train::corpus::ExampleStream;
+use transduce::train::corpus::{ExampleStream, Segmentation};
 use transduce::train::TrainConfig;
 
 use super::{bench_config, median, round, system, torch_ref_step};
@@ -77,7 +77,7 @@ pub fn corpus_batches(w: &CorpusWorkload) -> Result<CorpusBatches> {
     // the trainer's defaults for everything but the batch budget
     let trainer = TrainConfig::new(corpus, None, PathBuf::new());
     let (tags, counts) = (Tags::default(), Cell::new(FilterCounts::default()));
-    let mut stream = ExampleStream::open(&trainer.train, &tok, &tags, trainer.filter, &counts)?;
+    let mut stream = ExampleStream::open(&trainer.train, &tok, Segmentation::Best, &tags, trainer.filter, &counts)?;
     let examples: Vec<Example> = stream.by_ref().collect();
     if let Some(e) = stream.take_error() {
         return Err(e.into());

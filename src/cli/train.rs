@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// added; Marian's --dropout-src, Sennrich and Zhang's word dropout; default 0)
     #[arg(long)]
     pub source_word_dropout: Option<f32>,
+    /// Subword regularisation (Kudo, 2018): every epoch, each training sentence's segmentation
+    /// is drawn from the unigram tokenizer with probability proportional to P(segmentation)^ALPHA
+    /// (SentencePiece's sampling, fairseq's --sentencepiece-alpha; default 0: the most likely one)
+    #[arg(long, value_name = "ALPHA")]
+    pub subword_sampling: Option<f64>,
     /// Longest pair kept, in tokens per side (128; with --init, at most the model's positions
     /// less two).
     #[arg(long)]
@@ -233,6 +238,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(p) = a.source_word_dropout {
         cfg.source_word_dropout = p;
+    }
+    if let Some(alpha) = a.subword_sampling {
+        cfg.subword_sampling = alpha;
     }
     if let Some(l) = a.max_len {
         cfg.filter.max_len = l;

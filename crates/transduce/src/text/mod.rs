@@ -4,11 +4,13 @@ pub mod fairseq;
 pub mod languages;
 pub mod marian;
 pub mod protobuf;
+pub mod sampling;
 pub mod sentencepiece;
 pub mod sentences;
 pub mod subword;
 pub mod t5;
 
+pub use sampling::SubwordSampler;
 pub use subword::{SubwordModel, SubwordTokenizer, SubwordTraining, SPECIAL_TOKENS};
 
 use std::sync::Arc;

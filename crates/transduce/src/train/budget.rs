@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::config::TrainConfig;
-use super::corpus::{batch_tensors, ExampleStream};
+use super::corpus::{batch_tensors, ExampleStream, Segmentation, SubwordSamplers};
 use super::schedule::LrSchedule;
 use super::step::TrainStep;
 use crate::data::batching::{BatchPlan, Example};
@@ -137,7 +137,10 @@ impl Planned<'_> {
             }));
         }
         let counts = Cell::new(FilterCounts::default());
-        let mut stream = ExampleStream::open(&cfg.train, self.tok, self.tags, cfg.filter, &counts)?;
+        // the first epoch's batches, as the run will see them
+        let samplers = SubwordSamplers::new(cfg, self.tok)?;
+        let segmentation = Segmentation::of_epoch(samplers.as_ref(), 0);
+        let mut stream = ExampleStream::open(&cfg.train, self.tok, segmentation, self.tags, cfg.filter, &counts)?;
         let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
         let mut batches = plan.epoch(&mut stream, 0);
         let probe: Vec<Vec<Example>> = match cfg.max_time_s {

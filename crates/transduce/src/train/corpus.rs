@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Device;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::config::{TrainConfig, VocabSharing};
 use crate::data::batching::Example;
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::config::SpecialIds;
 use crate::model_dir::{ModelDir, JOINT_TOKENIZER, SOURCE_TOKENIZER, TARGET_TOKENIZER};
 use crate::text::languages::Tags;
-use crate::text::{SubwordTokenizer, SubwordTraining, Tokenizers};
+use crate::text::{SubwordSampler, SubwordTokenizer, SubwordTraining, Tokenizers};
 
 /// Which texts of the corpus a tokenizer learns from.
 #[derive(Clone, Copy)]
@@ -74,10 +76,60 @@ pub fn tokenizers(cfg: &TrainConfig, dir: &ModelDir) -> Result<Tokenizers> {
     })
 }
 
+/// The segmentation samplers of a run with `subword_sampling` (one per side), and the seed
+/// their draws follow.
+pub struct SubwordSamplers {
+    source: SubwordSampler,
+    target: SubwordSampler,
+    seed: u64,
+}
+
+impl SubwordSamplers {
+    /// `None` where `cfg` samples no segmentations (`subword_sampling` 0); an error where a
+    /// tokenizer cannot sample them (not a unigram one trained by transduce).
+    pub fn new(cfg: &TrainConfig, tok: &Tokenizers) -> Result<Option<Self>> {
+        if cfg.subword_sampling == 0.0 {
+            return Ok(None);
+        }
+        Ok(Some(SubwordSamplers {
+            source: SubwordSampler::new(&tok.source, cfg.subword_sampling)?,
+            target: SubwordSampler::new(&tok.target, cfg.subword_sampling)?,
+            seed: cfg.seed,
+        }))
+    }
+
+    /// The pair from corpus line `line` segmented afresh for `epoch`: the draws depend on the
+    /// seed, the epoch and the line only, so a resumed run sees the batches it would have seen.
+    fn resample(&self, epoch: usize, line: usize, source: &[u32], target: &[u32]) -> (Vec<u32>, Vec<u32>) {
+        let key = [epoch as u64, line as u64]
+            .iter()
+            .fold(self.seed, |k, x| k.rotate_left(17) ^ x.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(key);
+        (self.source.resample(source, &mut rng), self.target.resample(target, &mut rng))
+    }
+}
+
+/// How the examples of an epoch are segmented into subwords.
+#[derive(Clone, Copy)]
+pub enum Segmentation<'a> {
+    /// Each tokenizer's own segmentation (the most likely one).
+    Best,
+    /// Segmentations drawn afresh for each epoch and pair (subword regularisation).
+    Sampled { samplers: &'a SubwordSamplers, epoch: usize },
+}
+
+impl<'a> Segmentation<'a> {
+    /// Epoch `epoch`'s: drawn by `samplers` where the run has them, the best otherwise.
+    pub fn of_epoch(samplers: Option<&'a SubwordSamplers>, epoch: usize) -> Self {
+        samplers.map_or(Segmentation::Best, |samplers| Segmentation::Sampled { samplers, epoch })
+    }
+}
+
 /// Streams the training examples of one epoch, tokenized and filtered.
 pub struct ExampleStream<'a> {
     pairs: PairReader,
     tok: &'a Tokenizers,
+    segmentation: Segmentation<'a>,
     /// Language tokens leading each side (a multilingual model's).
     tags: &'a Tags,
     filter: PairFilter,
@@ -97,10 +149,8 @@ impl Iterator for ExampleStream<'_> {
                     return None;
                 }
             };
-            let tagged = |tags: &[u32], ids: Vec<u32>| tags.iter().copied().chain(ids).collect::<Vec<u32>>();
-            let encoded = self.tok.source.encode(&pair.source).and_then(|s| {
-                Ok((tagged(&self.tags.source, s), tagged(&self.tags.target, self.tok.target.encode(&pair.target)?)))
-            });
+            let encoded =
+                self.tok.source.encode(&pair.source).and_then(|s| Ok((s, self.tok.target.encode(&pair.target)?)));
             let (source, target) = match encoded {
                 Ok(st) => st,
                 Err(e) => {
@@ -108,6 +158,12 @@ impl Iterator for ExampleStream<'_> {
                     return None;
                 }
             };
+            let (source, target) = match self.segmentation {
+                Segmentation::Best => (source, target),
+                Segmentation::Sampled { samplers, epoch } => samplers.resample(epoch, pair.line, &source, &target),
+            };
+            let tagged = |tags: &[u32], ids: Vec<u32>| tags.iter().copied().chain(ids).collect::<Vec<u32>>();
+            let (source, target) = (tagged(&self.tags.source, source), tagged(&self.tags.target, target));
             let mut counts = self.counts.get();
             let kept = self.filter.count(source.len(), target.len(), &mut counts);
             self.counts.set(counts);
@@ -119,16 +175,17 @@ impl Iterator for ExampleStream<'_> {
 }
 
 impl<'a> ExampleStream<'a> {
-    /// The examples of `corpus` from its first line, `tags` leading each side, counting filtered
-    /// pairs into `counts`.
+    /// The examples of `corpus` from its first line, segmented as `segmentation` says, `tags`
+    /// leading each side, counting filtered pairs into `counts`.
     pub fn open(
         corpus: &CorpusSource,
         tok: &'a Tokenizers,
+        segmentation: Segmentation<'a>,
         tags: &'a Tags,
         filter: PairFilter,
         counts: &'a Cell<FilterCounts>,
     ) -> Result<Self> {
-        Ok(ExampleStream { pairs: PairReader::open(corpus)?, tok, tags, filter, counts, error: None })
+        Ok(ExampleStream { pairs: PairReader::open(corpus)?, tok, segmentation, tags, filter, counts, error: None })
     }
 
     /// The read or tokenization error that ended the stream early, if one did.

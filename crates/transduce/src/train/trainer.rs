@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::budget::{Planned, Projection};
 use super::checkpoint::{load_average, load_checkpoint, save_checkpoint, TrainState};
 use super::config::{StopMetric, TrainConfig};
-use super::corpus::{batch_tensors, tokenizers, validation_pairs, ExampleStream};
+use super::corpus::{batch_tensors, tokenizers, validation_pairs, ExampleStream, Segmentation, SubwordSamplers};
 use super::ema::WeightAverage;
 use super::step::{StepStats, TrainStep};
 use super::validation::{validate, Validation, ValidationSet};
@@ -128,6 +128,7 @@ pub fn train(
     config.save(&dir.config_path())?;
     // a multilingual model learns its language tokens as it translates with them
     let tags = super::init::tags(&tok, cfg)?;
+    let samplers = SubwordSamplers::new(cfg, &tok)?;
     if let Some(languages) = cfg.languages.as_ref().filter(|_| tok.source.languages().is_none()) {
         dir.set_languages(languages)?;
     }
@@ -167,7 +168,8 @@ pub fn train(
             break StopReason::MaxEpochs;
         }
         counts.set(FilterCounts::default());
-        let mut stream = ExampleStream::open(&cfg.train, &tok, &tags, cfg.filter, &counts)?;
+        let segmentation = Segmentation::of_epoch(samplers.as_ref(), state.epoch);
+        let mut stream = ExampleStream::open(&cfg.train, &tok, segmentation, &tags, cfg.filter, &counts)?;
         let mut batches = plan.epoch(&mut stream, state.epoch).skip(state.batches_in_epoch);
         loop {
             if cfg.max_updates.is_some_and(|m| state.updates >= m) {
