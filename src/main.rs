@@ -33,6 +33,9 @@ enum Command {
     Quantize(cli::quantize::QuantizeArgs),
     /// Measure a vocabulary shortlist from parallel text (`translate --shortlist` decodes over it).
     Shortlist(cli::shortlist::ShortlistArgs),
+    /// A model's subword segmentation of text, line by line (the most likely, or drawn as training's
+    /// --subword-sampling draws).
+    Tokenize(cli::tokenize::TokenizeArgs),
     /// Average the last checkpoints of a model directory into its model.safetensors.
     Average(cli::average::AverageArgs),
     /// Corpus BLEU and chrF of hypotheses against references, identical to sacrebleu 2.x.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Average(args) => cli::average::run(args),
         Command::Quantize(args) => cli::quantize::run(args),
         Command::Shortlist(args) => cli::shortlist::run(args),
+        Command::Tokenize(args) => cli::tokenize::run(args),
         Command::Translate(args) => cli::translate::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Align(args) => cli::align::run(args),

@@ -1,4 +1,4 @@
-//! `transduce train` and `transduce average` from the command line.
+//! `transduce train`, `transduce average` and `transduce tokenize` from the command line.
 
 mod common;
 
@@ -423,4 +423,63 @@ fn bench_gemm_times_the_shapes_asked_for_and_names_a_bad_one() {
         let (ok, _, stderr) = common::transduce(&["bench", "gemm", "--shape", bad], b"");
         assert!(!ok && stderr.contains(bad) && stderr.contains("MxKxN"), "{bad}: {stderr}");
     }
+}
+
+#[test]
+fn tokenize_writes_the_best_or_drawn_segmentations_of_each_line() {
+    let dir = common::TempDir::new("cli-tokenize");
+    let (src, tgt) = corpus(&dir.0);
+    let model = dir.0.join("model");
+    let m = model.to_str().unwrap();
+    let base = ["train", "--src", &src, "--tgt", &tgt, "--out", m, "--preset", "tiny"];
+    let (ok, err) = transduce(&[&base[..], &["--vocab-size", "40", "--max-updates", "1"]].concat());
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let run = |extra: &[&str]| -> (String, String) {
+        let (ok, out, err) = common::transduce(&[&["tokenize", "-m", m][..], extra].concat(), text.as_bytes());
+        assert!(ok, "{extra:?}: {err}");
+        (out, err)
+    };
+    // the pieces put back together are the line
+    let joined = |out: &str| -> Vec<String> {
+        out.lines().map(|l| l.split(' ').collect::<String>().replace('▁', " ").trim().to_string()).collect()
+    };
+    let counts = |out: &str| -> Vec<usize> { out.lines().map(|l| l.split(' ').count()).collect() };
+
+    let (best, err) = run(&[]);
+    assert_eq!(joined(&best), lines);
+    let total: usize = counts(&best).iter().sum();
+    assert!(err.contains(&format!("tokenized {} lines of standard input into {total} pieces", lines.len())), "{err}");
+    let (ids, _) = run(&["--output-format", "id", "--side", "target"]);
+    assert_eq!(counts(&ids), counts(&best), "one id for each piece; the joint vocabulary serves both sides");
+    assert!(ids.split_whitespace().all(|id| id.parse::<u32>().is_ok_and(|i| i < 40)), "{ids}");
+
+    // drawn segmentations: the same text in other (more, shorter) pieces, fixed by the seed
+    let (drawn, _) = run(&["--subword-sampling", "0.1"]);
+    assert_eq!(joined(&drawn), lines);
+    let differ = best.lines().zip(drawn.lines()).filter(|(b, d)| b != d).count();
+    assert!(differ > lines.len() / 2, "{differ} of {} lines drawn differently", lines.len());
+    assert!(counts(&drawn).iter().sum::<usize>() > total);
+    assert_eq!(run(&["--subword-sampling", "0.1"]).0, drawn, "the same seed draws the same");
+    assert_ne!(run(&["--subword-sampling", "0.1", "--seed", "2"]).0, drawn);
+    let (sharp, _) = run(&["--subword-sampling", "1000"]);
+    assert_eq!(sharp, best, "a large α draws the most likely segmentation");
+
+    // what cannot be done is named
+    let fail = |args: &[&str], stdin: &[u8], expect: &[&str]| {
+        let (ok, _, err) = common::transduce(args, stdin);
+        assert!(!ok && expect.iter().all(|e| err.contains(e)), "{args:?}: {err}");
+    };
+    fail(
+        &["tokenize", "-m", m, "--subword-sampling=-1"],
+        b"le chat\n",
+        &["--subword-sampling", "-1 is not a positive"],
+    );
+    fail(&["tokenize", "-m", m], b"le chat\n\xff\n", &["standard input: line 2", "UTF-8"]);
+    let marian = common::tiny_hf();
+    let marian = marian.to_str().unwrap();
+    fail(&["tokenize", "-m", marian, "--subword-sampling", "0.1"], b"le chat\n", &["--subword-sampling", "unigram"]);
+    let (ok, out, err) = common::transduce(&["tokenize", "-m", marian, "--side", "target"], b"le chat\n");
+    assert!(ok && out.lines().count() == 1 && !out.trim().is_empty(), "{err}");
 }

@@ -12,6 +12,7 @@ pub mod score;
 pub mod search;
 pub mod serve;
 pub mod shortlist;
+pub mod tokenize;
 pub mod train;
 pub mod translate;
 
