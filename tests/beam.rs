@@ -1,18 +1,21 @@
 //! Search bookkeeping on a scripted step model (EOS, min/max length, length penalty, n-best
 //! order, early stop, dropped sentences, prefix, n-gram and repetition control), and on a real
-//! (random) model: beam 1 is greedy, batches do not change results, attention is recorded.
+//! (random) model: beam 1 is greedy, batches do not change results, attention is recorded; and
+//! ensembles of random models against a plain-candle reference.
 
 mod common;
 
 use std::cell::RefCell;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use common::*;
 use transduce::data::Batch;
-use transduce::model::config::NormPlacement;
+use transduce::kernels::log_softmax_last_dim;
+use transduce::model::config::{ModelConfig, NormPlacement};
+use transduce::model::{Memory, Seq2Seq, TrainableModel};
 use transduce::search::{
-    beam_search, decode, greedy, greedy_search, Alignment, BeamOptions, BeamRule, DecodeOptions, EncodedBatch,
-    LengthPenalty, StepModel, StepOutput, Strategy, Target,
+    beam_search, decode, greedy, greedy_search, Alignment, BeamOptions, BeamRule, Combination, DecodeOptions,
+    EncodedBatch, Ensemble, LengthPenalty, StepModel, StepOutput, Strategy, Target,
 };
 
 const EOS: u32 = 2;
@@ -272,4 +275,104 @@ fn beam_one_is_greedy_batches_do_not_change_results_attention_is_recorded() {
             assert!(row[s.len() + 1..].iter().all(|&a| a < 1e-6), "{row:?}");
         }
     }
+}
+
+/// Two random models of one shape (seeds 7 and 8), ready to decode.
+fn two_random_models() -> (ModelConfig, [Seq2Seq; 2]) {
+    let config = tiny_config(NormPlacement::Pre);
+    let models = [7, 8].map(|seed| {
+        let mut m = TrainableModel::init(&config, seed, DType::F32, &Device::Cpu).unwrap().model;
+        m.prepare_inference().unwrap();
+        m
+    });
+    (config, models)
+}
+
+#[test]
+fn an_ensemble_step_is_the_mixture_or_product_of_its_members_distributions() {
+    let (config, models) = two_random_models();
+    let sources: [&[u32]; 2] = [&[5, 6, 7, 8, 9], &[10, 11]];
+    let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
+    let memories: Vec<_> = models.iter().map(|m| m.encode(&src, &mask).unwrap()).collect();
+    let last = [1u32, 1, 1, 1];
+    // the reference: each member's own step, log-softmaxed and combined with candle ops
+    let member_logp: Vec<Tensor> = models
+        .iter()
+        .zip(&memories)
+        .map(|(m, memory)| {
+            let step = EncodedBatch::new(m, memory);
+            let mut state = step.start(2).unwrap();
+            let out = step.step(&last, &mut state, Alignment::Off).unwrap();
+            log_softmax_last_dim(&Tensor::from_vec(out.logits, (4, config.vocab.target()), &Device::Cpu).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let stacked = Tensor::stack(&member_logp, 0).unwrap();
+    let linear = stacked.exp().unwrap().mean(0).unwrap().log().unwrap();
+    let log_linear = log_softmax_last_dim(&stacked.mean(0).unwrap()).unwrap();
+    assert!(max_diff(&linear, &log_linear) > 1e-3, "the two combinations differ on these models");
+    for (combination, want) in [(Combination::Linear, linear), (Combination::LogLinear, log_linear)] {
+        let members = models.iter().zip(&memories).map(|(m, memory)| EncodedBatch::new(m, memory)).collect();
+        let ensemble = Ensemble::new(members, combination).unwrap();
+        let mut state = ensemble.start(2).unwrap();
+        let out = ensemble.step(&last, &mut state, Alignment::LastLayer).unwrap();
+        let got = Tensor::from_vec(out.logits, want.dims(), &Device::Cpu).unwrap();
+        assert!(max_diff(&got, &want) < 1e-5, "{combination:?}: {}", max_diff(&got, &want));
+        // attention: the members' average, still a distribution over the source
+        let attention = out.attention.expect("attention asked for");
+        for row in attention.chunks(out.source_len) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+}
+
+#[test]
+fn an_ensemble_of_one_model_twice_is_that_model_and_batches_do_not_change_its_results() {
+    let (config, models) = two_random_models();
+    let sources: [&[u32]; 3] = [&[5, 6, 7, 8, 9], &[10, 11], &[12, 13, 14]];
+    let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
+    let t = targets(3, 12);
+    let b5 = BeamOptions { length_penalty: LengthPenalty::None, ..BeamOptions::default() };
+    let memory = models[0].encode(&src, &mask).unwrap();
+    let alone = beam_search(&EncodedBatch::new(&models[0], &memory), &t, &opts(12), &b5).unwrap();
+    for combination in [Combination::Linear, Combination::LogLinear] {
+        let twice =
+            Ensemble::new((0..2).map(|_| EncodedBatch::new(&models[0], &memory)).collect(), combination).unwrap();
+        let out = beam_search(&twice, &t, &opts(12), &b5).unwrap();
+        for (a, b) in alone.iter().zip(&out) {
+            assert_eq!(a[0].tokens, b[0].tokens, "{combination:?}");
+            assert!((a[0].score - b[0].score).abs() < 1e-4, "{combination:?}: {} {}", a[0].score, b[0].score);
+        }
+    }
+    // two different models: the same outputs batched and alone, for beam and greedy search
+    let memories: Vec<_> = models.iter().map(|m| m.encode(&src, &mask).unwrap()).collect();
+    fn ensemble<'a>(models: &'a [Seq2Seq], memories: &'a [Memory]) -> Ensemble<EncodedBatch<'a>> {
+        let members = models.iter().zip(memories).map(|(m, memory)| EncodedBatch::new(m, memory)).collect();
+        Ensemble::new(members, Combination::Linear).unwrap()
+    }
+    let batched = beam_search(&ensemble(&models, &memories), &t, &opts(12), &b5).unwrap();
+    let batched_greedy = greedy_search(&ensemble(&models, &memories), &t, &opts(12)).unwrap();
+    for (i, s) in sources.iter().enumerate() {
+        let (src, mask) = Batch::sources(&[s], config.special, &Device::Cpu).unwrap();
+        let memories: Vec<_> = models.iter().map(|m| m.encode(&src, &mask).unwrap()).collect();
+        let one = beam_search(&ensemble(&models, &memories), &t[..1], &opts(12), &b5).unwrap();
+        assert_eq!(one[0][0].tokens, batched[i][0].tokens, "sentence {i}");
+        assert!((one[0][0].score - batched[i][0].score).abs() < 1e-4);
+        let one_greedy = greedy_search(&ensemble(&models, &memories), &t[..1], &opts(12)).unwrap();
+        assert_eq!(one_greedy[0].tokens, batched_greedy[i].tokens, "sentence {i}, greedy");
+    }
+}
+
+#[test]
+fn an_ensemble_refuses_members_of_another_vocabulary() {
+    let (config, models) = two_random_models();
+    let other_config = tiny_config_untied(NormPlacement::Pre);
+    let mut other = model(&other_config, DType::F32).model;
+    other.prepare_inference().unwrap();
+    let sources: [&[u32]; 1] = [&[5, 6, 7]];
+    let (src, mask) = Batch::sources(&sources, config.special, &Device::Cpu).unwrap();
+    let (a, b) = (models[0].encode(&src, &mask).unwrap(), other.encode(&src, &mask).unwrap());
+    let members = vec![EncodedBatch::new(&models[0], &a), EncodedBatch::new(&other, &b)];
+    let err = Ensemble::new(members, Combination::Linear).err().expect("refused").to_string();
+    assert!(err.contains("member 1") && err.contains("19") && err.contains("23"), "{err}");
 }

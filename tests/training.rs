@@ -97,6 +97,32 @@ fn resumed_training_continues_exactly_where_it_stopped() {
 }
 
 #[test]
+fn a_run_with_two_workers_records_them_and_resumes_exactly() {
+    let t = TempDir::new("training-workers");
+    let never = AtomicBool::new(false);
+    let mut a = config(&t.0, "a");
+    a.workers = Some(2);
+    a.max_updates = Some(6);
+    let full = train(&a, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(full.losses.len(), 6);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(saved["workers"], 2, "{saved}");
+    let mut b = config(&t.0, "b");
+    b.workers = Some(2);
+    std::fs::create_dir_all(&b.out).unwrap();
+    std::fs::copy(a.out.join("tokenizer.json"), b.out.join("tokenizer.json")).unwrap();
+    b.max_updates = Some(3);
+    let first = train(&b, Start::Fresh, &never, |_, _| {}).unwrap();
+    assert_eq!(first.losses, full.losses[..3].to_vec());
+    b.max_updates = Some(6);
+    let second = train(&b, Start::Resume, &never, |_, _| {}).unwrap();
+    for ((u, resumed), (_, uninterrupted)) in second.losses.iter().zip(&full.losses[3..]) {
+        assert!((resumed - uninterrupted).abs() < 1e-6, "update {u}: {resumed} after resume, {uninterrupted} without");
+    }
+}
+
+#[test]
 fn checkpoints_without_validation_data_or_metrics_lines_work() {
     let t = TempDir::new("training-no-valid");
     let never = AtomicBool::new(false);
@@ -190,6 +216,52 @@ fn accumulated_gradients_equal_one_batch_of_the_same_examples() {
     for (a, b) in whole.2.iter().zip(&split.2) {
         assert!((a - b).abs() < 1e-5);
     }
+}
+
+#[test]
+fn workers_make_the_update_of_their_shards_one_after_another_and_repeat_it() {
+    let p: Vec<(&[u32], &[u32])> = vec![(&[5, 6, 7], &[8, 9]), (&[10, 11], &[12, 13, 14, 15]), (&[16], &[17, 18, 19])];
+    let dev = Device::Cpu;
+    let run = |dropout: f32, workers: usize| {
+        let mut config = ModelConfig::preset(Preset::Tiny, 30);
+        config.dropout = Dropout::uniform(dropout);
+        let shards = vec![
+            Batch::new(&p[..1], vec![0], config.special, &dev).unwrap(),
+            Batch::new(&p[1..], vec![1, 2], config.special, &dev).unwrap(),
+        ];
+        let model = TrainableModel::init(&config, 3, DType::F32, &dev).unwrap();
+        let schedule = InverseSqrt { peak_lr: 1e-2, warmup: 1 };
+        let mut step = TrainStep::new(&model, AdamWConfig::default(), LrSchedule::InverseSqrt(schedule), 0.1, 1.0)
+            .unwrap()
+            .with_workers(workers)
+            .unwrap();
+        assert_eq!(step.workers(), workers);
+        let stats: Vec<_> = (0..3).map(|u| step.step_accumulated(&model, &shards, &Ctx::train(u)).unwrap()).collect();
+        let weights: Vec<Vec<f32>> = model
+            .named_vars()
+            .into_iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect();
+        (stats, weights)
+    };
+    let close = |a: &[Vec<f32>], b: &[Vec<f32>], tolerance: f32| {
+        a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() <= tolerance)
+    };
+    // without dropout two workers make the sequential updates, up to the order of float sums
+    let (one, one_w) = run(0.0, 1);
+    let (two, two_w) = run(0.0, 2);
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a.loss - b.loss).abs() < 1e-5 && (a.grad_norm - b.grad_norm).abs() < 1e-4, "{a:?} vs {b:?}");
+        assert_eq!(a.ntokens, b.ntokens);
+    }
+    assert!(close(&one_w, &two_w, 1e-5));
+    // with dropout each shard draws from its own stream forked from the update's: the same
+    // updates on every run, whichever worker finishes first
+    let (first, first_w) = run(0.3, 2);
+    let (again, again_w) = run(0.3, 2);
+    assert_eq!(first.iter().map(|s| s.loss).collect::<Vec<_>>(), again.iter().map(|s| s.loss).collect::<Vec<_>>());
+    assert!(close(&first_w, &again_w, 0.0));
+    assert!(!close(&first_w, &two_w, 1e-4), "dropout changes the updates");
 }
 
 #[test]

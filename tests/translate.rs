@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use common::TempDir;
 use transduce::data::corpus::CorpusSource;
 use transduce::model::Preset;
-use transduce::search::{Alignment, BeamOptions, DecodeOptions, SamplingOptions, Scores, Strategy};
+use transduce::search::{Alignment, BeamOptions, Combination, DecodeOptions, SamplingOptions, Scores, Strategy};
 use transduce::train::{train, ModelOverrides, Start, TrainConfig};
-use transduce::translate::{Input, Translator};
+use transduce::translate::{Input, LoadOptions, Translator};
 
 /// `n` random sentences of 2 to 7 words and their word-for-word translations.
 fn sentences(n: usize, seed: u64) -> Vec<(String, String)> {
@@ -23,27 +23,36 @@ fn sentences(n: usize, seed: u64) -> Vec<(String, String)> {
 /// A model directory trained once per test run (a few seconds).
 fn model_dir() -> &'static Path {
     static DIR: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let tmp = TempDir::new("translate");
-        let dir = tmp.0.clone();
-        let pairs = sentences(20000, 1);
-        let (s, t) = (dir.join("train.fr"), dir.join("train.en"));
-        std::fs::write(&s, pairs.iter().map(|p| format!("{}\n", p.0)).collect::<String>()).unwrap();
-        std::fs::write(&t, pairs.iter().map(|p| format!("{}\n", p.1)).collect::<String>()).unwrap();
-        let mut cfg = TrainConfig::new(CorpusSource::Aligned { source: s, target: t }, None, dir.join("model"));
-        cfg.preset = Preset::Tiny;
-        cfg.model = ModelOverrides { d_model: Some(64), heads: Some(4), ffn_dim: Some(128), ..Default::default() };
-        cfg.vocab_size = 100;
-        cfg.max_tokens = 600;
-        cfg.lr = 1.5e-3;
-        cfg.warmup = 100;
-        cfg.label_smoothing = 0.0;
-        cfg.max_updates = Some(800);
-        cfg.log_every = 100;
-        train(&cfg, Start::Fresh, &AtomicBool::new(false), |_, _| {}).unwrap();
-        (tmp, dir.join("model"))
-    })
-    .1
+    &DIR.get_or_init(|| train_tiny(1)).1
+}
+
+/// The same training from another seed: an ensemble's second model, of the same vocabulary.
+fn second_model_dir() -> &'static Path {
+    static DIR: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| train_tiny(2)).1
+}
+
+/// A tiny word-for-word model trained from weights drawn with `seed`.
+fn train_tiny(seed: u64) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new(&format!("translate-{seed}"));
+    let dir = tmp.0.clone();
+    let pairs = sentences(20000, 1);
+    let (s, t) = (dir.join("train.fr"), dir.join("train.en"));
+    std::fs::write(&s, pairs.iter().map(|p| format!("{}\n", p.0)).collect::<String>()).unwrap();
+    std::fs::write(&t, pairs.iter().map(|p| format!("{}\n", p.1)).collect::<String>()).unwrap();
+    let mut cfg = TrainConfig::new(CorpusSource::Aligned { source: s, target: t }, None, dir.join("model"));
+    cfg.preset = Preset::Tiny;
+    cfg.model = ModelOverrides { d_model: Some(64), heads: Some(4), ffn_dim: Some(128), ..Default::default() };
+    cfg.vocab_size = 100;
+    cfg.max_tokens = 600;
+    cfg.lr = 1.5e-3;
+    cfg.warmup = 100;
+    cfg.label_smoothing = 0.0;
+    cfg.max_updates = Some(800);
+    cfg.seed = seed;
+    cfg.log_every = 100;
+    train(&cfg, Start::Fresh, &AtomicBool::new(false), |_, _| {}).unwrap();
+    (tmp, dir.join("model"))
 }
 
 fn beam(k: usize, n_best: usize) -> Strategy {
@@ -307,4 +316,68 @@ fn cli_formats_stream_in_order() {
     assert!(!ok && err.contains("--max-tokens: must be at least 1"), "{err}");
     let (ok, _, err) = transduce(&["translate", "-m", m, "--beam-rule", "huggingface"], "le chat\n");
     assert!(!ok && err.contains("hugging-face"), "{err}");
+}
+
+#[test]
+fn an_ensemble_of_two_seeds_translates_right_in_any_batching() {
+    let dirs = [model_dir(), second_model_dir()];
+    let single = Translator::load(dirs[0]).unwrap();
+    let pairs = sentences(40, 11);
+    let inputs: Vec<Input> = pairs.iter().enumerate().map(|(i, p)| Input::new(&p.0, i as u64)).collect();
+    for combination in [Combination::Linear, Combination::LogLinear] {
+        let t = Translator::load_ensemble(&dirs, LoadOptions::default(), combination).unwrap();
+        assert_eq!(t.models(), 2);
+        for strategy in [Strategy::Greedy, beam(5, 2)] {
+            let opts = DecodeOptions { strategy, ..DecodeOptions::default() };
+            let together = t.translate_inputs(&inputs, &opts).unwrap();
+            let right = together.iter().zip(&pairs).filter(|(o, p)| o.text() == p.1).count();
+            assert!(right >= 36, "{combination:?} {strategy:?}: {right}/40 exact");
+            let alone = t.translate_inputs(&inputs, &DecodeOptions { max_tokens: 1, ..opts }).unwrap();
+            for (i, (a, b)) in together.iter().zip(&alone).enumerate() {
+                for (a, b) in a.outputs.iter().zip(&b.outputs) {
+                    assert_eq!(a.tokens, b.tokens, "{combination:?} {strategy:?}: sentence {i}");
+                    assert!((a.score - b.score).abs() < 1e-4, "{combination:?} {strategy:?}: sentence {i}");
+                }
+            }
+            // the second model has its say: the scores are not the first model's alone
+            let first = single.translate_inputs(&inputs, &opts).unwrap();
+            let moved = first.iter().zip(&together).filter(|(a, b)| (a.best().score - b.best().score).abs() > 1e-3);
+            assert!(moved.count() > 20, "{combination:?} {strategy:?}: the ensemble scores as its first model");
+        }
+    }
+}
+
+#[test]
+fn an_ensemble_refuses_a_model_of_another_vocabulary_and_a_scheduler() {
+    let hf = common::tiny_hf();
+    let err = Translator::load_ensemble(&[model_dir(), hf.as_path()], LoadOptions::default(), Combination::Linear)
+        .err()
+        .expect("a Marian model's vocabulary is not the tiny model's")
+        .to_string();
+    assert!(err.contains(&hf.display().to_string()) && err.contains("cannot decode in an ensemble"), "{err}");
+    let t = Translator::load_ensemble(&[model_dir(), second_model_dir()], LoadOptions::default(), Combination::Linear)
+        .unwrap();
+    let options = transduce::translate::scheduler::SchedulerOptions::default();
+    let err = transduce::translate::scheduler::Scheduler::start(std::sync::Arc::new(t), options).err().unwrap();
+    assert!(err.to_string().contains("ensemble of 2"), "{err}");
+}
+
+#[test]
+fn cli_translates_with_an_ensemble() {
+    let (a, b) = (model_dir().to_str().unwrap(), second_model_dir().to_str().unwrap());
+    let input = "le chat\n\nune pomme rouge\nle chien voit le chat\n";
+    let t = Translator::load_ensemble(&[a, b], LoadOptions::default(), Combination::LogLinear).unwrap();
+    let beam5 = DecodeOptions { strategy: beam(5, 1), ..DecodeOptions::default() };
+    let want: Vec<String> =
+        t.translate(&input.lines().collect::<Vec<_>>(), &beam5).unwrap().iter().map(|o| o.text().to_string()).collect();
+    for args in [vec!["-m", a, "-m", b], vec!["-m", a, b]] {
+        let mut full = vec!["translate"];
+        full.extend(args);
+        full.extend(["--ensemble-mode", "log-linear", "--beam", "5"]);
+        let (ok, out, err) = transduce(&full, input);
+        assert!(ok, "{err}");
+        assert_eq!(out, want.iter().map(|l| format!("{l}\n")).collect::<String>());
+    }
+    let (ok, _, err) = transduce(&["translate", "-m", a, "-m", "/nonexistent/model"], input);
+    assert!(!ok && err.contains("/nonexistent/model"), "{err}");
 }

@@ -4,12 +4,23 @@
 # validation included), then picks the beam-5 length penalty α on `val` and reports
 # test_2016_flickr cased BLEU, `-lc` BLEU and chrF with it.
 #
-#   tools/quality_run.sh OUT SRC_LANG TGT_LANG [transduce train flags...]
+#   tools/quality_run.sh [--members N] OUT SRC_LANG TGT_LANG [transduce train flags...]
 #   e.g. tools/quality_run.sh models/fren-23m fr en --max-time 23m
+#
+# --members N trains N models at once (seeds 1..N, into OUT/member-K, the cores shared out
+# through RAYON_NUM_THREADS, the same flags and so the same vocabulary) and scores them as one
+# ensemble (`transduce translate -m OUT/member-1 -m OUT/member-2 ...`); the wall time is that
+# of all N trainings together. $ENSEMBLE_MODE (linear or log-linear; default linear) says how
+# the ensemble combines them.
 #
 # The summary goes to OUT/quality.txt (and standard output); the data is read from
 # $TRANSDUCE_DATA (default ../shared/data/multi30k), never copied.
 set -euo pipefail
+members=1
+if [ "${1:-}" = "--members" ]; then
+    members=$2
+    shift 2
+fi
 out=$1 src=$2 tgt=$3
 shift 3
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,33 +28,58 @@ data=${TRANSDUCE_DATA:-$root/../shared/data/multi30k}
 bin=${TRANSDUCE_BIN:-$root/target/release/transduce}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+train() { # train MODEL_DIR LOG [extra flags...]
+    local dir=$1 log=$2
+    shift 2
+    "$bin" train --src "$data/train.$src.gz" --tgt "$data/train.$tgt.gz" \
+        --valid-src "$data/val.$src.gz" --valid-tgt "$data/val.$tgt.gz" --out "$dir" "$@" 2> "$log"
+}
 started=$(date +%s)
-"$bin" train --src "$data/train.$src.gz" --tgt "$data/train.$tgt.gz" \
-    --valid-src "$data/val.$src.gz" --valid-tgt "$data/val.$tgt.gz" --out "$out" "$@" 2> "$work/train.log"
+dirs=()
+if [ "$members" -eq 1 ]; then
+    train "$out" "$work/train.log" "$@"
+    dirs=("$out")
+else
+    threads=$(( $(nproc) / members ))
+    [ "$threads" -ge 1 ] || threads=1
+    pids=()
+    for k in $(seq 1 "$members"); do
+        RAYON_NUM_THREADS=$threads train "$out/member-$k" "$work/train-$k.log" "$@" --seed "$k" &
+        pids+=($!)
+        dirs+=("$out/member-$k")
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    cat "$work"/train-*.log > "$work/train.log"
+fi
 wall=$(( $(date +%s) - started ))
 summary="$out/quality.txt"
 {
-    echo "command: transduce train --src train.$src --tgt train.$tgt (val) --out $out $*"
+    echo "command: transduce train --src train.$src --tgt train.$tgt (val) --out $out $* (members: $members)"
     echo "wall time of transduce train: $wall s"
     grep -E "^(stopped|last validation)" "$work/train.log" || true
-    echo "validation (greedy BLEU by update):"
-    grep '"kind":"valid"' "$out/metrics.jsonl" | python3 -c '
+    for dir in "${dirs[@]}"; do
+        echo "validation of $dir (greedy BLEU by update):"
+        grep '"kind":"valid"' "$dir/metrics.jsonl" | python3 -c '
 import json, sys
 for line in sys.stdin:
     r = json.loads(line)
     print("  update %d: BLEU %.2f chrF %.2f loss %.3f at %.0f s" % (r["update"], r["bleu"], r["chrf"], r["loss"], r["elapsed_s"]))'
+    done
     zcat "$data/val.$src.gz" > "$work/val.$src"
     zcat "$data/val.$tgt.gz" > "$work/val.$tgt"
+    translate=("$bin" translate --beam 5 -m "${dirs[@]}")
+    [ "$members" -eq 1 ] || translate+=(--ensemble-mode "${ENSEMBLE_MODE:-linear}")
     best_alpha="" best_bleu=-1
     for alpha in 0.6 1.0 1.5; do
-        "$bin" translate -m "$out" --input "$work/val.$src" --output "$work/val.hyp" --beam 5 --alpha "$alpha" 2>/dev/null
+        "${translate[@]}" --input "$work/val.$src" --output "$work/val.hyp" --alpha "$alpha" 2>/dev/null
         bleu=$("$bin" score --ref "$work/val.$tgt" --hyp "$work/val.hyp" -m bleu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bleu"])')
         echo "val beam 5 alpha $alpha: cased BLEU $bleu"
         if python3 -c "import sys; sys.exit(0 if $bleu > $best_bleu else 1)"; then best_alpha=$alpha best_bleu=$bleu; fi
     done
     zcat "$data/test_2016_flickr.$src.gz" > "$work/test.$src"
     zcat "$data/test_2016_flickr.$tgt.gz" > "$work/test.$tgt"
-    "$bin" translate -m "$out" --input "$work/test.$src" --output "$out/test_2016_flickr.hyp.$tgt" --beam 5 --alpha "$best_alpha" 2>/dev/null
+    "${translate[@]}" --input "$work/test.$src" --output "$out/test_2016_flickr.hyp.$tgt" --alpha "$best_alpha" 2>/dev/null
     echo "test_2016_flickr, beam 5, alpha $best_alpha (chosen on val):"
     "$bin" score --ref "$work/test.$tgt" --hyp "$out/test_2016_flickr.hyp.$tgt"
     "$bin" score --ref "$work/test.$tgt" --hyp "$out/test_2016_flickr.hyp.$tgt" -lc -m bleu

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use transduce::data::lines::LineReader;
 use transduce::model_dir::Languages;
-use transduce::search::{Alignment, Scores};
+use transduce::search::{Alignment, Combination, Scores};
 use transduce::text::languages::Direction;
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{Input, LoadOptions, Quantization};
@@ -21,9 +21,12 @@ use crate::results::Translation;
 use crate::settings::{decode_options, translate_defaults};
 
 /// A model directory (transduce, int8 or Hugging Face Marian) loaded for translation:
-/// `Translator(path, quantization=None, threads=None, workers=1)`. `quantization="int8"` runs
-/// the linear layers in int8; `threads` gives it its own pool of that many threads (default:
-/// all cores); `workers` translates that many batches at once on shares of the threads.
+/// `Translator(path, quantization=None, threads=None, workers=1, ensemble=None,
+/// ensemble_mode="linear")`. `quantization="int8"` runs the linear layers in int8; `threads`
+/// gives it its own pool of that many threads (default: all cores); `workers` translates that
+/// many batches at once on shares of the threads; `ensemble`, a list of further model
+/// directories of the same vocabulary, decodes with all of them as one (`transduce translate
+/// -m PATH -m OTHER ...`), combined by `ensemble_mode` ("linear" or "log-linear").
 #[pyclass(frozen, module = "transduce")]
 pub struct Translator {
     pub(crate) inner: transduce::Translator,
@@ -54,15 +57,18 @@ fn prefix_arg(py: Python<'_>, prefix: Option<&Bound<'_, PyAny>>, inputs: usize) 
 #[pymethods]
 impl Translator {
     /// Loads the model directory at `path` (a float model is quantized at load with
-    /// `quantization="int8"`; `workers` is CTranslate2's `inter_threads`).
+    /// `quantization="int8"`; `workers` is CTranslate2's `inter_threads`), and those of
+    /// `ensemble` beside it.
     #[new]
-    #[pyo3(signature = (path, quantization=None, threads=None, workers=1))]
+    #[pyo3(signature = (path, quantization=None, threads=None, workers=1, ensemble=None, ensemble_mode="linear"))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         quantization: Option<&str>,
         threads: Option<usize>,
         workers: usize,
+        ensemble: Option<Vec<PathBuf>>,
+        ensemble_mode: &str,
     ) -> PyResult<Self> {
         let quantization = match quantization {
             None => Quantization::AsStored,
@@ -71,10 +77,12 @@ impl Translator {
         if threads == Some(0) {
             return Err(option_error(py, "threads", "must be at least 1"));
         }
+        let combination = ensemble_mode.parse::<Combination>().map_err(|e| option_error(py, "ensemble_mode", e))?;
         let load = LoadOptions { quantization, threads, ..LoadOptions::default() };
+        let dirs: Vec<PathBuf> = std::iter::once(path.clone()).chain(ensemble.unwrap_or_default()).collect();
         let inner = py
             .detach(|| {
-                let mut t = transduce::Translator::load_with(&path, load)?;
+                let mut t = transduce::Translator::load_ensemble(&dirs, load, combination)?;
                 t.set_workers(workers)?;
                 Ok(t)
             })

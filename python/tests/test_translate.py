@@ -151,3 +151,26 @@ def test_a_progress_exception_stops_the_file(translator, tmp_path):
     with pytest.raises(RuntimeError, match="enough at 5"):
         translator.translate_file(source, tmp_path / "out.txt", window=5, progress=stop)
     assert len((tmp_path / "out.txt").read_text().splitlines()) == 5
+
+
+def test_an_ensemble_equals_the_command_line(cli, tiny):
+    ensemble = transduce.Translator(tiny, threads=2, ensemble=[tiny], ensemble_mode="log-linear")
+    results = ensemble.translate(SENTENCES, return_scores=True, beam=4)
+    expected = cli_jsonl(cli, tiny, SENTENCES, "-m", str(tiny), "--ensemble-mode", "log-linear", "--beam", "4")
+    assert [r.text for r in results] == [e["text"] for e in expected]
+    assert [r.tokens for r in results] == [e["tokens"] for e in expected]
+    for r, e in zip(results, expected):
+        assert r.score == pytest.approx(e["score"], abs=1e-4)
+    # a model beside itself is that model
+    alone = transduce.Translator(tiny, threads=2).translate(SENTENCES, return_scores=True, beam=4)
+    assert [r.text for r in alone] == [r.text for r in results]
+    for a, r in zip(alone, results):
+        assert a.score == pytest.approx(r.score, abs=1e-4)
+
+
+def test_an_ensemble_refuses_another_vocabulary_and_an_unknown_mode(tiny):
+    other = tiny.parents[1] / "hf_m2m100" / "m2m100"
+    with pytest.raises(transduce.InputError, match="cannot decode in an ensemble"):
+        transduce.Translator(tiny, ensemble=[other])
+    with pytest.raises(transduce.OptionError, match="ensemble_mode"):
+        transduce.Translator(tiny, ensemble=[tiny], ensemble_mode="average")

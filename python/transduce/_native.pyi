@@ -88,6 +88,8 @@ class Translator:
         quantization: Optional[Literal["as-stored", "int8"]] = None,
         threads: Optional[int] = None,
         workers: int = 1,
+        ensemble: Optional[Sequence[_Path]] = None,
+        ensemble_mode: Literal["linear", "log-linear"] = "linear",
     ) -> None: ...
     @property
     def path(self) -> pathlib.Path: ...

@@ -15,11 +15,10 @@ use serde::Serialize;
 
 use transduce::data::batching::{BatchPlan, Example};
 use transduce::data::corpus::{CorpusSource, FilterCounts};
-use transduce::data::Batch;
 use transduce::model::{Ctx, Preset, TrainableModel};
 use transduce::text::languages::Tags;
 use transduce::text::{SubwordTokenizer, Tokenizers};
-use transduce::train::corpus::{ExampleStream, Segmentation};
+use transduce::train::corpus::{batch_tensors, ExampleStream, Segmentation};
 use transduce::train::TrainConfig;
 
 use super::{bench_config, median, round, system, torch_ref_step};
@@ -53,6 +52,9 @@ pub struct CorpusTrainFigure {
     pub params: usize,
     pub vocab: usize,
     pub max_tokens: usize,
+    /// Workers computing each step, each batch cut into as many shards (`transduce train
+    /// --workers`).
+    pub workers: usize,
     pub steps: usize,
     /// Mean sentences per batch.
     pub rows: f64,
@@ -111,23 +113,23 @@ impl CorpusBatches {
     }
 
     /// Forward + loss + backward + AdamW of the benchmark model (torch_ref's optimiser) on each
-    /// batch in turn: the first 3 warm up, the rest are timed.
-    pub fn train(&self, preset: Preset, max_tokens: usize) -> Result<CorpusTrainFigure> {
+    /// batch in turn, computed by `workers` at once (`transduce train --workers`): the first 3
+    /// warm up, the rest are timed.
+    pub fn train(&self, preset: Preset, max_tokens: usize, workers: usize) -> Result<CorpusTrainFigure> {
         let device = Device::Cpu;
         let config = bench_config(preset, self.vocab);
         let model = TrainableModel::init(&config, 0, DType::F32, &device)?;
-        let mut step = torch_ref_step(&model)?;
+        let mut step = torch_ref_step(&model)?.with_workers(workers)?;
         let ctx = Ctx::train(0);
         let (mut times, mut tokens, mut padded, mut rows) = (Vec::new(), 0, 0, 0);
         for (i, examples) in self.batches.iter().enumerate() {
-            let pairs: Vec<(&[u32], &[u32])> = examples.iter().map(|e| (&e.source[..], &e.target[..])).collect();
-            let batch = Batch::new(&pairs, examples.iter().map(|e| e.index).collect(), config.special, &device)?;
+            let shards = batch_tensors(std::slice::from_ref(examples), config.special, workers)?;
             let t0 = Instant::now();
-            step.step(&model, &batch, &ctx)?;
+            step.step_accumulated(&model, &shards, &ctx)?;
             if i >= WARMUP {
                 times.push(t0.elapsed().as_secs_f64());
-                tokens += batch.ntokens;
-                padded += batch.tgt_out.elem_count();
+                tokens += shards.iter().map(|b| b.ntokens).sum::<usize>();
+                padded += shards.iter().map(|b| b.tgt_out.elem_count()).sum::<usize>();
                 rows += examples.len();
             }
         }
@@ -139,6 +141,7 @@ impl CorpusBatches {
             params: model.parameter_count(),
             vocab: self.vocab,
             max_tokens,
+            workers,
             steps,
             rows: round(rows as f64 / steps as f64, 1),
             tgt_tokens: tokens,

@@ -99,6 +99,10 @@ pub struct TrainCorpusArgs {
     /// Batches timed (after 3 warm-up steps).
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Workers computing each step, each batch cut into as many shards (`transduce train
+    /// --workers`).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
     /// Shuffles the epoch the batches are taken from.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -210,7 +214,7 @@ fn train_corpus(args: &TrainCorpusArgs) -> Result<()> {
     if let Some(path) = &args.write_batches {
         batches.write(path)?;
     }
-    println!("{}", serde_json::to_string(&batches.train(args.preset, args.max_tokens)?)?);
+    println!("{}", serde_json::to_string(&batches.train(args.preset, args.max_tokens, args.workers)?)?);
     Ok(())
 }
 

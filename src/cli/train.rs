@@ -117,6 +117,11 @@ pub struct TrainArgs {
     pub max_tokens: Option<usize>,
     #[arg(long)]
     pub update_freq: Option<usize>,
+    /// Workers computing each update at once: every batch is cut into N shards, each computed
+    /// on its share of the threads and their gradients summed (Marian's --cpu-threads; default 2
+    /// where there are at least 2 threads, else 1)
+    #[arg(long)]
+    pub workers: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
     #[arg(long)]
@@ -223,6 +228,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.ema.is_some() {
         cfg.ema = a.ema;
+    }
+    if a.workers.is_some() {
+        cfg.workers = a.workers;
     }
     if a.lr_schedule.is_some() {
         cfg.lr_schedule = a.lr_schedule;

@@ -13,15 +13,23 @@ use super::search::SearchArgs;
 use transduce::data::lines::LineReader;
 use transduce::kernels::Kernels;
 use transduce::model_dir::Languages;
-use transduce::search::{Alignment, DecodeOptions, Scores};
+use transduce::search::{Alignment, Combination, DecodeOptions, Scores};
 use transduce::translate::stream::{translate_lines, Format, Prefixes, StreamOptions, TokenScores};
 use transduce::translate::{LoadOptions, Quantization, Translator};
 
 #[derive(Debug, Args)]
 pub struct TranslateArgs {
-    /// Model directory (config.json, model.safetensors, tokenizer.json).
-    #[arg(long, short = 'm')]
-    pub model: PathBuf,
+    /// Model directory (config.json, model.safetensors, tokenizer.json). Several (`-m A -m B`
+    /// or `-m A B`) translate as an ensemble: models of one vocabulary (trained with the same
+    /// tokenizer options on the same corpus, e.g. with different --seed), each step's
+    /// distribution combined by --ensemble-mode; it costs one model's time per model.
+    #[arg(long, short = 'm', required = true, num_args = 1..)]
+    pub model: Vec<PathBuf>,
+    /// How an ensemble combines its models' next-token distributions: `linear` averages the
+    /// probabilities (fairseq's, Sockeye's default), `log-linear` the log-probabilities
+    /// (Marian's).
+    #[arg(long, value_parser = choice::<Combination>(), default_value_t = Combination::Linear)]
+    pub ensemble_mode: Combination,
     /// Input file, plain or gzip (default: standard input), one sentence per line.
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -107,7 +115,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         kernels: args.kernels,
         ..LoadOptions::default()
     };
-    let mut translator = Translator::load_with(&args.model, load)?;
+    let mut translator = Translator::load_ensemble(&args.model, load, args.ensemble_mode)?;
     if args.workers > 1 {
         crate::process::share_heaps();
     }
@@ -143,7 +151,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         None => NamedSink { name: "standard output".into(), inner: Box::new(std::io::stdout().lock()) },
     };
     let mut out = BufWriter::new(sink);
-    let max_src = translator.model.config.max_positions - 1;
+    let max_src = translator.max_source_tokens();
     let started = std::time::Instant::now();
     let languages = match (&args.source_lang, &args.target_lang) {
         // MADLAD-400 takes the target alone

@@ -32,6 +32,10 @@
 //! # Ok::<(), transduce::Error>(())
 //! ```
 //!
+//! Model directories of one vocabulary (e.g. trained with different seeds) translate as one
+//! ensemble with [`Translator::load_ensemble`]: each step combines their next-token
+//! distributions ([`search::Combination`]).
+//!
 //! Below the translator, the model itself:
 //!
 //! ```

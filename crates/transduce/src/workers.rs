@@ -1,5 +1,5 @@
-//! Translation workers: independent jobs (sentence batches) run several at a time, each on a
-//! thread pool of its own.
+//! Workers: independent jobs (translation batches, or the shards of a training update) run
+//! several at a time, each on a thread pool of its own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -16,7 +16,7 @@ pub struct Example {
 
 impl Example {
     /// Padded cost of one row: the longer side plus the end-of-sentence (and start) token.
-    fn cost(&self) -> usize {
+    pub(crate) fn cost(&self) -> usize {
         self.source.len().max(self.target.len()) + 1
     }
 }

@@ -85,4 +85,32 @@ impl Ctx {
     pub fn is_training(&self) -> bool {
         matches!(self.mode, Mode::Train(_))
     }
+
+    /// What a context of this mode and kernels, on an independent random stream drawn from this
+    /// one's, needs: for work on other threads, which cannot share a context.
+    pub fn fork(&self) -> Fork {
+        let seed = match &self.mode {
+            Mode::Train(rng) => Some(rng.borrow_mut().gen()),
+            Mode::Eval => None,
+        };
+        Fork { seed, kernels: self.kernels }
+    }
+}
+
+/// A context to be made on another thread ([`Ctx::fork`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fork {
+    /// The training stream's seed; `None` in inference.
+    seed: Option<u64>,
+    kernels: Kernels,
+}
+
+impl Fork {
+    pub fn ctx(self) -> Ctx {
+        let ctx = match self.seed {
+            Some(seed) => Ctx::train(seed),
+            None => Ctx::eval(),
+        };
+        ctx.with_kernels(self.kernels)
+    }
 }

@@ -18,7 +18,7 @@ pub mod weights;
 pub use attention::{AttentionKind, KeyValues, Record};
 pub use candidates::Candidates;
 pub use config::{ModelConfig, Preset};
-pub use context::{Ctx, Mode};
+pub use context::{Ctx, Fork, Mode};
 pub use decoder::DecoderLayerAttention;
 pub use encoder::Memory;
 pub use seq2seq::Seq2Seq;

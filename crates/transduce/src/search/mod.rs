@@ -1,9 +1,11 @@
 //! Search strategies over a model's decoding steps: greedy, beam and sampling, all under the
-//! same constraints (lengths, prefix, n-gram and repetition control) from one [`DecodeOptions`].
+//! same constraints (lengths, prefix, n-gram and repetition control) from one [`DecodeOptions`],
+//! over one model or an [`Ensemble`].
 
 pub mod beam;
 pub mod constraints;
 pub mod decoding;
+pub mod ensemble;
 pub mod greedy;
 pub mod hypothesis;
 pub mod options;
@@ -15,6 +17,7 @@ use candle_core::Result;
 
 pub use beam::beam_search;
 pub use decoding::{Decoding, Finished, Sentence};
+pub use ensemble::{Combination, Ensemble};
 pub use greedy::{greedy, greedy_search};
 pub use hypothesis::Hypothesis;
 pub use options::{

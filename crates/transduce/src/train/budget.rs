@@ -11,7 +11,6 @@ use serde::Serialize;
 use super::config::TrainConfig;
 use super::corpus::{batch_tensors, ExampleStream, Segmentation, SubwordSamplers};
 use super::schedule::LrSchedule;
-use super::step::TrainStep;
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
 use crate::error::Result;
@@ -190,11 +189,10 @@ impl Planned<'_> {
         let model = TrainableModel::init(&config, cfg.seed, DType::F32, &Device::Cpu)?;
         // a small constant rate: the probe's weights are thrown away
         let schedule = LrSchedule::Constant { lr: cfg.lr * 0.01 };
-        let mut step =
-            TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?.with_r_drop(cfg.r_drop);
+        let mut step = cfg.train_step(&model, schedule)?;
         let mut seconds = Vec::new();
         for (i, group) in batches.chunks(cfg.update_freq).enumerate() {
-            let tensors = batch_tensors(group, config.special)?;
+            let tensors = batch_tensors(group, config.special, cfg.workers())?;
             let started = Instant::now();
             step.step_accumulated(&model, &tensors, &Ctx::train(cfg.seed.wrapping_add(i as u64)))?;
             seconds.push(started.elapsed().as_secs_f64());

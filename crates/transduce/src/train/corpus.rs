@@ -194,17 +194,84 @@ impl<'a> ExampleStream<'a> {
     }
 }
 
-/// The tensors of an update's batches (one per batch; several with gradient accumulation).
-pub fn batch_tensors(group: &[Vec<Example>], special: SpecialIds) -> Result<Vec<Batch>> {
-    let tensors = group.iter().map(|b| {
-        let pairs: Vec<(&[u32], &[u32])> = b.iter().map(|e| (&e.source[..], &e.target[..])).collect();
-        Batch::new(&pairs, b.iter().map(|e| e.index).collect(), special, &Device::Cpu)
-    });
-    Ok(tensors.collect::<candle_core::Result<Vec<_>>>()?)
+/// The tensors of an update's batches (one per batch; several with gradient accumulation),
+/// each batch cut into `shards` runs of consecutive examples of about equal cost (fewer where
+/// it has fewer examples), in batch order: for a step with that many workers
+/// ([`super::TrainStep::with_workers`]).
+pub fn batch_tensors(group: &[Vec<Example>], special: SpecialIds, shards: usize) -> Result<Vec<Batch>> {
+    let mut tensors = Vec::with_capacity(group.len() * shards.max(1));
+    for batch in group {
+        for range in shard_ranges(batch, shards) {
+            let examples = &batch[range];
+            let pairs: Vec<(&[u32], &[u32])> = examples.iter().map(|e| (&e.source[..], &e.target[..])).collect();
+            tensors.push(Batch::new(&pairs, examples.iter().map(|e| e.index).collect(), special, &Device::Cpu)?);
+        }
+    }
+    Ok(tensors)
+}
+
+/// `batch` cut into at most `n` runs of consecutive examples, each at least one: an example
+/// opens run `k + 1` when its middle lies past `k / n` of the padded cost ([`Example::cost`]).
+fn shard_ranges(batch: &[Example], n: usize) -> Vec<std::ops::Range<usize>> {
+    let n = n.clamp(1, batch.len().max(1));
+    let total: usize = batch.iter().map(Example::cost).sum();
+    let mut ranges = Vec::with_capacity(n);
+    let (mut start, mut before) = (0, 0);
+    for (i, e) in batch.iter().enumerate() {
+        let k = ranges.len() + 1;
+        let past = (2 * before + e.cost()) * n > 2 * total * k;
+        if k < n && start < i && past && batch.len() - i >= n - k {
+            ranges.push(start..i);
+            start = i;
+        }
+        before += e.cost();
+    }
+    ranges.push(start..batch.len());
+    ranges
 }
 
 /// The validation pairs, as (sources, targets).
 pub fn validation_pairs(corpus: &CorpusSource) -> Result<(Vec<String>, Vec<String>)> {
     let pairs = PairReader::open(corpus)?.collect::<Result<Vec<_>>>()?;
     Ok(pairs.into_iter().map(|p| (p.source, p.target)).unzip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples(target_lens: &[usize]) -> Vec<Example> {
+        let example = |(index, &n): (usize, &usize)| Example { index, source: vec![5; 1], target: vec![6; n] };
+        target_lens.iter().enumerate().map(example).collect()
+    }
+
+    #[test]
+    fn shards_are_consecutive_non_empty_and_of_about_equal_cost() {
+        for (lens, n, want) in [
+            (vec![4, 4, 4, 4], 2, vec![0..2, 2..4]),
+            (vec![1, 1, 1, 9], 2, vec![0..3, 3..4]),
+            (vec![9, 1, 1, 1], 2, vec![0..1, 1..4]),
+            (vec![3, 3, 3], 3, vec![0..1, 1..2, 2..3]),
+            (vec![3, 3], 4, vec![0..1, 1..2]),
+            (vec![7], 2, vec![0..1]),
+            (vec![2, 2, 2, 2, 2], 1, vec![0..5]),
+            (vec![30, 30, 1, 1], 3, vec![0..1, 1..2, 2..4]),
+        ] {
+            assert_eq!(shard_ranges(&examples(&lens), n), want, "{lens:?} in {n}");
+        }
+    }
+
+    #[test]
+    fn sharded_batches_hold_every_example_once_in_order() {
+        let special = SpecialIds::default();
+        let group = vec![examples(&[3, 4, 5, 6, 7]), examples(&[2, 2])];
+        let whole = batch_tensors(&group, special, 1).unwrap();
+        let sharded = batch_tensors(&group, special, 2).unwrap();
+        assert_eq!(whole.len(), 2);
+        assert_eq!(sharded.len(), 4);
+        let indices: Vec<usize> = sharded.iter().flat_map(|b| b.index.clone()).collect();
+        assert_eq!(indices, vec![0, 1, 2, 3, 4, 0, 1]);
+        let tokens = |b: &[Batch]| b.iter().map(|b| b.ntokens).sum::<usize>();
+        assert_eq!(tokens(&whole), tokens(&sharded));
+    }
 }

@@ -5,12 +5,15 @@ use std::time::Instant;
 
 use candle_core::{DType, Result, Tensor, Var};
 
+use rayon::prelude::*;
+
 use super::loss::{label_smoothed_cross_entropy, paired_kl_divergence};
 use super::optim::{clip_factor, grad_norm, AdamW, AdamWConfig};
 use super::schedule::LrSchedule;
 use crate::data::Batch;
 use crate::kernels::Kernels;
-use crate::model::{Ctx, TrainableModel};
+use crate::model::{Ctx, Fork, Seq2Seq, TrainableModel};
+use crate::workers::Workers;
 
 /// What one step did.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +33,7 @@ pub struct StepStats {
     pub seconds: StepSeconds,
 }
 
-/// Wall time of a step's phases, in seconds.
+/// Time of a step's phases, in seconds (with workers, their forward and backward times summed).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepSeconds {
     /// Forward passes and losses.
@@ -58,6 +61,24 @@ pub struct TrainStep {
     vars: Vec<Var>,
     /// The optimizer's and the gradient norm's kernels.
     kernels: Kernels,
+    /// Pools that compute a step's batches at once ([`TrainStep::with_workers`]).
+    workers: Workers,
+}
+
+/// What a batch's loss needs beyond the batch (copied to the workers).
+#[derive(Debug, Clone, Copy)]
+struct LossSettings {
+    label_smoothing: f64,
+    r_drop: f64,
+}
+
+/// One batch's gradients of its share of the step's loss, and its share of the step's figures.
+struct BatchGradients {
+    grads: GradStore,
+    loss: f64,
+    nll: f64,
+    divergence: f64,
+    seconds: StepSeconds,
 }
 
 impl TrainStep {
@@ -83,7 +104,34 @@ impl TrainStep {
         kernels: Kernels,
     ) -> Result<Self> {
         let (vars, optimizer) = Self::optimize(model, adam, kernels)?;
-        Ok(TrainStep { optimizer, schedule, label_smoothing, clip_norm, r_drop: 0.0, elapsed_s: 0.0, vars, kernels })
+        let workers = Workers::default();
+        Ok(TrainStep {
+            optimizer,
+            schedule,
+            label_smoothing,
+            clip_norm,
+            r_drop: 0.0,
+            elapsed_s: 0.0,
+            vars,
+            kernels,
+            workers,
+        })
+    }
+
+    /// The step computing the batches of an update `n` at a time, each on its own pool with an
+    /// equal share of the threads (data parallelism in one process, as Marian's CPU training
+    /// with `--cpu-threads`): on two cores, two single-threaded workers keep both busy where one
+    /// two-threaded pass waits at every small product. The trainer cuts each batch into `n`
+    /// ([`super::corpus::batch_tensors`]). The update is the one the batches make one after another,
+    /// in another order of float sums, with each batch's dropout drawn from its own stream.
+    pub fn with_workers(self, n: usize) -> Result<Self> {
+        let workers = Workers::new(n).map_err(|e| candle_core::Error::Msg(format!("cannot start {n} workers: {e}")))?;
+        Ok(TrainStep { workers, ..self })
+    }
+
+    /// Batches computed at once.
+    pub fn workers(&self) -> usize {
+        self.workers.count()
     }
 
     /// Points the step at `model`'s parameters (loaded from a checkpoint) with a fresh
@@ -116,62 +164,32 @@ impl TrainStep {
     }
 
     /// One update from the gradients of several batches (gradient accumulation): the loss is
-    /// normalised by the target tokens of all of them together.
+    /// normalised by the target tokens of all of them together. With workers
+    /// ([`TrainStep::with_workers`]) the batches are computed that many at a time, each on a
+    /// context forked from `ctx`.
     pub fn step_accumulated(&mut self, model: &TrainableModel, batches: &[Batch], ctx: &Ctx) -> Result<StepStats> {
         let m = &model.model;
         let total: usize = batches.iter().map(|b| b.ntokens).sum();
+        let settings = LossSettings { label_smoothing: self.label_smoothing, r_drop: self.r_drop };
+        let parts: Vec<BatchGradients> = if self.workers.count() > 1 && batches.len() > 1 {
+            let jobs: Vec<(&Batch, Fork)> = batches.iter().map(|b| (b, ctx.fork())).collect();
+            self.workers.map(&jobs, |(batch, fork)| batch_gradients(m, batch, total, settings, &fork.ctx()))?
+        } else {
+            batches.iter().map(|batch| batch_gradients(m, batch, total, settings, ctx)).collect::<Result<_>>()?
+        };
         let (mut loss, mut nll, mut divergence) = (0.0, 0.0, 0.0);
-        let mut grads: Option<GradStore> = None;
         let mut seconds = StepSeconds::default();
-        for batch in batches {
-            let started = Instant::now();
-            let pad = m.config.special.pad;
-            let share = batch.ntokens as f64 / total.max(1) as f64;
-            // R-Drop: the batch twice over in one pass, each copy under its own dropout masks
-            let copies = |t: &Tensor| if self.r_drop > 0.0 { Tensor::cat(&[t, t], 0) } else { Ok(t.clone()) };
-            // logits [n, V] of the non-padding positions, both copies' in turn with R-Drop
-            let (logits, targets) = m.forward_targets(
-                &copies(&batch.src)?,
-                &copies(&batch.src_mask)?,
-                &copies(&batch.tgt_in)?,
-                &copies(&batch.tgt_out)?,
-                pad,
-                ctx,
-            )?;
-            let out = label_smoothed_cross_entropy(&logits, &targets, pad, self.label_smoothing, ctx.kernels)?;
-            nll += share * scalar(&out.nll)?;
-            let mut batch_loss = out.loss;
-            if self.r_drop > 0.0 {
-                // the first copy's targets: the second's are the same positions
-                let one_copy = targets.narrow(0, 0, targets.dim(0)? / 2)?;
-                let kl = paired_kl_divergence(&logits, &one_copy, pad, ctx.kernels)?;
-                divergence += share * scalar(&kl)?;
-                batch_loss = (batch_loss + (kl * self.r_drop)?)?;
-            }
-            loss += share * scalar(&batch_loss)?;
-            let loss_scaled = (batch_loss * share)?;
-            let forward_done = Instant::now();
-            seconds.forward += (forward_done - started).as_secs_f64();
-            let new = loss_scaled.backward()?;
-            grads = Some(match grads {
-                None => new,
-                Some(mut acc) => {
-                    for var in &self.vars {
-                        if let Some(g) = new.get(var.as_tensor()) {
-                            let sum = match acc.get(var.as_tensor()) {
-                                Some(a) => (a + g)?,
-                                None => g.clone(),
-                            };
-                            acc.insert(var.as_tensor(), sum);
-                        }
-                    }
-                    acc
-                }
-            });
-            seconds.backward += forward_done.elapsed().as_secs_f64();
+        let mut stores = Vec::with_capacity(parts.len());
+        for part in parts {
+            (loss, nll, divergence) = (loss + part.loss, nll + part.nll, divergence + part.divergence);
+            seconds.forward += part.seconds.forward;
+            seconds.backward += part.seconds.backward;
+            stores.push(part.grads);
         }
         let started = Instant::now();
-        let Some(grads) = grads else { candle_core::bail!("a training step needs at least one batch") };
+        let grads = sum_gradients(&self.vars, stores)?;
+        seconds.backward += started.elapsed().as_secs_f64();
+        let started = Instant::now();
         let norm = grad_norm(&self.vars, &grads, self.kernels)?;
         let lr = self.schedule.lr(self.optimizer.steps_taken() + 1, self.elapsed_s);
         self.optimizer.step(&grads, lr, clip_factor(norm, self.clip_norm))?;
@@ -179,6 +197,85 @@ impl TrainStep {
         let divergence = (self.r_drop > 0.0).then_some(divergence);
         Ok(StepStats { loss, nll, ntokens: total, grad_norm: norm, divergence, lr, seconds })
     }
+}
+
+/// Forward, loss and backward of one batch of a step whose batches hold `total` target tokens:
+/// the gradients of its share of the step's loss.
+fn batch_gradients(
+    m: &Seq2Seq,
+    batch: &Batch,
+    total: usize,
+    settings: LossSettings,
+    ctx: &Ctx,
+) -> Result<BatchGradients> {
+    let started = Instant::now();
+    let pad = m.config.special.pad;
+    let share = batch.ntokens as f64 / total.max(1) as f64;
+    let r_drop = settings.r_drop > 0.0;
+    // R-Drop: the batch twice over in one pass, each copy under its own dropout masks
+    let copies = |t: &Tensor| if r_drop { Tensor::cat(&[t, t], 0) } else { Ok(t.clone()) };
+    // logits [n, V] of the non-padding positions, both copies' in turn with R-Drop
+    let (logits, targets) = m.forward_targets(
+        &copies(&batch.src)?,
+        &copies(&batch.src_mask)?,
+        &copies(&batch.tgt_in)?,
+        &copies(&batch.tgt_out)?,
+        pad,
+        ctx,
+    )?;
+    let out = label_smoothed_cross_entropy(&logits, &targets, pad, settings.label_smoothing, ctx.kernels)?;
+    let nll = share * scalar(&out.nll)?;
+    let mut batch_loss = out.loss;
+    let mut divergence = 0.0;
+    if r_drop {
+        // the first copy's targets: the second's are the same positions
+        let one_copy = targets.narrow(0, 0, targets.dim(0)? / 2)?;
+        let kl = paired_kl_divergence(&logits, &one_copy, pad, ctx.kernels)?;
+        divergence = share * scalar(&kl)?;
+        batch_loss = (batch_loss + (kl * settings.r_drop)?)?;
+    }
+    let loss = share * scalar(&batch_loss)?;
+    let loss_scaled = (batch_loss * share)?;
+    let forward_done = Instant::now();
+    let grads = loss_scaled.backward()?;
+    let seconds = StepSeconds {
+        forward: (forward_done - started).as_secs_f64(),
+        backward: forward_done.elapsed().as_secs_f64(),
+        update: 0.0,
+    };
+    Ok(BatchGradients { grads, loss, nll, divergence, seconds })
+}
+
+/// The sum of the batches' gradients of each of `vars` (in batch order), into the first
+/// batch's store; the variables' sums run in parallel.
+fn sum_gradients(vars: &[Var], stores: Vec<GradStore>) -> Result<GradStore> {
+    let mut stores = stores.into_iter();
+    let Some(mut acc) = stores.next() else { candle_core::bail!("a training step needs at least one batch") };
+    let rest: Vec<GradStore> = stores.collect();
+    if rest.is_empty() {
+        return Ok(acc);
+    }
+    let sums: Vec<Option<Tensor>> = vars
+        .par_iter()
+        .map(|var| {
+            let mut sum = acc.get(var.as_tensor()).cloned();
+            for store in &rest {
+                if let Some(g) = store.get(var.as_tensor()) {
+                    sum = Some(match sum {
+                        Some(a) => (a + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+            Ok(sum)
+        })
+        .collect::<Result<_>>()?;
+    for (var, sum) in vars.iter().zip(sums) {
+        if let Some(sum) = sum {
+            acc.insert(var.as_tensor(), sum);
+        }
+    }
+    Ok(acc)
 }
 
 /// A scalar tensor's value.

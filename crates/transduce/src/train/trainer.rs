@@ -14,7 +14,7 @@ use super::checkpoint::{load_average, load_checkpoint, save_checkpoint, TrainSta
 use super::config::{StopMetric, TrainConfig};
 use super::corpus::{batch_tensors, tokenizers, validation_pairs, ExampleStream, Segmentation, SubwordSamplers};
 use super::ema::WeightAverage;
-use super::step::{StepStats, TrainStep};
+use super::step::StepStats;
 use super::validation::{validate, Validation, ValidationSet};
 use crate::data::batching::{BatchPlan, Example};
 use crate::data::corpus::FilterCounts;
@@ -133,8 +133,7 @@ pub fn train(
         dir.set_languages(languages)?;
     }
     let schedule = cfg.schedule();
-    let mut step =
-        TrainStep::new(&model, cfg.adam, schedule, cfg.label_smoothing, cfg.clip_norm)?.with_r_drop(cfg.r_drop);
+    let mut step = cfg.train_step(&model, schedule)?;
     // the projection's seconds (a speed probe) count towards a time budget
     let mut state = TrainState { elapsed_s: projection.map_or(0.0, |p| p.seconds), ..TrainState::default() };
     let resumed_from = match newest {
@@ -186,7 +185,7 @@ pub fn train(
             if group.is_empty() {
                 break;
             }
-            let tensors = batch_tensors(&group, config.special)?;
+            let tensors = batch_tensors(&group, config.special, cfg.workers())?;
             // dropout masks depend only on the seed and the update number: resumable
             let ctx = Ctx::train(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(state.updates as u64));
             step.elapsed_s = elapsed(&state);

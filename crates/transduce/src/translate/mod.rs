@@ -18,7 +18,7 @@ use crate::kernels::Kernels;
 use crate::model::attention::padding_bias;
 use crate::model::{Candidates, Ctx, Memory, Record, Seq2Seq};
 use crate::model_dir::ModelDir;
-use crate::search::{decode, Alignment, DecodeOptions, EncodedBatch, Hypothesis, Target};
+use crate::search::{decode, Alignment, Combination, DecodeOptions, EncodedBatch, Ensemble, Hypothesis, Target};
 use crate::text::languages::{Direction, LanguageTokens};
 use crate::text::Tokenizers;
 use crate::workers::Workers;
@@ -30,6 +30,11 @@ use shortlist::{PieceIds, Shortlist};
 pub struct Translator {
     pub model: Seq2Seq,
     pub tokenizers: Tokenizers,
+    /// The ensemble's other models ([`Translator::load_ensemble`]), of `model`'s vocabulary;
+    /// empty for one model.
+    members: Vec<Seq2Seq>,
+    /// How an ensemble combines its models' next-token distributions.
+    combination: Combination,
     /// Where the model's tensors live.
     device: Device,
     /// Fused CPU kernels or the reference compositions, for every op.
@@ -184,31 +189,13 @@ impl Translator {
 
     /// [`Translator::load`] with the device, dtype, quantization and threads of `opts`.
     pub fn load_with(dir: &Path, opts: LoadOptions) -> Result<Self> {
-        let dir = ModelDir::open(dir)?;
         if opts.threads == Some(0) {
             return Err(Error::option("threads", "must be at least 1"));
         }
         if opts.quantization == Quantization::Int8 && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
             return Err(Error::option("quantization", "int8 runs on the CPU with an f32 model"));
         }
-        // a translator never trains: the packed or int8 copies are the only ones it needs
-        let model = dir.load_for_translation(opts.dtype, &opts.device, opts.quantization == Quantization::Int8)?;
-        let config = model.config.clone();
-        let tokenizers = dir.tokenizers()?;
-        let sides = [
-            ("source", &tokenizers.source, config.vocab.source()),
-            ("target", &tokenizers.target, config.vocab.target()),
-        ];
-        // a pretrained model's table may have unused rows after the tokenizer's entries (NLLB-200)
-        for (side, tok, size) in sides {
-            if tok.vocab_size() > size || (tok.vocab_size() < size && tok.languages().is_none()) {
-                return Err(Error::Input(format!(
-                    "{}: the {side} tokenizer has {} entries, the model's configuration says {size}",
-                    dir.path().display(),
-                    tok.vocab_size()
-                )));
-            }
-        }
+        let (model, tokenizers) = load_model(dir, &opts)?;
         let pool = opts
             .threads
             .map(|n| {
@@ -222,12 +209,48 @@ impl Translator {
         Ok(Translator {
             model,
             tokenizers,
+            members: Vec::new(),
+            combination: Combination::default(),
             device: opts.device,
             kernels: opts.kernels,
             pool,
             workers: Workers::default(),
             shortlist: None,
         })
+    }
+
+    /// An ensemble of model directories ([`crate::search::ensemble`]) that translates as one
+    /// model: each step's next-token distribution combines theirs (`combination`). The
+    /// directories must share one vocabulary, piece for piece, and its special tokens (as
+    /// models trained on the same corpus with the same tokenizer options do); the first's
+    /// tokenizers and configuration serve all. One directory is [`Translator::load_with`].
+    pub fn load_ensemble<P: AsRef<Path>>(dirs: &[P], opts: LoadOptions, combination: Combination) -> Result<Self> {
+        let Some((first, others)) = dirs.split_first() else {
+            return Err(Error::option("model", "an ensemble needs at least one model directory"));
+        };
+        let mut translator = Self::load_with(first.as_ref(), opts.clone())?;
+        translator.combination = combination;
+        for dir in others {
+            let (model, tokenizers) = load_model(dir.as_ref(), &opts)?;
+            same_vocabulary(&translator, (first.as_ref(), dir.as_ref()), &model, &tokenizers)?;
+            translator.members.push(model);
+        }
+        Ok(translator)
+    }
+
+    /// Models decoding together: 1, or an ensemble's size.
+    pub fn models(&self) -> usize {
+        1 + self.members.len()
+    }
+
+    /// The longest source (language tokens included) every model of the ensemble takes.
+    pub fn max_source_tokens(&self) -> usize {
+        self.all_models().map(|m| m.config.max_positions).min().unwrap_or(self.model.config.max_positions) - 1
+    }
+
+    /// `model`, then the ensemble's others.
+    fn all_models(&self) -> impl Iterator<Item = &Seq2Seq> {
+        std::iter::once(&self.model).chain(&self.members)
     }
 
     /// Decodes each sentence over its shortlist's candidates only ([`shortlist`]: its source
@@ -339,7 +362,7 @@ impl Translator {
     /// Refuses options this model cannot decode with, naming the option.
     pub fn check(&self, opts: &DecodeOptions) -> Result<()> {
         opts.validate()?;
-        let layers = self.model.decoder.layers.len();
+        let layers = self.all_models().map(|m| m.decoder.layers.len()).min().unwrap_or(0);
         if let Alignment::Layer(l) = opts.alignment {
             if l >= layers {
                 return Err(Error::option(
@@ -398,7 +421,7 @@ impl Translator {
     /// Tokenizes one input: `[source language] text` and `[target language] prefix` for a
     /// multilingual model.
     pub(crate) fn prepare(&self, input: &Input) -> Result<Prepared> {
-        let max_src = self.model.config.max_positions - 1;
+        let max_src = self.max_source_tokens();
         let (mut ids, mut prefix) = (Vec::new(), Vec::new());
         if let Some(languages) = self.tokenizers.source.languages() {
             let direction = input.direction.ok_or_else(|| languages.direction_needed("target_lang"))?;
@@ -419,12 +442,17 @@ impl Translator {
     /// encoding sources of similar length together ([`length_groups`]) so that the encoder
     /// does not run on the padding a batch of mixed lengths would need.
     pub(crate) fn encode(&self, sources: &[&[u32]]) -> Result<Memory> {
-        let (src, mask) = Batch::sources(sources, self.model.config.special, &self.device)?;
+        self.encode_with(&self.model, sources)
+    }
+
+    /// [`Translator::encode`] by one model of the ensemble.
+    fn encode_with(&self, model: &Seq2Seq, sources: &[&[u32]]) -> Result<Memory> {
+        let (src, mask) = Batch::sources(sources, model.config.special, &self.device)?;
         let ctx = Ctx::eval().with_kernels(self.kernels);
         let lengths: Vec<usize> = sources.iter().map(|s| s.len() + 1).collect();
         let groups = length_groups::length_groups(&lengths, length_groups::GROUP_COST_ROWS);
         if groups.len() <= 1 {
-            return Ok(self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?);
+            return Ok(model.encode_with(&src, &mask, Record::Nothing, &ctx)?);
         }
         let longest = src.dim(1)?;
         let mut states = Vec::with_capacity(groups.len());
@@ -435,8 +463,8 @@ impl Translator {
         }
         for group in &groups {
             let members: Vec<&[u32]> = group.iter().map(|&i| sources[i]).collect();
-            let (src, mask) = Batch::sources(&members, self.model.config.special, &self.device)?;
-            let memory = self.model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
+            let (src, mask) = Batch::sources(&members, model.config.special, &self.device)?;
+            let memory = model.encode_with(&src, &mask, Record::Nothing, &ctx)?;
             let s = memory.states.dim(1)?;
             states.push(memory.states.pad_with_zeros(1, 0, longest - s)?);
         }
@@ -468,13 +496,23 @@ impl Translator {
         opts: &DecodeOptions,
     ) -> Result<Vec<Vec<Output>>> {
         let sources: Vec<&[u32]> = chunk.iter().map(|&i| &prepared[i].ids[..]).collect();
-        let memory = self.encode(&sources)?;
-        let step = self
-            .stepper(&memory)
-            .with_candidates(self.candidates(&chunk.iter().map(|&i| &prepared[i]).collect::<Vec<_>>()));
+        let candidates = self.candidates(&chunk.iter().map(|&i| &prepared[i]).collect::<Vec<_>>());
         let targets: Vec<Target> = chunk.iter().map(|&i| prepared[i].target(opts)).collect();
         let streams: Vec<u64> = chunk.iter().map(|&i| inputs[i].stream).collect();
-        let hyps = decode(&step, &targets, &streams, opts)?;
+        let hyps = if self.members.is_empty() {
+            let memory = self.encode(&sources)?;
+            decode(&self.stepper(&memory).with_candidates(candidates), &targets, &streams, opts)?
+        } else {
+            let memories = self.all_models().map(|m| self.encode_with(m, &sources)).collect::<Result<Vec<_>>>()?;
+            let steppers: Vec<EncodedBatch> = self
+                .all_models()
+                .zip(&memories)
+                .map(|(m, memory)| {
+                    EncodedBatch::with_kernels(m, memory, self.kernels).with_candidates(candidates.clone())
+                })
+                .collect();
+            decode(&Ensemble::new(steppers, self.combination)?, &targets, &streams, opts)?
+        };
         chunk.iter().zip(hyps).map(|(&i, hyps)| self.outputs(&prepared[i], hyps, opts)).collect()
     }
 
@@ -514,4 +552,65 @@ impl Translator {
             alignment,
         })
     }
+}
+
+/// A model directory's model, ready to translate, and its tokenizers, checked against its
+/// configuration.
+fn load_model(dir: &Path, opts: &LoadOptions) -> Result<(Seq2Seq, Tokenizers)> {
+    let dir = ModelDir::open(dir)?;
+    // a translator never trains: the packed or int8 copies are the only ones it needs
+    let model = dir.load_for_translation(opts.dtype, &opts.device, opts.quantization == Quantization::Int8)?;
+    let config = &model.config;
+    let tokenizers = dir.tokenizers()?;
+    let sides =
+        [("source", &tokenizers.source, config.vocab.source()), ("target", &tokenizers.target, config.vocab.target())];
+    // a pretrained model's table may have unused rows after the tokenizer's entries (NLLB-200)
+    for (side, tok, size) in sides {
+        if tok.vocab_size() > size || (tok.vocab_size() < size && tok.languages().is_none()) {
+            return Err(Error::Input(format!(
+                "{}: the {side} tokenizer has {} entries, the model's configuration says {size}",
+                dir.path().display(),
+                tok.vocab_size()
+            )));
+        }
+    }
+    Ok((model, tokenizers))
+}
+
+/// Refuses an ensemble's model (`dirs.1`) whose vocabulary or special tokens differ from the
+/// first model's (`dirs.0`, loaded in `first`), naming the first difference.
+fn same_vocabulary(first: &Translator, dirs: (&Path, &Path), model: &Seq2Seq, tokenizers: &Tokenizers) -> Result<()> {
+    let differ = |what: String| {
+        Err(Error::Input(format!(
+            "{}: cannot decode in an ensemble with {}: {what}",
+            dirs.1.display(),
+            dirs.0.display()
+        )))
+    };
+    let (a, b) = (&first.model.config, &model.config);
+    if a.vocab != b.vocab {
+        return differ(format!("its vocabulary sizes are {:?}, the first model's {:?}", b.vocab, a.vocab));
+    }
+    if a.special != b.special {
+        return differ(format!("its special tokens are {:?}, the first model's {:?}", b.special, a.special));
+    }
+    let sides = [
+        ("source", &first.tokenizers.source, &tokenizers.source),
+        ("target", &first.tokenizers.target, &tokenizers.target),
+    ];
+    for (side, ours, theirs) in sides {
+        if ours.vocab_size() != theirs.vocab_size() {
+            return differ(format!(
+                "its {side} tokenizer has {} entries, the first model's {}",
+                theirs.vocab_size(),
+                ours.vocab_size()
+            ));
+        }
+        let ids: Vec<u32> = (0..ours.vocab_size() as u32).collect();
+        let (p, q) = (ours.id_pieces(&ids), theirs.id_pieces(&ids));
+        if let Some(i) = (0..p.len()).find(|&i| p[i] != q[i]) {
+            return differ(format!("its {side} piece {i} is {:?}, the first model's {:?}", q[i], p[i]));
+        }
+    }
+    Ok(())
 }

@@ -175,6 +175,12 @@ impl Scheduler {
         if options.workers == 0 {
             return Err(Error::option("workers", "must be at least 1"));
         }
+        if translator.models() > 1 {
+            return Err(Error::Input(format!(
+                "continuous batching decodes one model; this translator is an ensemble of {}",
+                translator.models()
+            )));
+        }
         // each worker's share of the translator's threads
         let threads = (translator.install(rayon::current_num_threads) / options.workers).max(1);
         let mut scheduler = Scheduler { workers: Vec::with_capacity(options.workers), translator, options };
