@@ -248,16 +248,17 @@ mod tests {
     #[test]
     fn shards_are_consecutive_non_empty_and_of_about_equal_cost() {
         for (lens, n, want) in [
-            (vec![4, 4, 4, 4], 2, vec![0..2, 2..4]),
-            (vec![1, 1, 1, 9], 2, vec![0..3, 3..4]),
-            (vec![9, 1, 1, 1], 2, vec![0..1, 1..4]),
-            (vec![3, 3, 3], 3, vec![0..1, 1..2, 2..3]),
-            (vec![3, 3], 4, vec![0..1, 1..2]),
-            (vec![7], 2, vec![0..1]),
-            (vec![2, 2, 2, 2, 2], 1, vec![0..5]),
-            (vec![30, 30, 1, 1], 3, vec![0..1, 1..2, 2..4]),
+            (vec![4, 4, 4, 4], 2, vec![(0, 2), (2, 4)]),
+            (vec![1, 1, 1, 9], 2, vec![(0, 3), (3, 4)]),
+            (vec![9, 1, 1, 1], 2, vec![(0, 1), (1, 4)]),
+            (vec![3, 3, 3], 3, vec![(0, 1), (1, 2), (2, 3)]),
+            (vec![3, 3], 4, vec![(0, 1), (1, 2)]),
+            (vec![7], 2, vec![(0, 1)]),
+            (vec![2, 2, 2, 2, 2], 1, vec![(0, 5)]),
+            (vec![30, 30, 1, 1], 3, vec![(0, 1), (1, 2), (2, 4)]),
         ] {
-            assert_eq!(shard_ranges(&examples(&lens), n), want, "{lens:?} in {n}");
+            let got: Vec<(usize, usize)> = shard_ranges(&examples(&lens), n).iter().map(|r| (r.start, r.end)).collect();
+            assert_eq!(got, want, "{lens:?} in {n}");
         }
     }
 
