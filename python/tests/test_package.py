@@ -33,4 +33,6 @@ def test_everything_public_has_a_docstring():
         owner = transduce.Translation if method == "to_dict" else transduce.Translator
         assert getattr(owner, method).__doc__, method
     assert "Search keywords" in transduce.Translator.translate.__doc__
-    assert transduce.Translator.__text_signature__ == "(path, quantization=None, threads=None, workers=1)"
+    assert transduce.Translator.__text_signature__ == (
+        '(path, quantization=None, threads=None, workers=1, ensemble=None, ensemble_mode="linear")'
+    )
