@@ -4,7 +4,8 @@ model, loopback only: 1, 8 and 32 concurrent clients send one-sentence LibreTran
 (test_2016_flickr, in turn) for a fixed time; both servers run at the same beam size (4, argos'
 default). By default (`--search libretranslate`) transduce runs the same search as LibreTranslate
 (CTranslate2's stopping rule, argos' length penalty 0.2); `--search transduce` keeps transduce's
-own defaults (the exact stopping rule, GNMT penalty 0.6), which decode more steps. Prints
+own defaults (GNMT penalty 0.6, the heuristic stopping rule; the exact rule before), which
+decode more steps. Prints
 throughput (sentences/s), p50/p99 latency, errors, each server's peak RSS and CPU time per
 sentence, the ratios, whether transduce's answers equal `transduce translate` with the same
 options, and how many equal LibreTranslate's.

@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--tokenizer", help="with --corpus: the tokenizer.json of a model trained on it")
     ap.add_argument("--max-tokens", type=int, default=1024, help="with --corpus: the batch budget")
     ap.add_argument("--batches", type=int, default=50, help="with --corpus: batches timed")
+    ap.add_argument("--workers", type=int, help="with --corpus: transduce's workers (default: training's)")
     ap.add_argument("--work", default=str(ROOT / "bench" / "work"))
     args = ap.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS="2")
@@ -82,7 +83,8 @@ def corpus(args, env):
     for r in range(args.rounds):
         [fig] = run([args.binary, "bench", "train-corpus", "--src", args.corpus[0], "--tgt", args.corpus[1],
                      "--tokenizer", args.tokenizer, "--preset", args.preset, "--max-tokens", str(args.max_tokens),
-                     "--batches", str(args.batches), "--write-batches", str(batches)], env)
+                     "--batches", str(args.batches), "--write-batches", str(batches)]
+                    + (["--workers", str(args.workers)] if args.workers else []), env)
         print(json.dumps({"round": r, **fig}), flush=True)
         rates["transduce"].append(fig["tgt_tokens_per_s"])
         [tfig] = run([sys.executable, str(ROOT / "bench" / "torch_corpus.py"), str(batches),

@@ -205,9 +205,68 @@ fn long_and_sure(_: usize, prefix: &[u32]) -> [f32; V] {
 fn early_unlikely_endings_do_not_end_the_search() {
     // regression: finishing a sentence once `beam` hypotheses had ended (fairseq's rule) kept
     // five poor early endings and lost the best, long translation
-    let m = Scripted::new(1, long_and_sure);
-    let out = beam_search(&m, &targets(1, 30), &opts(30), &beam(5, LengthPenalty::Gnmt { alpha: 0.6 })).unwrap();
-    assert_eq!(out[0][0].tokens, vec![A; 10], "{:?}", out[0]);
+    for rule in [BeamRule::Exact, BeamRule::Heuristic] {
+        let m = Scripted::new(1, long_and_sure);
+        let lp = LengthPenalty::Gnmt { alpha: 0.6 };
+        let out = beam_search(&m, &targets(1, 30), &opts(30), &BeamOptions { rule, ..beam(5, lp) }).unwrap();
+        assert_eq!(out[0][0].tokens, vec![A; 10], "{rule}: {:?}", out[0]);
+    }
+}
+
+/// Two likely endings after one token (A then EOS 0.65, B then EOS 0.6), or a confident loop of
+/// B's after two tokens that ends by itself at 12: the loop is less likely in total, but a
+/// length penalty that rewards length enough ranks it first.
+fn ends_or_loops(_: usize, prefix: &[u32]) -> [f32; V] {
+    match prefix {
+        [] => [0.0, 0.0, 0.0, 0.5, 0.5],
+        [A] => [0.0, 0.0, 0.65, 0.0, 0.35],
+        [B] => [0.0, 0.0, 0.6, 0.4, 0.0],
+        p if p.len() < 12 => [0.0, 0.0, 0.05, 0.0, 0.95],
+        _ => [0.0, 0.0, 0.95, 0.0, 0.05],
+    }
+}
+
+#[test]
+fn the_heuristic_rule_stops_before_long_loops_the_exact_rule_goes_on_to_find() {
+    let search = |rule, alpha| {
+        let m = Scripted::new(1, ends_or_loops);
+        let lp = LengthPenalty::Gnmt { alpha };
+        let out = beam_search(&m, &targets(1, 30), &opts(30), &BeamOptions { rule, n_best: 1, ..beam(2, lp) }).unwrap();
+        let steps = m.rows_per_step.borrow().len();
+        (out[0][0].clone(), steps)
+    };
+    // GNMT 1.5: the exact bound keeps the search going to the loop, whose score is higher
+    let (exact, exact_steps) = search(BeamRule::Exact, 1.5);
+    let (heuristic, heuristic_steps) = search(BeamRule::Heuristic, 1.5);
+    assert_eq!(exact.tokens.len(), 12, "{exact:?}");
+    assert!(exact.tokens[2..].iter().all(|&t| t == B), "{exact:?}");
+    assert!(exact.score > heuristic.score && exact.logp < heuristic.logp, "{exact:?} {heuristic:?}");
+    // after step 2 both finished hypotheses beat every live one as it stands: the search stops
+    assert_eq!(heuristic.tokens, vec![A]);
+    assert_eq!(heuristic_steps, 2);
+    assert!(exact_steps >= 13, "the loop ends at step 13: {exact_steps}");
+    // with a mild penalty both rules keep the likely ending
+    assert_eq!(search(BeamRule::Exact, 0.6).0.tokens, vec![A]);
+    assert_eq!(search(BeamRule::Heuristic, 0.6).0.tokens, vec![A]);
+}
+
+#[test]
+fn under_the_heuristic_rule_an_eos_forced_at_the_limit_costs_its_probability() {
+    // ten likely A's cut at 3 tokens: Hugging Face's rule adds nothing for the forced EOS,
+    // the heuristic rule its log-probability (0.004), as the exact rule does
+    let logp = |rule| {
+        let m = Scripted::new(1, long_and_sure);
+        let lp = LengthPenalty::Gnmt { alpha: 0.6 };
+        let o = DecodeOptions { strategy: Strategy::Beam(BeamOptions { rule, ..beam(2, lp) }), ..opts(3) };
+        let out = decode(&m, &targets(1, 3), &[0], &o).unwrap();
+        assert_eq!(out[0][0].tokens, vec![A; 3], "{rule}");
+        out[0][0].logp
+    };
+    let three_a = 3.0 * 0.99f32.ln();
+    assert!((logp(BeamRule::HuggingFace) - three_a).abs() < 1e-5);
+    for rule in [BeamRule::Heuristic, BeamRule::Exact] {
+        assert!((logp(rule) - (three_a + 0.004f32.ln())).abs() < 1e-4, "{rule}");
+    }
 }
 
 fn loves_a(_: usize, _: &[u32]) -> [f32; V] {

@@ -138,6 +138,8 @@ fn trains_resumes_and_averages() {
                 "0.05",
                 "--r-drop",
                 "0.5",
+                "--weight-decay",
+                "0.1",
                 "--max-updates",
                 "1",
             ],
@@ -161,6 +163,9 @@ fn trains_resumes_and_averages() {
     let training: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(shaped.join("training.json")).unwrap()).unwrap();
     assert_eq!(training["r_drop"], serde_json::json!(0.5), "{training}");
+    assert_eq!(training["adam"]["weight_decay"], serde_json::json!(0.1), "{training}");
+    let (ok, err) = transduce(&[&args[..], &["--weight-decay=-0.1"]].concat());
+    assert!(!ok && err.contains("--weight-decay: -0.1 is not a number >= 0"), "{err}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();
     let (ok, err) = transduce(&[&args[..], &["--config", toml.to_str().unwrap()]].concat());
     assert!(!ok && err.contains("unknown field `width`"), "{err}");

@@ -262,5 +262,6 @@ fn a_missing_file_names_its_cause_once() {
 fn beam_rules_parse_from_their_names() {
     assert_eq!("hugging-face".parse::<BeamRule>().unwrap(), BeamRule::HuggingFace);
     assert_eq!(BeamRule::CTranslate2.to_string(), "ctranslate2");
+    assert_eq!("heuristic".parse::<BeamRule>().unwrap(), BeamRule::default());
     assert_eq!("int8".parse::<Quantization>().unwrap(), Quantization::Int8);
 }

@@ -21,7 +21,7 @@ common=(--max-len 63 --max-len-ratio 0)
 "$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.beam" --beam 4 \
     --length-penalty power --alpha 1 --beam-rule hugging-face "${common[@]}"
 "$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.beam-exact" --beam 4 \
-    --length-penalty power --alpha 1 "${common[@]}"
+    --length-penalty power --alpha 1 --beam-rule exact "${common[@]}"
 # CTranslate2's max_decoding_length counts no EOS, its min_decoding_length is 1
 ct2=(--max-len 64 --max-len-ratio 0 --min-len 1)
 "$bin" translate -m "$model" --input "$out/test.$src" --output "$out/transduce.greedy-ct2" --search greedy "${ct2[@]}"

@@ -9,7 +9,7 @@ from typing_extensions import Unpack
 _Path = Union[str, os.PathLike[str]]
 _Search = Literal["beam", "greedy", "sample"]
 _Penalty = Literal["gnmt", "average", "power", "none"]
-_BeamRule = Literal["exact", "hugging-face", "ctranslate2"]
+_BeamRule = Literal["heuristic", "exact", "hugging-face", "ctranslate2"]
 
 __version__: str
 

@@ -15,6 +15,7 @@ use crate::bench::{greedy_decode, train_step, Workload};
 use crate::process::peak_rss_bytes;
 use transduce::data::lines::LineReader;
 use transduce::model::Preset;
+use transduce::train::default_workers;
 use transduce::translate::{LoadOptions, Quantization, Translator};
 
 #[derive(Debug, Args)]
@@ -100,9 +101,9 @@ pub struct TrainCorpusArgs {
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
     /// Workers computing each step, each batch cut into as many shards (`transduce train
-    /// --workers`).
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// --workers`; by default as many as training takes: 2 where there are 2 threads).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Shuffles the epoch the batches are taken from.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -214,7 +215,14 @@ fn train_corpus(args: &TrainCorpusArgs) -> Result<()> {
     if let Some(path) = &args.write_batches {
         batches.write(path)?;
     }
-    println!("{}", serde_json::to_string(&batches.train(args.preset, args.max_tokens, args.workers)?)?);
+    println!(
+        "{}",
+        serde_json::to_string(&batches.train(
+            args.preset,
+            args.max_tokens,
+            args.workers.unwrap_or_else(default_workers)
+        )?)?
+    );
     Ok(())
 }
 

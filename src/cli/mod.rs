@@ -21,7 +21,13 @@ pub mod translate;
 pub fn as_flags(error: transduce::Error) -> anyhow::Error {
     match error {
         transduce::Error::Option { option, why } => {
-            anyhow::anyhow!("--{}: {why}", option.replace(['_', '.'], "-"))
+            // a configuration key whose flag drops its table's name
+            let flag = if option == "adam.weight_decay" {
+                "weight-decay".to_string()
+            } else {
+                option.replace(['_', '.'], "-")
+            };
+            anyhow::anyhow!("--{flag}: {why}")
         }
         other => other.into(),
     }

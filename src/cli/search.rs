@@ -22,9 +22,11 @@ pub struct SearchArgs {
     /// Length penalty exponent (GNMT and power).
     #[arg(long, default_value_t = 0.6)]
     pub alpha: f32,
-    /// Which finished hypotheses count and when a sentence stops; `hugging-face` reproduces
-    /// transformers' `generate()` (with `--length-penalty power --alpha 1`).
-    #[arg(long, value_parser = choice::<BeamRule>(), default_value_t = BeamRule::Exact)]
+    /// Which finished hypotheses count and when a sentence stops: `heuristic` (stop when the
+    /// best live hypothesis, scored now, does not beat the beam's finished ones), `exact` (when
+    /// no live hypothesis can still win), `hugging-face` (transformers' `generate()`, with
+    /// `--length-penalty power --alpha 1`) or `ctranslate2` (after `beam` have finished).
+    #[arg(long, value_parser = choice::<BeamRule>(), default_value_t = BeamRule::Heuristic)]
     pub beam_rule: BeamRule,
     /// Hypotheses per sentence (beam search; shown by --format nbest and jsonl).
     #[arg(long, default_value_t = 1)]

@@ -135,6 +135,10 @@ pub struct TrainArgs {
     pub lr_floor: Option<f64>,
     #[arg(long)]
     pub label_smoothing: Option<f64>,
+    /// AdamW's decoupled weight decay (0): each update also shrinks every weight by lr × this
+    /// fraction (key `adam.weight_decay`).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// R-Drop: run each batch twice under two dropout masks and add this weight times their
     /// symmetric KL divergence per token to the loss (0, off; an update costs about twice)
     #[arg(long)]
@@ -231,6 +235,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if a.workers.is_some() {
         cfg.workers = a.workers;
+    }
+    if let Some(w) = a.weight_decay {
+        cfg.adam.weight_decay = w;
     }
     if a.lr_schedule.is_some() {
         cfg.lr_schedule = a.lr_schedule;

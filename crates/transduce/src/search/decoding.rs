@@ -385,7 +385,7 @@ fn beam_step(
     // finished hypotheses kept per sentence
     let kept = match beam.rule {
         BeamRule::Exact => n_best,
-        BeamRule::HuggingFace => k,
+        BeamRule::Heuristic | BeamRule::HuggingFace => k,
         BeamRule::CTranslate2 => usize::MAX,
     };
     // the 2k best (score, beam row, token) over the group's live rows
@@ -431,7 +431,7 @@ fn beam_step(
         }
         // once the best live hypothesis, as if it ended now, cannot beat the worst kept
         // (`next` is sorted best first)
-        BeamRule::HuggingFace => {
+        BeamRule::Heuristic | BeamRule::HuggingFace => {
             let best_live =
                 next.first().map_or(f32::NEG_INFINITY, |(_, h)| beam.length_penalty.score(h.logp, h.token_logp.len()));
             worst_kept.is_some_and(|w| w >= best_live)

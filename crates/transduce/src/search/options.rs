@@ -47,9 +47,19 @@ impl LengthPenalty {
 /// Which finished hypotheses a beam search keeps and when it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BeamRule {
-    /// Every EOS continuation among the candidates finishes a hypothesis; a sentence stops
-    /// once no live hypothesis can beat its n-best, even at no further cost (an exact bound).
+    /// An EOS counts only among the `beam` best candidates of a step, `beam` finished
+    /// hypotheses are kept, and a sentence stops when its best live hypothesis, scored at its
+    /// current length, does not beat the worst of them (Hugging Face's `early_stopping=False`
+    /// heuristic; an EOS forced at the length limit costs its log-probability). The default:
+    /// with a length penalty that rewards length (GNMT α 1.5), the exact rule goes on to find
+    /// long, looping hypotheses that score higher (Multi30k en→de: 3.5 % more words than the
+    /// references on test_2016_flickr), and this rule stops before most of them (1.1 % more
+    /// words, 1.0 BLEU higher).
     #[default]
+    Heuristic,
+    /// Every EOS continuation among the candidates finishes a hypothesis; a sentence stops
+    /// once no live hypothesis can beat its n-best, even at no further cost (an exact bound on
+    /// the length-penalised score).
     Exact,
     /// Hugging Face `generate()` (`early_stopping=False`), for identical outputs: an EOS counts
     /// only among the `beam` best candidates of a step, `beam` finished hypotheses are kept, a
@@ -64,7 +74,9 @@ pub enum BeamRule {
     CTranslate2,
 }
 
-crate::choices!(BeamRule, "beam rule", { Exact => "exact", HuggingFace => "hugging-face", CTranslate2 => "ctranslate2" });
+crate::choices!(BeamRule, "beam rule", {
+    Heuristic => "heuristic", Exact => "exact", HuggingFace => "hugging-face", CTranslate2 => "ctranslate2"
+});
 
 /// Beam search parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +90,12 @@ pub struct BeamOptions {
 
 impl Default for BeamOptions {
     fn default() -> Self {
-        BeamOptions { beam: 5, length_penalty: LengthPenalty::Gnmt { alpha: 0.6 }, n_best: 1, rule: BeamRule::Exact }
+        BeamOptions {
+            beam: 5,
+            length_penalty: LengthPenalty::Gnmt { alpha: 0.6 },
+            n_best: 1,
+            rule: BeamRule::Heuristic,
+        }
     }
 }
 
@@ -390,7 +407,7 @@ impl Default for SearchSettings {
             beam: 5,
             length_penalty: PenaltyKind::Gnmt,
             alpha: 0.6,
-            beam_rule: BeamRule::Exact,
+            beam_rule: BeamRule::Heuristic,
             n_best: 1,
             temperature: 1.0,
             top_k: 0,

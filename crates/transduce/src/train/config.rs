@@ -327,11 +327,9 @@ impl TrainConfig {
         Ok(step.with_r_drop(self.r_drop).with_workers(self.workers())?)
     }
 
-    /// Workers computing each update: `workers`, or by default 2 where the pool has at least 2
-    /// threads (on 2 cores, Multi30k's 1024-token batches: 1.2× the updates a second of one
-    /// two-threaded worker, `transduce bench train-corpus --workers`).
+    /// Workers computing each update: `workers`, or [`default_workers`].
     pub fn workers(&self) -> usize {
-        self.workers.unwrap_or(if rayon::current_num_threads() >= 2 { 2 } else { 1 })
+        self.workers.unwrap_or_else(default_workers)
     }
 
     /// The dropout of a run whose sub-layers and embeddings drop `residual`: attention and the
@@ -393,6 +391,17 @@ fn merge_objects(
                 base.insert(k, v);
             }
         }
+    }
+}
+
+/// Training's workers when none are asked for: 2 where the pool has at least 2 threads (on 2
+/// cores, Multi30k's 1024-token batches: 1.2× the updates a second of one two-threaded worker,
+/// `transduce bench train-corpus --workers`), else 1.
+pub fn default_workers() -> usize {
+    if rayon::current_num_threads() >= 2 {
+        2
+    } else {
+        1
     }
 }
 

@@ -19,7 +19,7 @@ pub mod validation;
 
 pub use budget::{dropout_for_epochs, Counted, Projection};
 pub use checkpoint::{average_checkpoints, TrainState};
-pub use config::{parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
+pub use config::{default_workers, parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
 pub use ema::WeightAverage;
 pub use loss::{label_smoothed_cross_entropy, paired_kl_divergence, LossOutput};
 pub use optim::{AdamW, AdamWConfig};
