@@ -71,6 +71,6 @@ mod tests {
             assert_eq!(name.parse::<BeamRule>().unwrap().to_string(), *name);
         }
         let err = "huggingface".parse::<BeamRule>().unwrap_err().to_string();
-        assert_eq!(err, "unknown beam rule `huggingface`: expected one of exact, hugging-face, ctranslate2");
+        assert_eq!(err, "unknown beam rule `huggingface`: expected one of heuristic, exact, hugging-face, ctranslate2");
     }
 }
