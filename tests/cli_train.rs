@@ -140,6 +140,8 @@ fn trains_resumes_and_averages() {
                 "0.5",
                 "--weight-decay",
                 "0.1",
+                "--weight-decay-scope",
+                "matrices",
                 "--max-updates",
                 "1",
             ],
@@ -164,6 +166,7 @@ fn trains_resumes_and_averages() {
         serde_json::from_str(&std::fs::read_to_string(shaped.join("training.json")).unwrap()).unwrap();
     assert_eq!(training["r_drop"], serde_json::json!(0.5), "{training}");
     assert_eq!(training["adam"]["weight_decay"], serde_json::json!(0.1), "{training}");
+    assert_eq!(training["adam"]["weight_decay_scope"], serde_json::json!("matrices"), "{training}");
     let (ok, err) = transduce(&[&args[..], &["--weight-decay=-0.1"]].concat());
     assert!(!ok && err.contains("--weight-decay: -0.1 is not a number >= 0"), "{err}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();

@@ -13,7 +13,7 @@ use transduce::data::batch::pad_sequences;
 use transduce::data::Batch;
 use transduce::model::config::{ModelConfig, Preset, Tying};
 use transduce::model::{Ctx, TrainableModel};
-use transduce::train::{AdamWConfig, LrSchedule, TrainStep};
+use transduce::train::{AdamWConfig, DecayScope, LrSchedule, TrainStep};
 
 pub mod corpus;
 pub mod gemm;
@@ -93,9 +93,11 @@ fn random_rows(rng: &mut Xoshiro256PlusPlus, rows: usize, len: usize, vocab: usi
 }
 
 /// The library's training step with torch_ref.py's optimiser: AdamW (betas 0.9 / 0.999, eps
-/// 1e-8, weight decay 0.01) at a constant 1e-4, plain cross-entropy, no clipping.
+/// 1e-8, weight decay 0.01 on every parameter) at a constant 1e-4, plain cross-entropy, no
+/// clipping.
 pub fn torch_ref_step(model: &TrainableModel) -> Result<TrainStep> {
-    let adam = AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let adam =
+        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, weight_decay_scope: DecayScope::All };
     TrainStep::new(model, adam, LrSchedule::Constant { lr: 1e-4 }, 0.0, 0.0)
 }
 

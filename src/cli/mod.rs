@@ -21,12 +21,8 @@ pub mod translate;
 pub fn as_flags(error: transduce::Error) -> anyhow::Error {
     match error {
         transduce::Error::Option { option, why } => {
-            // a configuration key whose flag drops its table's name
-            let flag = if option == "adam.weight_decay" {
-                "weight-decay".to_string()
-            } else {
-                option.replace(['_', '.'], "-")
-            };
+            // the optimiser's keys (`adam.weight_decay`) are flags without their table's name
+            let flag = option.strip_prefix("adam.").unwrap_or(option).replace(['_', '.'], "-");
             anyhow::anyhow!("--{flag}: {why}")
         }
         other => other.into(),

@@ -17,7 +17,7 @@ use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::model_dir::Languages;
 use transduce::text::SubwordModel;
-use transduce::train::{parse_duration, train, ScheduleKind, Start, StopMetric, TrainConfig, VocabSharing};
+use transduce::train::{parse_duration, train, DecayScope, ScheduleKind, Start, StopMetric, TrainConfig, VocabSharing};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -139,6 +139,11 @@ pub struct TrainArgs {
     /// fraction (key `adam.weight_decay`).
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Which parameters --weight-decay shrinks: all (PyTorch's AdamW over every parameter), or
+    /// matrices (weight matrices and embeddings; biases and layer-norm parameters are left
+    /// alone, as nanoGPT and Hugging Face's Trainer do). Default all.
+    #[arg(long, value_parser = choice::<DecayScope>())]
+    pub weight_decay_scope: Option<DecayScope>,
     /// R-Drop: run each batch twice under two dropout masks and add this weight times their
     /// symmetric KL divergence per token to the loss (0, off; an update costs about twice)
     #[arg(long)]
@@ -238,6 +243,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(w) = a.weight_decay {
         cfg.adam.weight_decay = w;
+    }
+    if let Some(scope) = a.weight_decay_scope {
+        cfg.adam.weight_decay_scope = scope;
     }
     if a.lr_schedule.is_some() {
         cfg.lr_schedule = a.lr_schedule;

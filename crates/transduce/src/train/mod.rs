@@ -22,7 +22,7 @@ pub use checkpoint::{average_checkpoints, TrainState};
 pub use config::{default_workers, parse_duration, ModelOverrides, StopMetric, TrainConfig, VocabSharing};
 pub use ema::WeightAverage;
 pub use loss::{label_smoothed_cross_entropy, paired_kl_divergence, LossOutput};
-pub use optim::{AdamW, AdamWConfig};
+pub use optim::{AdamW, AdamWConfig, DecayScope};
 pub use schedule::{Budget, Cosine, InverseSqrt, LrSchedule, ScheduleKind};
 pub use step::{StepSeconds, StepStats, TrainStep};
 pub use trainer::{train, Start, StopReason, TrainSummary};

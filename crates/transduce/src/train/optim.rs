@@ -14,11 +14,39 @@ pub struct AdamWConfig {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// Which parameters `weight_decay` shrinks (absent in older configurations: all).
+    #[serde(default)]
+    pub weight_decay_scope: DecayScope,
 }
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 }
+        AdamWConfig { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0, weight_decay_scope: DecayScope::All }
+    }
+}
+
+/// Which parameters AdamW's weight decay shrinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecayScope {
+    /// Every parameter (PyTorch's `AdamW` over `model.parameters()`, fairseq, Marian).
+    #[default]
+    All,
+    /// Tensors of rank 2 or more only (weight matrices and embeddings): biases and
+    /// layer-norm gains and shifts keep their scale (nanoGPT, Hugging Face's `Trainer`).
+    Matrices,
+}
+
+crate::choices!(DecayScope, "weight-decay scope", { All => "all", Matrices => "matrices" });
+
+impl DecayScope {
+    /// The weight decay of one parameter of rank `rank` under this scope.
+    pub fn decay_for(self, weight_decay: f64, rank: usize) -> f64 {
+        match self {
+            DecayScope::All => weight_decay,
+            DecayScope::Matrices if rank >= 2 => weight_decay,
+            DecayScope::Matrices => 0.0,
+        }
     }
 }
 
@@ -32,6 +60,8 @@ enum Moments {
 struct Param {
     var: Var,
     moments: Moments,
+    /// This parameter's weight decay (the configuration's, or 0 outside its scope).
+    weight_decay: f64,
 }
 
 /// AdamW over a fixed, ordered list of variables.
@@ -52,7 +82,8 @@ impl AdamW {
                 } else {
                     Moments::Tensors { m: var.zeros_like()?, v: var.zeros_like()? }
                 };
-                Ok(Param { var, moments })
+                let weight_decay = config.weight_decay_scope.decay_for(config.weight_decay, var.rank());
+                Ok(Param { var, moments, weight_decay })
             })
             .collect::<Result<_>>()?;
         Ok(AdamW { config, params, step: 0 })
@@ -115,7 +146,7 @@ impl AdamW {
                         beta1: c.beta1 as f32,
                         beta2: c.beta2 as f32,
                         eps: c.eps as f32,
-                        weight_decay: c.weight_decay as f32,
+                        weight_decay: p.weight_decay as f32,
                         bias1: bias1 as f32,
                         bias2: bias2 as f32,
                         grad_scale: grad_scale as f32,
@@ -131,7 +162,7 @@ impl AdamW {
                     let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
                     let theta = p.var.as_tensor();
                     let decayed =
-                        if c.weight_decay > 0.0 { (theta * (1.0 - lr * c.weight_decay))? } else { theta.clone() };
+                        if p.weight_decay > 0.0 { (theta * (1.0 - lr * p.weight_decay))? } else { theta.clone() };
                     p.var.set(&(decayed - (update * lr)?)?)?;
                 }
             }
@@ -188,6 +219,35 @@ mod tests {
                 let want = [1.0 * decay - 0.01, -2.0 * decay + 0.01, 3.0 * decay];
                 for (g, w) in got.iter().zip(want) {
                     assert!((g - w).abs() < 1e-6, "{dtype:?} {kernels:?}: {got:?} vs {want:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matrices_scope_decays_matrices_and_leaves_biases_and_gains() {
+        // Adam's first step moves each weight by lr against its gradient's sign, after the decay
+        // w * (1 - lr * wd) where the scope applies it.
+        let (lr, wd) = (0.5, 0.2);
+        for kernels in [Kernels::Reference, Kernels::Fused] {
+            for (scope, vector_decays) in [(DecayScope::All, true), (DecayScope::Matrices, false)] {
+                let matrix = Var::new(&[[1.0f32, -2.0], [3.0, 4.0]], &Device::Cpu).unwrap();
+                let vector = Var::new(&[5.0f32, -6.0], &Device::Cpu).unwrap();
+                let loss = (matrix.as_tensor().sum_all().unwrap() - vector.as_tensor().sum_all().unwrap()).unwrap();
+                let grads = loss.backward().unwrap();
+                let config = AdamWConfig { weight_decay: wd, weight_decay_scope: scope, ..Default::default() };
+                let mut opt = AdamW::new(vec![matrix.clone(), vector.clone()], config, kernels).unwrap();
+                opt.step(&grads, lr, 1.0).unwrap();
+                let decayed = (1.0 - lr * wd) as f32;
+                let m = matrix.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (got, init) in m.iter().zip([1.0f32, -2.0, 3.0, 4.0]) {
+                    let want = init * decayed - lr as f32;
+                    assert!((got - want).abs() < 1e-5, "{scope} {kernels:?}: matrix {m:?}");
+                }
+                let v = vector.as_tensor().to_vec1::<f32>().unwrap();
+                for (got, init) in v.iter().zip([5.0f32, -6.0]) {
+                    let want = if vector_decays { init * decayed } else { init } + lr as f32;
+                    assert!((got - want).abs() < 1e-5, "{scope} {kernels:?}: vector {v:?}");
                 }
             }
         }
