@@ -29,7 +29,7 @@ impl Default for AdamWConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecayScope {
-    /// Every parameter (PyTorch's `AdamW` over `model.parameters()`, fairseq, Marian).
+    /// Every parameter (PyTorch's `AdamW` over `model.parameters()`, fairseq's Adam).
     #[default]
     All,
     /// Tensors of rank 2 or more only (weight matrices and embeddings): biases and
