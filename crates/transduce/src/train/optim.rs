@@ -60,8 +60,6 @@ enum Moments {
 struct Param {
     var: Var,
     moments: Moments,
-    /// This parameter's weight decay (the configuration's, or 0 outside its scope).
-    weight_decay: f64,
 }
 
 /// AdamW over a fixed, ordered list of variables.
@@ -82,8 +80,7 @@ impl AdamW {
                 } else {
                     Moments::Tensors { m: var.zeros_like()?, v: var.zeros_like()? }
                 };
-                let weight_decay = config.weight_decay_scope.decay_for(config.weight_decay, var.rank());
-                Ok(Param { var, moments, weight_decay })
+                Ok(Param { var, moments })
             })
             .collect::<Result<_>>()?;
         Ok(AdamW { config, params, step: 0 })
@@ -139,6 +136,7 @@ impl AdamW {
         let bias2 = 1.0 - c.beta2.powi(t);
         for p in &mut self.params {
             let Some(g) = grads.get(p.var.as_tensor()) else { continue };
+            let weight_decay = c.weight_decay_scope.decay_for(c.weight_decay, p.var.rank());
             match &mut p.moments {
                 Moments::Host(moments) => {
                     let step = AdamWStep {
@@ -146,7 +144,7 @@ impl AdamW {
                         beta1: c.beta1 as f32,
                         beta2: c.beta2 as f32,
                         eps: c.eps as f32,
-                        weight_decay: p.weight_decay as f32,
+                        weight_decay: weight_decay as f32,
                         bias1: bias1 as f32,
                         bias2: bias2 as f32,
                         grad_scale: grad_scale as f32,
@@ -161,8 +159,7 @@ impl AdamW {
                     let v_hat = (&*v / bias2)?;
                     let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
                     let theta = p.var.as_tensor();
-                    let decayed =
-                        if p.weight_decay > 0.0 { (theta * (1.0 - lr * p.weight_decay))? } else { theta.clone() };
+                    let decayed = if weight_decay > 0.0 { (theta * (1.0 - lr * weight_decay))? } else { theta.clone() };
                     p.var.set(&(decayed - (update * lr)?)?)?;
                 }
             }
