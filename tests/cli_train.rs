@@ -75,6 +75,9 @@ fn trains_resumes_and_averages() {
         serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
     assert_eq!(training["max_updates"], 6);
     assert_eq!(training["preset"], "tiny");
+    // the optimiser's defaults: decay 0.1 over the weight matrices
+    assert_eq!(training["adam"]["weight_decay"], serde_json::json!(0.1), "{training}");
+    assert_eq!(training["adam"]["weight_decay_scope"], serde_json::json!("matrices"), "{training}");
 
     // bad options are refused before any work, the flag or the file's key named
     let (ok, err) = transduce(&[&common[..], &["--keep-last", "0"]].concat());
@@ -139,9 +142,9 @@ fn trains_resumes_and_averages() {
                 "--r-drop",
                 "0.5",
                 "--weight-decay",
-                "0.1",
+                "0.05",
                 "--weight-decay-scope",
-                "matrices",
+                "all",
                 "--max-updates",
                 "1",
             ],
@@ -165,8 +168,8 @@ fn trains_resumes_and_averages() {
     let training: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(shaped.join("training.json")).unwrap()).unwrap();
     assert_eq!(training["r_drop"], serde_json::json!(0.5), "{training}");
-    assert_eq!(training["adam"]["weight_decay"], serde_json::json!(0.1), "{training}");
-    assert_eq!(training["adam"]["weight_decay_scope"], serde_json::json!("matrices"), "{training}");
+    assert_eq!(training["adam"]["weight_decay"], serde_json::json!(0.05), "{training}");
+    assert_eq!(training["adam"]["weight_decay_scope"], serde_json::json!("all"), "{training}");
     let (ok, err) = transduce(&[&args[..], &["--weight-decay=-0.1"]].concat());
     assert!(!ok && err.contains("--weight-decay: -0.1 is not a number >= 0"), "{err}");
     std::fs::write(&toml, "[model]\nwidth = 16\n").unwrap();

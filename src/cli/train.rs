@@ -135,13 +135,13 @@ pub struct TrainArgs {
     pub lr_floor: Option<f64>,
     #[arg(long)]
     pub label_smoothing: Option<f64>,
-    /// AdamW's decoupled weight decay (0): each update also shrinks every weight by lr × this
-    /// fraction (key `adam.weight_decay`).
+    /// AdamW's decoupled weight decay (0.1; 0 turns it off): each update also shrinks the
+    /// weights --weight-decay-scope names by lr × this fraction (key `adam.weight_decay`).
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Which parameters --weight-decay shrinks: all (PyTorch's AdamW over every parameter), or
     /// matrices (weight matrices and embeddings; biases and layer-norm parameters are left
-    /// alone, as nanoGPT and Hugging Face's Trainer do). Default all.
+    /// alone, as nanoGPT and Hugging Face's Trainer do). Default matrices.
     #[arg(long, value_parser = choice::<DecayScope>())]
     pub weight_decay_scope: Option<DecayScope>,
     /// R-Drop: run each batch twice under two dropout masks and add this weight times their
