@@ -10,8 +10,8 @@
 # --members N trains N models at once (seeds 1..N, into OUT/member-K, the cores shared out
 # through RAYON_NUM_THREADS, the same flags and so the same vocabulary) and scores them as one
 # ensemble (`transduce translate -m OUT/member-1 -m OUT/member-2 ...`); the wall time is that
-# of all N trainings together. $ENSEMBLE_MODE (linear or log-linear; default linear) says how
-# the ensemble combines them.
+# of all N trainings together. How the ensemble combines them (linear or log-linear) is chosen
+# on `val` with α, unless $ENSEMBLE_MODE names one.
 #
 # The summary goes to OUT/quality.txt (and standard output); the data is read from
 # $TRANSDUCE_DATA (default ../shared/data/multi30k), never copied.
@@ -69,18 +69,24 @@ for line in sys.stdin:
     zcat "$data/val.$src.gz" > "$work/val.$src"
     zcat "$data/val.$tgt.gz" > "$work/val.$tgt"
     translate=("$bin" translate --beam 5 -m "${dirs[@]}")
-    [ "$members" -eq 1 ] || translate+=(--ensemble-mode "${ENSEMBLE_MODE:-linear}")
-    best_alpha="" best_bleu=-1
-    for alpha in 0.6 1.0 1.5; do
-        "${translate[@]}" --input "$work/val.$src" --output "$work/val.hyp" --alpha "$alpha" 2>/dev/null
-        bleu=$("$bin" score --ref "$work/val.$tgt" --hyp "$work/val.hyp" -m bleu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bleu"])')
-        echo "val beam 5 alpha $alpha: cased BLEU $bleu"
-        if python3 -c "import sys; sys.exit(0 if $bleu > $best_bleu else 1)"; then best_alpha=$alpha best_bleu=$bleu; fi
+    modes=(none)
+    [ "$members" -eq 1 ] || read -r -a modes <<< "${ENSEMBLE_MODE:-linear log-linear}"
+    best_alpha="" best_mode="" best_bleu=-1
+    for mode in "${modes[@]}"; do
+        how=()
+        [ "$mode" = none ] || how=(--ensemble-mode "$mode")
+        for alpha in 0.6 1.0 1.5; do
+            "${translate[@]}" "${how[@]}" --input "$work/val.$src" --output "$work/val.hyp" --alpha "$alpha" 2>/dev/null
+            bleu=$("$bin" score --ref "$work/val.$tgt" --hyp "$work/val.hyp" -m bleu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bleu"])')
+            echo "val beam 5 alpha $alpha${how[*]:+ ${how[*]}}: cased BLEU $bleu"
+            if python3 -c "import sys; sys.exit(0 if $bleu > $best_bleu else 1)"; then best_alpha=$alpha best_mode=$mode best_bleu=$bleu; fi
+        done
     done
+    [ "$best_mode" = none ] || translate+=(--ensemble-mode "$best_mode")
     zcat "$data/test_2016_flickr.$src.gz" > "$work/test.$src"
     zcat "$data/test_2016_flickr.$tgt.gz" > "$work/test.$tgt"
     "${translate[@]}" --input "$work/test.$src" --output "$out/test_2016_flickr.hyp.$tgt" --alpha "$best_alpha" 2>/dev/null
-    echo "test_2016_flickr, beam 5, alpha $best_alpha (chosen on val):"
+    echo "test_2016_flickr, beam 5, alpha $best_alpha$([ "$best_mode" = none ] || echo ", ensemble mode $best_mode") (chosen on val):"
     "$bin" score --ref "$work/test.$tgt" --hyp "$out/test_2016_flickr.hyp.$tgt"
     "$bin" score --ref "$work/test.$tgt" --hyp "$out/test_2016_flickr.hyp.$tgt" -lc -m bleu
 } | tee "$summary"
