@@ -90,7 +90,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = choice::<VocabSharing>())]
     pub vocab_sharing: Option<VocabSharing>,
     /// Dropout on every sub-layer's output and the embeddings (default: with a budget, 0.1 for
-    /// fewer than 10 passes over the corpus, 0.2 from 10, 0.3 from 20, as projected before the
+    /// fewer than 10 passes over the corpus, 0.2 from 10, 0.3 from 20, 0.4 from 40, as projected before the
     /// first update; never below the preset's)
     #[arg(long)]
     pub dropout: Option<f32>,

@@ -25,17 +25,20 @@ const PROBE_WARMUP: usize = 2;
 const PROBE_TIMED: usize = 8;
 
 /// Passes over the corpus from which [`dropout_for_epochs`] raises the dropout: 0.2 from the
-/// first, 0.3 from the second.
-const MORE_DROPOUT_FROM_EPOCHS: [f64; 2] = [10.0, 20.0];
+/// first, 0.3 from the second, 0.4 from the third.
+const MORE_DROPOUT_FROM_EPOCHS: [f64; 3] = [10.0, 20.0, 40.0];
 
 /// The dropout of a run that makes `epochs` passes over its corpus, chosen on Multi30k's `val`
 /// (issue 19; 29,000 pairs, preset `small`): 0.1 for short runs (fr→en in 23 minutes, ~6
 /// passes), 0.2 from 10 passes (en→de in 55 minutes, ~15 passes: `val` 39.39 against 39.02
-/// with 0.1), 0.3 from 20 (the 120-minute runs, ~28 passes, and the earlier 4096-token recipe).
+/// with 0.1), 0.3 from 20 (en→de in 55 minutes, ~22 passes, and the earlier 4096-token recipe),
+/// 0.4 from 40 (en→de in 120 minutes, ~50 passes: `val` 41.41 against 41.27 with 0.3).
 /// The more often a small corpus is seen, the more the model needs keeping from memorising it.
 pub fn dropout_for_epochs(epochs: f64) -> f32 {
-    let [more, most] = MORE_DROPOUT_FROM_EPOCHS;
-    if epochs >= most {
+    let [more, most, all] = MORE_DROPOUT_FROM_EPOCHS;
+    if epochs >= all {
+        0.4
+    } else if epochs >= most {
         0.3
     } else if epochs >= more {
         0.2
@@ -225,7 +228,9 @@ mod tests {
         assert_eq!(dropout_for_epochs(15.0), 0.2);
         assert_eq!(dropout_for_epochs(20.0), 0.3);
         assert_eq!(dropout_for_epochs(28.0), 0.3);
-        assert_eq!(dropout_for_epochs(f64::INFINITY), 0.3);
+        assert_eq!(dropout_for_epochs(39.99), 0.3);
+        assert_eq!(dropout_for_epochs(40.0), 0.4);
+        assert_eq!(dropout_for_epochs(f64::INFINITY), 0.4);
     }
 
     #[test]
