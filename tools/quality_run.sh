@@ -6,6 +6,11 @@
 #
 #   tools/quality_run.sh [--members N] OUT SRC_LANG TGT_LANG [transduce train flags...]
 #   e.g. tools/quality_run.sh models/fren-23m fr en --max-time 23m
+#   tools/quality_run.sh --rescore [--members N] OUT SRC_LANG TGT_LANG
+#
+# --rescore trains nothing: it scores the model(s) already in OUT again (the α sweep on `val`,
+# then test with the α chosen) into OUT/rescore.txt, leaving the run's quality.txt as it was.
+# The α values tried are $ALPHAS (default "0.6 1.0 1.5").
 #
 # --members N trains N models at once (seeds 1..N, into OUT/member-K, the cores shared out
 # through RAYON_NUM_THREADS, the same flags and so the same vocabulary) and scores them as one
@@ -16,13 +21,25 @@
 # The summary goes to OUT/quality.txt (and standard output); the data is read from
 # $TRANSDUCE_DATA (default ../shared/data/multi30k), never copied.
 set -euo pipefail
-members=1
+members=1 rescore=no
+if [ "${1:-}" = "--rescore" ]; then
+    rescore=yes
+    shift
+fi
 if [ "${1:-}" = "--members" ]; then
     members=$2
     shift 2
 fi
 out=$1 src=$2 tgt=$3
 shift 3
+if [ "$rescore" = yes ] && [ $# -gt 0 ]; then
+    echo "quality_run.sh: --rescore trains nothing, so it takes no training flags (got: $*)" >&2
+    exit 2
+fi
+if [ "$rescore" = yes ] && [ ! -f "$out/metrics.jsonl" ] && [ ! -f "$out/member-1/metrics.jsonl" ]; then
+    echo "quality_run.sh: --rescore: $out holds no trained model (no metrics.jsonl)" >&2
+    exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=${TRANSDUCE_DATA:-$root/../shared/data/multi30k}
 bin=${TRANSDUCE_BIN:-$root/target/release/transduce}
@@ -38,8 +55,10 @@ train() { # train MODEL_DIR LOG [extra flags...]
 started=$(date +%s)
 dirs=()
 if [ "$members" -eq 1 ]; then
-    train "$out" "$work/train.log" "$@"
+    [ "$rescore" = yes ] || train "$out" "$work/train.log" "$@"
     dirs=("$out")
+elif [ "$rescore" = yes ]; then
+    for k in $(seq 1 "$members"); do dirs+=("$out/member-$k"); done
 else
     threads=$(( $(nproc) / members ))
     [ "$threads" -ge 1 ] || threads=1
@@ -54,10 +73,15 @@ else
 fi
 wall=$(( $(date +%s) - started ))
 summary="$out/quality.txt"
+[ "$rescore" = no ] || summary="$out/rescore.txt"
 {
-    echo "command: transduce train --src train.$src --tgt train.$tgt (val) --out $out $* (members: $members)"
-    echo "wall time of transduce train: $wall s"
-    grep -E "^(stopped|last validation)" "$work/train.log" || true
+    if [ "$rescore" = no ]; then
+        echo "command: transduce train --src train.$src --tgt train.$tgt (val) --out $out $* (members: $members)"
+        echo "wall time of transduce train: $wall s"
+        grep -E "^(stopped|last validation)" "$work/train.log" || true
+    else
+        echo "rescored: $out (members: $members), no training"
+    fi
     for dir in "${dirs[@]}"; do
         echo "validation of $dir (greedy BLEU by update):"
         grep '"kind":"valid"' "$dir/metrics.jsonl" | python3 -c '
@@ -75,7 +99,7 @@ for line in sys.stdin:
     for mode in "${modes[@]}"; do
         how=()
         [ "$mode" = none ] || how=(--ensemble-mode "$mode")
-        for alpha in 0.6 1.0 1.5; do
+        for alpha in ${ALPHAS:-0.6 1.0 1.5}; do
             "${translate[@]}" "${how[@]}" --input "$work/val.$src" --output "$work/val.hyp" --alpha "$alpha" 2>/dev/null
             bleu=$("$bin" score --ref "$work/val.$tgt" --hyp "$work/val.hyp" -m bleu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bleu"])')
             echo "val beam 5 alpha $alpha${how[*]:+ ${how[*]}}: cased BLEU $bleu"
