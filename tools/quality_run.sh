@@ -36,6 +36,12 @@ if [ "$rescore" = yes ] && [ $# -gt 0 ]; then
     echo "quality_run.sh: --rescore trains nothing, so it takes no training flags (got: $*)" >&2
     exit 2
 fi
+for alpha in ${ALPHAS:-}; do
+    if ! [[ $alpha =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+        echo "quality_run.sh: ALPHAS: '$alpha' is not a length penalty α (a number such as 1.5)" >&2
+        exit 2
+    fi
+done
 if [ "$rescore" = yes ] && [ ! -f "$out/metrics.jsonl" ] && [ ! -f "$out/member-1/metrics.jsonl" ]; then
     echo "quality_run.sh: --rescore: $out holds no trained model (no metrics.jsonl)" >&2
     exit 2
