@@ -36,14 +36,20 @@ if [ "$rescore" = yes ] && [ $# -gt 0 ]; then
     echo "quality_run.sh: --rescore trains nothing, so it takes no training flags (got: $*)" >&2
     exit 2
 fi
-for alpha in ${ALPHAS:-}; do
+alphas=${ALPHAS:-0.6 1.0 1.5}
+for alpha in $alphas; do
     if ! [[ $alpha =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
         echo "quality_run.sh: ALPHAS: '$alpha' is not a length penalty α (a number such as 1.5)" >&2
         exit 2
     fi
 done
-if [ "$rescore" = yes ] && [ ! -f "$out/metrics.jsonl" ] && [ ! -f "$out/member-1/metrics.jsonl" ]; then
-    echo "quality_run.sh: --rescore: $out holds no trained model (no metrics.jsonl)" >&2
+dirs=("$out")
+if [ "$members" -gt 1 ]; then
+    dirs=()
+    for k in $(seq 1 "$members"); do dirs+=("$out/member-$k"); done
+fi
+if [ "$rescore" = yes ] && [ ! -f "${dirs[0]}/metrics.jsonl" ]; then
+    echo "quality_run.sh: --rescore: ${dirs[0]} holds no trained model (no metrics.jsonl)" >&2
     exit 2
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,12 +65,10 @@ train() { # train MODEL_DIR LOG [extra flags...]
         --valid-src "$data/val.$src.gz" --valid-tgt "$data/val.$tgt.gz" --out "$dir" "$@" 2> "$log"
 }
 started=$(date +%s)
-dirs=()
-if [ "$members" -eq 1 ]; then
-    [ "$rescore" = yes ] || train "$out" "$work/train.log" "$@"
-    dirs=("$out")
-elif [ "$rescore" = yes ]; then
-    for k in $(seq 1 "$members"); do dirs+=("$out/member-$k"); done
+if [ "$rescore" = yes ]; then
+    :
+elif [ "$members" -eq 1 ]; then
+    train "$out" "$work/train.log" "$@"
 else
     threads=$(( $(nproc) / members ))
     [ "$threads" -ge 1 ] || threads=1
@@ -72,7 +76,6 @@ else
     for k in $(seq 1 "$members"); do
         RAYON_NUM_THREADS=$threads train "$out/member-$k" "$work/train-$k.log" "$@" --seed "$k" &
         pids+=($!)
-        dirs+=("$out/member-$k")
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
     cat "$work"/train-*.log > "$work/train.log"
@@ -105,7 +108,7 @@ for line in sys.stdin:
     for mode in "${modes[@]}"; do
         how=()
         [ "$mode" = none ] || how=(--ensemble-mode "$mode")
-        for alpha in ${ALPHAS:-0.6 1.0 1.5}; do
+        for alpha in $alphas; do
             "${translate[@]}" "${how[@]}" --input "$work/val.$src" --output "$work/val.hyp" --alpha "$alpha" 2>/dev/null
             bleu=$("$bin" score --ref "$work/val.$tgt" --hyp "$work/val.hyp" -m bleu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bleu"])')
             echo "val beam 5 alpha $alpha${how[*]:+ ${how[*]}}: cased BLEU $bleu"
