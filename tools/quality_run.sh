@@ -62,7 +62,11 @@ train() { # train MODEL_DIR LOG [extra flags...]
     local dir=$1 log=$2
     shift 2
     "$bin" train --src "$data/train.$src.gz" --tgt "$data/train.$tgt.gz" \
-        --valid-src "$data/val.$src.gz" --valid-tgt "$data/val.$tgt.gz" --out "$dir" "$@" 2> "$log"
+        --valid-src "$data/val.$src.gz" --valid-tgt "$data/val.$tgt.gz" --out "$dir" "$@" 2> "$log" || {
+        echo "quality_run.sh: transduce train failed for $dir; the end of its log:" >&2
+        tail -n 20 "$log" >&2
+        return 1
+    }
 }
 started=$(date +%s)
 if [ "$rescore" = yes ]; then
