@@ -352,6 +352,53 @@ fn the_learning_rate_follows_the_schedule_over_the_budget() {
 }
 
 #[test]
+fn a_rising_dropout_starts_low_reaches_the_dropout_and_needs_a_budget() {
+    let dir = common::TempDir::new("cli-train-dropout-ramp");
+    let (src, tgt) = corpus(&dir.0);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.0.join(name);
+        let base = ["train", "--src", &src, "--tgt", &tgt, "--out", out.to_str().unwrap(), "--preset", "tiny"];
+        let rest = ["--vocab-size", "30", "--max-tokens", "100", "--dropout", "0.4", "--log-every", "1"];
+        let (ok, err) = transduce(&[&base[..], &rest[..], extra].concat());
+        (ok, err, out)
+    };
+    let records = |out: &Path| common::metrics_records(out, "train");
+    let column =
+        |out: &Path, key: &str| -> Vec<f64> { records(out).iter().map(|r| r[key].as_f64().unwrap()).collect() };
+
+    // 10 updates, the dropout level from the 6th: 0.1 at the first, 0.16 at the second
+    let (ok, err, ramp) =
+        run("ramp", &["--max-updates", "10", "--dropout-start", "0.1", "--dropout-rise-until", "0.5"]);
+    assert!(ok, "{err}");
+    let doses = column(&ramp, "dropout");
+    assert_eq!(doses.len(), 10);
+    let expected = [0.1, 0.16, 0.22, 0.28, 0.34, 0.4, 0.4, 0.4, 0.4, 0.4];
+    assert!(doses.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-4), "{doses:?}");
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ramp.join("training.json")).unwrap()).unwrap();
+    let saved = &training["dropout_ramp"];
+    assert!((saved["start"].as_f64().unwrap() - 0.1).abs() < 1e-6 && saved["until"] == 0.5, "{training}");
+
+    // the masks follow the ramp: a ramp that starts at the dropout is the plain run, update by
+    // update; one that starts lower is not (the same seed, so the same batches)
+    let (ok, err, plain) = run("plain", &["--max-updates", "3"]);
+    assert!(ok, "{err}");
+    assert!(records(&plain).iter().all(|r| r.get("dropout").is_none()), "logged only with a ramp");
+    let (ok, err, level) = run("level", &["--max-updates", "3", "--dropout-start", "0.4"]);
+    assert!(ok, "{err}");
+    assert_eq!(column(&level, "loss"), column(&plain, "loss"));
+    assert_ne!(column(&ramp, "loss")[0], column(&plain, "loss")[0]);
+
+    // refused, naming the flag: no budget, a ramp that falls, a fraction out of range
+    let (ok, err, _) = run("no-budget", &["--dropout-start", "0.1"]);
+    assert!(!ok && err.contains("--dropout-start") && err.contains("--max-time"), "{err}");
+    let (ok, err, _) = run("falls", &["--max-updates", "3", "--dropout-start", "0.5"]);
+    assert!(!ok && err.contains("--dropout-start") && err.contains("only rises"), "{err}");
+    let (ok, err, _) = run("until", &["--max-updates", "3", "--dropout-start", "0.1", "--dropout-rise-until", "0"]);
+    assert!(!ok && err.contains("--dropout-rise-until"), "{err}");
+}
+
+#[test]
 fn bench_train_corpus_times_the_trainers_batches_and_writes_them() {
     let dir = common::TempDir::new("cli-bench-corpus");
     let (src, tgt) = corpus(&dir.0);

@@ -21,8 +21,13 @@ pub mod translate;
 pub fn as_flags(error: transduce::Error) -> anyhow::Error {
     match error {
         transduce::Error::Option { option, why } => {
-            // the optimiser's keys (`adam.weight_decay`) are flags without their table's name
-            let flag = option.strip_prefix("adam.").unwrap_or(option).replace(['_', '.'], "-");
+            // the optimiser's keys (`adam.weight_decay`) are flags without their table's name;
+            // the dropout ramp's are flags of their own
+            let flag = match option {
+                "dropout_ramp" | "dropout_ramp.start" => "dropout-start".to_string(),
+                "dropout_ramp.until" => "dropout-rise-until".to_string(),
+                _ => option.strip_prefix("adam.").unwrap_or(option).replace(['_', '.'], "-"),
+            };
             anyhow::anyhow!("--{flag}: {why}")
         }
         other => other.into(),

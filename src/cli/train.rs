@@ -17,7 +17,10 @@ use transduce::model::config::{Activation, NormPlacement};
 use transduce::model::Preset;
 use transduce::model_dir::Languages;
 use transduce::text::SubwordModel;
-use transduce::train::{parse_duration, train, DecayScope, ScheduleKind, Start, StopMetric, TrainConfig, VocabSharing};
+use transduce::train::dropout_ramp::default_until;
+use transduce::train::{
+    parse_duration, train, DecayScope, DropoutRamp, ScheduleKind, Start, StopMetric, TrainConfig, VocabSharing,
+};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -104,6 +107,16 @@ pub struct TrainArgs {
     /// added; Marian's --dropout-src, Sennrich and Zhang's word dropout; default 0)
     #[arg(long)]
     pub source_word_dropout: Option<f32>,
+    /// A rising dropout: the sub-layer dropout of the first update, rising linearly to
+    /// --dropout (or the budget's) by --dropout-rise-until of the budget, every other dropout
+    /// scaled alike (late or curriculum dropout; needs --max-time or --max-updates; key
+    /// `dropout_ramp.start`)
+    #[arg(long, value_name = "P")]
+    pub dropout_start: Option<f32>,
+    /// The fraction of the budget by which a --dropout-start ramp reaches the dropout (0.5; 1:
+    /// at the end; key `dropout_ramp.until`)
+    #[arg(long, value_name = "FRACTION", requires = "dropout_start")]
+    pub dropout_rise_until: Option<f64>,
     /// Subword regularisation (Kudo, 2018): every epoch, each training sentence's segmentation
     /// is drawn from the unigram tokenizer with probability proportional to P(segmentation)^ALPHA
     /// (SentencePiece's sampling, fairseq's --sentencepiece-alpha; default 0: the most likely one)
@@ -261,6 +274,10 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(p) = a.source_word_dropout {
         cfg.source_word_dropout = p;
+    }
+    if let Some(start) = a.dropout_start {
+        let until = a.dropout_rise_until.unwrap_or_else(|| cfg.dropout_ramp.map_or_else(default_until, |r| r.until));
+        cfg.dropout_ramp = Some(DropoutRamp { start, until });
     }
     if let Some(alpha) = a.subword_sampling {
         cfg.subword_sampling = alpha;

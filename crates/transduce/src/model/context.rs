@@ -20,15 +20,19 @@ pub enum Mode {
 pub struct Ctx {
     pub mode: Mode,
     pub kernels: Kernels,
+    /// The factor on every dropout probability a layer asks for (1; a rising dropout's
+    /// share of the model's, [`crate::train::DropoutRamp`]).
+    pub dropout_scale: f32,
 }
 
 impl Ctx {
     pub fn eval() -> Self {
-        Ctx { mode: Mode::Eval, kernels: Kernels::default() }
+        Ctx { mode: Mode::Eval, kernels: Kernels::default(), dropout_scale: 1.0 }
     }
 
     pub fn train(seed: u64) -> Self {
-        Ctx { mode: Mode::Train(RefCell::new(Xoshiro256PlusPlus::seed_from_u64(seed))), kernels: Kernels::default() }
+        let rng = RefCell::new(Xoshiro256PlusPlus::seed_from_u64(seed));
+        Ctx { mode: Mode::Train(rng), kernels: Kernels::default(), dropout_scale: 1.0 }
     }
 
     pub fn with_kernels(mut self, kernels: Kernels) -> Self {
@@ -36,8 +40,16 @@ impl Ctx {
         self
     }
 
-    /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
-    /// `1 / (1 - p)`; the identity in eval mode. Masks come from the context's seeded stream.
+    /// The context with every dropout probability multiplied by `scale` (in [0, 1]: a dropout
+    /// on its way to the model's).
+    pub fn with_dropout_scale(mut self, scale: f32) -> Self {
+        self.dropout_scale = scale;
+        self
+    }
+
+    /// Inverted dropout: zeroes each element with probability `p` (times the context's
+    /// [`Ctx::dropout_scale`]) and scales the rest by `1 / (1 - p)`; the identity in eval mode.
+    /// Masks come from the context's seeded stream.
     pub fn dropout(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
         if self.kernels.fused_for(x) {
             return match self.dropout_seed(p) {
@@ -45,6 +57,7 @@ impl Ctx {
                 None => Ok(x.clone()),
             };
         }
+        let p = p * self.dropout_scale;
         let Mode::Train(rng) = &self.mode else { return Ok(x.clone()) };
         if p <= 0.0 {
             return Ok(x.clone());
@@ -57,8 +70,10 @@ impl Ctx {
         x.mul(&mask)
     }
 
-    /// A fresh seed for a fused dropout of probability `p`; `None` in eval mode or when `p` is 0.
+    /// A fresh seed for a fused dropout of probability `p` (times the context's
+    /// [`Ctx::dropout_scale`]) and that probability; `None` in eval mode or when it is 0.
     pub fn dropout_seed(&self, p: f32) -> Option<(f32, u64)> {
+        let p = p * self.dropout_scale;
         match &self.mode {
             Mode::Train(rng) if p > 0.0 => Some((p, rng.borrow_mut().gen())),
             _ => None,
@@ -93,16 +108,17 @@ impl Ctx {
             Mode::Train(rng) => Some(rng.borrow_mut().gen()),
             Mode::Eval => None,
         };
-        Fork { seed, kernels: self.kernels }
+        Fork { seed, kernels: self.kernels, dropout_scale: self.dropout_scale }
     }
 }
 
 /// A context to be made on another thread ([`Ctx::fork`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fork {
     /// The training stream's seed; `None` in inference.
     seed: Option<u64>,
     kernels: Kernels,
+    dropout_scale: f32,
 }
 
 impl Fork {
@@ -111,6 +127,33 @@ impl Fork {
             Some(seed) => Ctx::train(seed),
             None => Ctx::eval(),
         };
-        ctx.with_kernels(self.kernels)
+        ctx.with_kernels(self.kernels).with_dropout_scale(self.dropout_scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    /// The share of `x`'s elements a context's dropout of `p` zeroes.
+    fn dropped(ctx: &Ctx, p: f32) -> f64 {
+        let x = Tensor::ones((200, 500), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y: Vec<f32> = ctx.dropout(&x, p).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64
+    }
+
+    #[test]
+    fn the_dropout_scale_multiplies_every_probability_in_both_kernels_and_forks() {
+        for kernels in [Kernels::Reference, Kernels::Fused] {
+            let ctx = |scale| Ctx::train(7).with_kernels(kernels).with_dropout_scale(scale);
+            assert!((dropped(&ctx(1.0), 0.4) - 0.4).abs() < 0.01, "{kernels:?}");
+            assert!((dropped(&ctx(0.5), 0.4) - 0.2).abs() < 0.01, "{kernels:?}");
+            assert_eq!(dropped(&ctx(0.0), 0.4), 0.0, "{kernels:?}");
+            assert!((dropped(&ctx(0.25).fork().ctx(), 0.4) - 0.1).abs() < 0.01, "{kernels:?}: a fork keeps it");
+            assert_eq!(ctx(0.5).dropout_seed(0.4).map(|(p, _)| p), Some(0.2));
+            assert_eq!(dropped(&Ctx::eval().with_dropout_scale(0.5), 0.4), 0.0, "{kernels:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::dropout_ramp::DropoutRamp;
 use super::optim::AdamWConfig;
 use super::schedule::{Budget, Cosine, InverseSqrt, LrSchedule, ScheduleKind};
 use super::step::TrainStep;
@@ -64,6 +65,11 @@ pub struct TrainConfig {
     /// [`Dropout::source_words`]). 0 by default.
     #[serde(default, skip_serializing_if = "crate::model::config::is_zero")]
     pub source_word_dropout: f32,
+    /// A dropout that rises from `start` at the first update to the model's by `until` of the
+    /// budget, every dropout probability scaled alike ([`DropoutRamp`]); `None`: the model's
+    /// dropout throughout. Needs a budget (`max_updates` or `max_time_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout_ramp: Option<DropoutRamp>,
     pub filter: PairFilter,
     pub max_tokens: usize,
     /// Examples sorted into batches at a time (bounds memory).
@@ -138,6 +144,7 @@ impl TrainConfig {
             attention_dropout: Some(0.0),
             activation_dropout: Some(0.0),
             source_word_dropout: 0.0,
+            dropout_ramp: None,
             filter: PairFilter { max_len: 128, max_ratio: 3.0 },
             // measured on Multi30k fr→en in 23 minutes (issue 19): 1024-token batches, peak 1e-3
             // and 400 warm-up updates scored 48.94 BLEU where 4096, 800 and dropout 0.3 scored 32.41;
@@ -215,6 +222,20 @@ impl TrainConfig {
                 fraction(option, p as f64)?;
             }
         }
+        if let Some(ramp) = self.dropout_ramp {
+            fraction("dropout_ramp.start", ramp.start as f64)?;
+            if !(ramp.until > 0.0 && ramp.until <= 1.0) {
+                return Err(Error::option("dropout_ramp.until", format!("{} is not in (0, 1]", ramp.until)));
+            }
+            if !self.budget().is_set() {
+                return Err(Error::option(
+                    "dropout_ramp",
+                    "the dropout rises over the run's budget, and there is none: set max_updates or max_time_s \
+                     (--max-updates, --max-time)",
+                ));
+            }
+            self.ramp_reaches(self.dropout)?;
+        }
         at_least_one("max_len", self.filter.max_len)?;
         positive("max_ratio", self.filter.max_ratio)?;
         at_least_one("max_tokens", self.max_tokens)?;
@@ -242,7 +263,7 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.lr_floor) {
             return Err(Error::option("lr_floor", format!("{} is not in [0, 1]", self.lr_floor)));
         }
-        if self.lr_schedule == Some(ScheduleKind::Cosine) && self.max_updates.is_none() && self.max_time_s.is_none() {
+        if self.lr_schedule == Some(ScheduleKind::Cosine) && !self.budget().is_set() {
             return Err(Error::option(
                 "lr_schedule",
                 "cosine decays over the run's budget, and there is none: set max_updates or max_time_s \
@@ -306,11 +327,28 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// What the run may spend: `max_updates` and `max_time_s`.
+    pub fn budget(&self) -> Budget {
+        Budget { updates: self.max_updates, seconds: self.max_time_s }
+    }
+
+    /// Checks that `dropout_ramp` starts no higher than `residual`, the sub-layer dropout it
+    /// rises to (the model's, once chosen; nothing to check while it is not).
+    pub fn ramp_reaches(&self, residual: Option<f32>) -> Result<()> {
+        match (self.dropout_ramp, residual) {
+            (Some(ramp), Some(residual)) if ramp.start > residual => Err(Error::option(
+                "dropout_ramp.start",
+                format!("{} is above the dropout it rises to ({residual}); a ramp only rises", ramp.start),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The learning rate of each update, as `lr_schedule` says.
     pub fn schedule(&self) -> LrSchedule {
-        let budget = Budget { updates: self.max_updates, seconds: self.max_time_s };
-        let budgeted = budget.updates.is_some() || budget.seconds.is_some();
-        let kind = self.lr_schedule.unwrap_or(if budgeted { ScheduleKind::Cosine } else { ScheduleKind::InverseSqrt });
+        let budget = self.budget();
+        let kind =
+            self.lr_schedule.unwrap_or(if budget.is_set() { ScheduleKind::Cosine } else { ScheduleKind::InverseSqrt });
         match kind {
             ScheduleKind::Cosine => {
                 LrSchedule::Cosine(Cosine { peak_lr: self.lr, warmup: self.warmup, floor: self.lr_floor, budget })
@@ -506,6 +544,33 @@ mod tests {
         let d = cfg.dropout_around(0.3);
         assert_eq!((d.residual, d.attention, d.ffn), (0.3, 0.3, 0.1));
         assert_eq!(d.source_words, 0.0);
+    }
+
+    #[test]
+    fn a_dropout_ramp_needs_a_budget_and_rises_from_a_probability_to_the_dropout() {
+        let mut cfg = TrainConfig::new(CorpusSource::Tsv("t.tsv".into()), None, "out".into());
+        let options = serde_json::json!({ "dropout_ramp": { "start": 0.1 } });
+        cfg.merge_json(options.as_object().unwrap().clone(), "test").unwrap();
+        assert_eq!(cfg.dropout_ramp, Some(DropoutRamp { start: 0.1, until: 0.5 }), "until: half the budget");
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("dropout_ramp") && err.contains("--max-time"), "{err}");
+        cfg.max_time_s = Some(600.0);
+        cfg.validate().unwrap();
+        let refused = |start: f32, until: f64, dropout: Option<f32>| {
+            let mut cfg = cfg.clone();
+            cfg.dropout_ramp = Some(DropoutRamp { start, until });
+            cfg.dropout = dropout;
+            cfg.validate().unwrap_err().to_string()
+        };
+        assert!(refused(1.0, 0.5, None).contains("dropout_ramp.start"));
+        assert!(refused(0.1, 0.0, None).contains("dropout_ramp.until"));
+        assert!(refused(0.1, 1.5, None).contains("dropout_ramp.until"));
+        let err = refused(0.3, 0.5, Some(0.2));
+        assert!(err.contains("dropout_ramp.start") && err.contains("only rises"), "{err}");
+        assert!(cfg.ramp_reaches(Some(0.05)).is_err() && cfg.ramp_reaches(Some(0.1)).is_ok());
+        let options = serde_json::json!({ "dropout_ramp": { "start": 0.1, "util": 0.5 } });
+        let err = cfg.merge_json(options.as_object().unwrap().clone(), "test").unwrap_err().to_string();
+        assert!(err.contains("util"), "a misspelt key is named: {err}");
     }
 
     #[test]

@@ -32,6 +32,25 @@ pub struct Budget {
     pub seconds: Option<f64>,
 }
 
+impl Budget {
+    /// The fraction of the budget spent at update `step` (1-based), made `elapsed_s` seconds
+    /// into the run, counting updates after the first `from` (a schedule's warm-up): the
+    /// updates' fraction or the time's, whichever is further on, within [0, 1]; 0 with no budget.
+    pub fn spent(&self, step: usize, from: usize, elapsed_s: f64) -> f64 {
+        let by_updates = self.updates.map_or(0.0, |n| {
+            let after = step.saturating_sub(from) as f64;
+            after / n.saturating_sub(from).max(1) as f64
+        });
+        let by_time = self.seconds.map_or(0.0, |s| elapsed_s / s);
+        by_updates.max(by_time).clamp(0.0, 1.0)
+    }
+
+    /// Whether the run has a budget of updates or of time.
+    pub fn is_set(&self) -> bool {
+        self.updates.is_some() || self.seconds.is_some()
+    }
+}
+
 /// Linear warm-up to `peak_lr` over `warmup` updates, then a half cosine down to
 /// `floor × peak_lr` at the end of the budget (the updates after warm-up, or the wall time,
 /// whichever is nearer its end), flat after it.
@@ -50,12 +69,7 @@ impl Cosine {
         if step < self.warmup {
             return self.peak_lr * step.max(1) as f64 / self.warmup as f64;
         }
-        let by_updates = self.budget.updates.map_or(0.0, |n| {
-            let after = (step - self.warmup) as f64;
-            after / n.saturating_sub(self.warmup).max(1) as f64
-        });
-        let by_time = self.budget.seconds.map_or(0.0, |s| elapsed_s / s);
-        let progress = by_updates.max(by_time).clamp(0.0, 1.0);
+        let progress = self.budget.spent(step, self.warmup, elapsed_s);
         let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
         self.peak_lr * (self.floor + (1.0 - self.floor) * cosine)
     }

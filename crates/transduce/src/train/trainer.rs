@@ -125,6 +125,8 @@ pub fn train(
             (tok, config, model)
         }
     };
+    // the ramp rises to the dropout chosen above (a budget's, or an --init model's)
+    cfg.ramp_reaches(Some(config.dropout.residual))?;
     config.save(&dir.config_path())?;
     // a multilingual model learns its language tokens as it translates with them
     let tags = super::init::tags(&tok, cfg)?;
@@ -155,6 +157,7 @@ pub fn train(
     let valid = cfg.valid.as_ref().map(validation_pairs).transpose()?;
     let valid = valid.map(|(sources, targets)| (sources, targets, tags.clone()));
     let plan = BatchPlan { max_tokens: cfg.max_tokens, window: cfg.window, seed: cfg.seed };
+    let budget = cfg.budget();
     let started = Instant::now();
     let elapsed = |state: &TrainState| state.elapsed_s + started.elapsed().as_secs_f64();
     let mut losses = Vec::new();
@@ -189,6 +192,14 @@ pub fn train(
             // dropout masks depend only on the seed and the update number: resumable
             let ctx = Ctx::train(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(state.updates as u64));
             step.elapsed_s = elapsed(&state);
+            // a rising dropout: where the budget is (like the cosine's rate, resumable)
+            let ctx = match cfg.dropout_ramp {
+                Some(ramp) => {
+                    let residual = config.dropout.residual;
+                    ctx.with_dropout_scale(ramp.scale(residual, &budget, state.updates, step.elapsed_s))
+                }
+                None => ctx,
+            };
             let stats = step.step_accumulated(&model, &tensors, &ctx)?;
             state.updates += 1;
             if let Some(average) = average.as_mut() {
@@ -205,6 +216,10 @@ pub fn train(
                 });
                 if let Some(divergence) = stats.divergence {
                     line["r_drop_kl"] = divergence.into();
+                }
+                if cfg.dropout_ramp.is_some() {
+                    let now = f64::from(config.dropout.residual * ctx.dropout_scale);
+                    line["dropout"] = ((now * 1e4).round() / 1e4).into();
                 }
                 append_metrics(&dir, line)?;
             }
